@@ -1,0 +1,74 @@
+"""The Leg contract: how audio and events reach one caller, whatever the transport.
+
+A leg knows no agent and an agent knows no transport; both meet here.
+
+    transport ──► leg.inbound  (AudioFrame: mono int16, 20 ms, at leg.sample_rate; None = stream ended)
+    transport ──► leg.events   (dict: data-channel JSON on WebRTC, {"type": "dtmf", ...} on SIP)
+    conversation ──► leg.outbound.push(samples at leg.sample_rate)   paced out by the shared MediaClock
+    conversation ──► await leg.send_event(dict)                      data channel (no-op where there is none)
+    either side  ──► await leg.hangup(reason);  leg.ended resolves with the reason when the leg is over
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from media.frames import AudioFrame
+from media.outbound import OutboundAudio
+
+log = logging.getLogger(__name__)
+
+INBOUND_QUEUE_FRAMES = 250  # 5 s of audio; beyond that the consumer is stuck and we drop the oldest
+
+
+class LegCapabilityError(Exception):
+    """The leg's transport cannot do what was asked (e.g. a SIP REFER on a browser call)."""
+
+
+class Leg(ABC):
+    kind: ClassVar[str]  # "webrtc" | "sip"
+    channel: ClassVar[str]  # tool channel this leg serves: "voice_web" | "voice_sip"
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self.inbound: asyncio.Queue[AudioFrame | None] = asyncio.Queue(INBOUND_QUEUE_FRAMES)
+        self.events: asyncio.Queue[dict] = asyncio.Queue()
+        self.outbound = OutboundAudio(sample_rate)
+        self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.dropped_inbound_frames = 0
+
+    def deliver_audio(self, frame: AudioFrame) -> None:
+        """Called by the transport for each decoded inbound frame; never blocks."""
+        if self.inbound.full():
+            self.inbound.get_nowait()
+            self.dropped_inbound_frames += 1
+        self.inbound.put_nowait(frame)
+
+    def deliver_event(self, message: dict) -> None:
+        self.events.put_nowait(message)
+
+    def finish(self, reason: str) -> None:
+        """Mark the leg over (idempotent): wakes the conversation's readers and resolves `ended`."""
+        if self.ended.done():
+            return
+        self.ended.set_result(reason)
+        if self.inbound.full():
+            self.inbound.get_nowait()
+        self.inbound.put_nowait(None)
+
+    @abstractmethod
+    async def send_event(self, message: dict) -> None:
+        """Send a JSON message to the client (data channel). Legs without one ignore it."""
+
+    @abstractmethod
+    async def hangup(self, reason: str) -> None:
+        """End the call from our side, then `finish(reason)`."""
+
+    async def transfer(self, target: str) -> None:
+        """Hand the caller to `target` (SIP REFER). Raises LegCapabilityError where unsupported."""
+        raise LegCapabilityError(f"{self.kind} legs cannot transfer calls")
+
+    async def send_dtmf(self, digits: str) -> None:
+        raise LegCapabilityError(f"{self.kind} legs cannot send DTMF")
