@@ -7,13 +7,18 @@ A leg knows no agent and an agent knows no transport; both meet here.
     conversation ──► leg.outbound.push(samples at leg.sample_rate)   paced out by the shared MediaClock
     conversation ──► await leg.send_event(dict)                      data channel (no-op where there is none)
     either side  ──► await leg.hangup(reason);  leg.ended resolves with the reason when the leg is over
+
+A `FrameTap` (the call recorder) attached with `attach_tap()` sees every inbound frame and every outbound tick
+(silence included), so both directions stay aligned on one timeline.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import ClassVar, Protocol
+
+import numpy as np
 
 from media.frames import AudioFrame
 from media.outbound import OutboundAudio
@@ -21,6 +26,12 @@ from media.outbound import OutboundAudio
 log = logging.getLogger(__name__)
 
 INBOUND_QUEUE_FRAMES = 250  # 5 s of audio; beyond that the consumer is stuck and we drop the oldest
+
+
+class FrameTap(Protocol):
+    def add_caller(self, frame: AudioFrame) -> None: ...
+
+    def add_agent(self, frame: AudioFrame) -> None: ...
 
 
 class LegCapabilityError(Exception):
@@ -38,9 +49,21 @@ class Leg(ABC):
         self.outbound = OutboundAudio(sample_rate)
         self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.dropped_inbound_frames = 0
+        self._tap: FrameTap | None = None
+
+    def attach_tap(self, tap: FrameTap) -> None:
+        self._tap = tap
+        silence = np.zeros(self.outbound.frame_samples, dtype=np.int16)
+
+        def on_sent(samples: np.ndarray | None) -> None:
+            tap.add_agent(AudioFrame(silence if samples is None else samples, self.sample_rate))
+
+        self.outbound.tap = on_sent
 
     def deliver_audio(self, frame: AudioFrame) -> None:
         """Called by the transport for each decoded inbound frame; never blocks."""
+        if self._tap is not None:
+            self._tap.add_caller(frame)
         if self.inbound.full():
             self.inbound.get_nowait()
             self.dropped_inbound_frames += 1

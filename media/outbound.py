@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 
@@ -24,6 +25,8 @@ class OutboundAudio:
         self.pushed_total = 0
         self.played_total = 0
         self._nonempty = asyncio.Event()
+        # Called with every frame handed to the sender, None for a tick with nothing queued (recording).
+        self.tap: Callable[[np.ndarray | None], None] | None = None
 
     def push(self, samples: np.ndarray) -> None:
         if samples.dtype != np.int16:
@@ -38,6 +41,8 @@ class OutboundAudio:
     def pop_frame(self) -> np.ndarray | None:
         """One frame of queued audio (zero-padded at the end of a burst), or None when nothing is queued."""
         if not self.queued_samples:
+            if self.tap is not None:
+                self.tap(None)
             return None
         need = self.frame_samples
         parts: list[np.ndarray] = []
@@ -57,7 +62,10 @@ class OutboundAudio:
             self._nonempty.clear()
         if need:
             parts.append(np.zeros(need, dtype=np.int16))
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        frame = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if self.tap is not None:
+            self.tap(frame)
+        return frame
 
     def clear(self) -> int:
         """Drop everything queued; returns the number of samples dropped."""
