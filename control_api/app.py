@@ -10,9 +10,11 @@ import pkgutil
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from control_api import routes as routes_pkg
+from control_api.cors import BrowserCORSMiddleware
 from control_api.errors import EXCEPTION_HANDLERS
 from control_api.runtime import Runtime
 from control_api.settings import Settings
@@ -35,6 +37,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.runtime = runtime
             yield
 
-    app = Starlette(routes=collect_routes(), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app = Starlette(
+        routes=collect_routes(),
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(BrowserCORSMiddleware)],
+        lifespan=lifespan,
+    )
     app.state.settings = settings
     return app

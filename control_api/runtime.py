@@ -1,0 +1,93 @@
+"""The process-wide state of a running Talkwire server, opened and closed by the app's lifespan.
+
+    async with Runtime.open(settings) as runtime:
+        runtime.db          # control_api.storage.Database (migrated)
+        runtime.clock       # media.pacing.MediaClock, started: the one 20 ms clock of this worker
+        runtime.providers   # ProviderRegistry
+        runtime.calls       # live calls by id
+        runtime.bootstrap   # the default client and its keys, for the start-up banner and demo page
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+
+from agent_runtime.providers.base import ProviderRegistry
+from control_api.settings import Settings
+from control_api.storage import Database
+from control_api.storage.clients import DefaultClient, ensure_default_client
+from control_api.storage.models import Agent
+from media.pacing import MediaClock
+
+log = logging.getLogger(__name__)
+
+DEMO_AGENT = {
+    "name": "Demo Agent",
+    "welcome_message": "Hi! I'm the Talkwire demo agent. What would you like to talk about?",
+    "agent_prompt": (
+        "You are a friendly voice assistant in a live phone-style conversation. Answer in one or two short "
+        "sentences of plain spoken English, with no lists, markup or emojis."
+    ),
+    "silence_alert_message": "Are you still there?",
+    "duty": "support",
+}
+
+
+async def seed_demo_agent(db: Database, client_id: str) -> str | None:
+    """Create the demo agent for a client that has no agent yet; returns its id when created."""
+    async with db.session() as session:
+        if await session.scalar(select(func.count(Agent.id)).where(Agent.client_id == client_id)):
+            return None
+        agent = Agent(client_id=client_id, **DEMO_AGENT)
+        session.add(agent)
+    return agent.id
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    clock: MediaClock
+    bootstrap: DefaultClient
+    providers: ProviderRegistry = field(default_factory=ProviderRegistry)
+    calls: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, settings: Settings) -> AsyncIterator["Runtime"]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = await Database.open(settings.effective_database_url)
+        clock = MediaClock()
+        try:
+            bootstrap = await ensure_default_client(
+                db, secret_key=settings.secret_key, publishable_key=settings.publishable_key
+            )
+            await seed_demo_agent(db, bootstrap.client_id)
+            clock.start()
+            yield cls(settings=settings, db=db, clock=clock, bootstrap=bootstrap)
+        finally:
+            await clock.stop()
+            await db.close()
+
+    def banner(self, base_url: str | None = None) -> str:
+        """The start-up text: where the demo is and which keys to use (a generated secret key only once)."""
+        base = (base_url or self.settings.base_url).rstrip("/")
+        lines = [
+            f"Talkwire is running: {base}/",
+            f"  Demo page:        {base}/",
+            f"  Data directory:   {self.settings.data_dir.resolve()}",
+            f"  Publishable key:  {self.bootstrap.publishable_key}",
+        ]
+        if self.bootstrap.created_secret_key:
+            lines.append(f"  Secret key:       {self.bootstrap.created_secret_key}")
+            lines.append("  (The secret key is stored hashed and is shown only now: save it.)")
+        elif self.settings.secret_key:
+            lines.append("  Secret key:       from TALKWIRE_SECRET_KEY")
+        else:
+            lines.append("  Secret key:       created on first start (make another: talkwire keys create)")
+        return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""Call records, written as the call happens.
+
+Each function is its own short transaction, so a crash loses nothing already said: the transcript is a
+sequence of `call_events` rows appended turn by turn, and status changes stamp their times as they occur.
+
+Status flow: `triggered` (SIP dialing) → `in-progress` (answered / web connected) → `completed` | `failed`.
+A finished call never changes status again.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from control_api.storage import Database
+from control_api.storage.models import Call, CallEvent, Prospect, utcnow
+
+CallType = Literal["web_call", "sip_call"]
+CallStatus = Literal["triggered", "in-progress", "completed", "failed"]
+FINAL_STATUSES = frozenset({"completed", "failed"})
+
+
+async def create_call(
+    db: Database,
+    *,
+    client_id: str,
+    agent_id: str,
+    type: CallType,
+    direction: Literal["inbound", "outbound"],
+    status: CallStatus,
+    prospect_id: str | None = None,
+    prospect_name: str | None = None,
+    phone_from: str | None = None,
+    phone_to: str | None = None,
+    campaign_id: str | None = None,
+    provider_call_id: str | None = None,
+    call_id: str | None = None,
+) -> Call:
+    """Insert a call; without `prospect_id` a prospect (lead) is created for it in the same transaction.
+
+    The caller checks that `agent_id` and `prospect_id` belong to `client_id`.
+    """
+    now = utcnow()
+    async with db.session() as session:
+        if prospect_id is None:
+            phone = phone_to if direction == "outbound" else phone_from
+            prospect = Prospect(client_id=client_id, name=prospect_name or "Unknown", phone=phone, lead_source=type)
+            session.add(prospect)
+            await session.flush()
+            prospect_id = prospect.id
+        call = Call(
+            client_id=client_id,
+            agent_id=agent_id,
+            prospect_id=prospect_id,
+            campaign_id=campaign_id,
+            type=type,
+            direction=direction,
+            status=status,
+            phone_from=phone_from,
+            phone_to=phone_to,
+            provider_call_id=provider_call_id,
+            call_triggered_at=now,
+            answered_at=now if status == "in-progress" else None,
+        )
+        if call_id is not None:
+            call.id = call_id
+        session.add(call)
+    return call
+
+
+async def get_call(db: Database, call_id: str) -> Call | None:
+    async with db.session() as session:
+        return await session.get(Call, call_id)
+
+
+def _duration(call: Call, ended: datetime) -> float | None:
+    return None if call.answered_at is None else max(0.0, (ended - call.answered_at).total_seconds())
+
+
+async def set_status(db: Database, call_id: str, status: CallStatus, *, end_reason: str | None = None) -> Call:
+    """Move a call to `status`, stamping `answered_at` / `ended_at` / `duration`; a status event is logged.
+
+    A call already completed or failed keeps its final status (returned unchanged).
+    """
+    now = utcnow()
+    async with db.session() as session:
+        call = await session.get(Call, call_id, with_for_update=True)
+        if call is None:
+            raise LookupError(f"no call {call_id}")
+        if call.status in FINAL_STATUSES or call.status == status:
+            return call
+        previous = call.status
+        call.status = status
+        if status == "in-progress" and call.answered_at is None:
+            call.answered_at = now
+        if status in FINAL_STATUSES:
+            call.ended_at = now
+            call.duration = _duration(call, now)
+            call.end_reason = end_reason or call.end_reason
+        payload = {"from": previous, "to": status, **({"reason": end_reason} if end_reason else {})}
+    await append_event(db, call.client_id, call_id, "status", payload)
+    return call
+
+
+async def finish_call(
+    db: Database,
+    call_id: str,
+    *,
+    status: Literal["completed", "failed"] = "completed",
+    end_reason: str | None = None,
+    call_data: list[dict[str, Any]] | None = None,
+    extra_details: dict[str, Any] | None = None,
+    is_successful: bool | None = None,
+) -> Call:
+    """End a call with its outcome (status, reason, extracted `call_data`, extra details merged in)."""
+    call = await set_status(db, call_id, status, end_reason=end_reason)
+    if call_data is None and extra_details is None and is_successful is None:
+        return call
+    async with db.session() as session:
+        call = await session.get(Call, call_id)
+        if call_data is not None:
+            call.call_data = list(call_data)
+        if extra_details:
+            call.extra_details = {**(call.extra_details or {}), **extra_details}
+        if is_successful is not None:
+            call.is_successful = is_successful
+    return call
+
+
+async def set_recording(db: Database, call_id: str, path: str) -> None:
+    async with db.session() as session:
+        call = await session.get(Call, call_id)
+        if call is None:
+            raise LookupError(f"no call {call_id}")
+        call.recording_path = path
+
+
+async def update_call(db: Database, call_id: str, **fields: Any) -> Call:
+    """Set plain columns (e.g. provider_call_id, phone_from) on a call."""
+    async with db.session() as session:
+        call = await session.get(Call, call_id)
+        if call is None:
+            raise LookupError(f"no call {call_id}")
+        for name, value in fields.items():
+            if not hasattr(Call, name):
+                raise AttributeError(f"calls has no column {name!r}")
+            setattr(call, name, value)
+    return call
+
+
+async def append_event(
+    db: Database, client_id: str, call_id: str, kind: str, payload: dict[str, Any] | None = None
+) -> CallEvent:
+    """Append one timeline entry; `seq` numbers a call's events 1, 2, 3, … in the order they were stored."""
+    for _attempt in range(5):
+        try:
+            async with db.session() as session:
+                last = await session.scalar(select(func.max(CallEvent.seq)).where(CallEvent.call_id == call_id))
+                event = CallEvent(client_id=client_id, call_id=call_id, seq=(last or 0) + 1, kind=kind,
+                                  payload=dict(payload or {}))
+                session.add(event)
+            return event
+        except IntegrityError:
+            # Another writer took this seq at the same moment (or the call does not exist): retry / re-check.
+            if await get_call(db, call_id) is None:
+                raise LookupError(f"no call {call_id}") from None
+    raise RuntimeError(f"could not append an event to call {call_id}")
+
+
+async def add_transcript_turn(
+    db: Database, client_id: str, call_id: str, role: Literal["user", "agent"], text: str, **extra: Any
+) -> CallEvent:
+    """A final transcript turn (user speech as recognised, agent text as actually played)."""
+    return await append_event(db, client_id, call_id, "transcript", {"role": role, "text": text, **extra})
+
+
+async def list_events(db: Database, call_id: str, kind: str | None = None) -> list[CallEvent]:
+    query = select(CallEvent).where(CallEvent.call_id == call_id).order_by(CallEvent.seq)
+    if kind is not None:
+        query = query.where(CallEvent.kind == kind)
+    async with db.session() as session:
+        return list((await session.scalars(query)).all())
+
+
+async def transcript(db: Database, call_id: str) -> list[dict[str, Any]]:
+    """The call's transcript as [{role, text, at}] in order."""
+    return [
+        {"role": e.payload.get("role"), "text": e.payload.get("text"), "at": e.created_at}
+        for e in await list_events(db, call_id, "transcript")
+    ]
