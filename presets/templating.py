@@ -122,8 +122,8 @@ def client_arguments(tool: Mapping[str, Any], arguments: Mapping[str, Any]) -> d
 def server_request(tool: Mapping[str, Any], arguments: Mapping[str, Any]) -> dict[str, Any]:
     """url, method, body, headers, query of a server tool's webhook call, resolved.
 
-    `request` omitted → the declared parameters the agent filled go to the body by name. Header and
-    query values are sent as text; placeholders inside the URL are percent-encoded.
+    `request` omitted → the declared parameters the agent filled go to the body by name (to the query
+    for GET). Header and query values are sent as text; placeholders in the URL are percent-encoded.
     """
     declared = parameter_names(tool)
     server = tool.get("server") or {}
@@ -134,6 +134,8 @@ def server_request(tool: Mapping[str, Any], arguments: Mapping[str, Any]) -> dic
         body: Any = provided_arguments(tool, arguments)
         headers: dict[str, Any] = {}
         query: dict[str, Any] = {}
+        if method == "GET":  # a GET carries no body: the arguments go to the query string
+            body, query = None, body
     else:
         body = resolve(request.get("body"), arguments, declared)
         headers = resolve(request.get("headers") or {}, arguments, declared)
