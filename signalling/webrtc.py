@@ -1,0 +1,265 @@
+"""The WebRTC leg: a browser (or any WebRTC peer) on aiortc.
+
+    leg, answer_sdp = await WebRtcLeg.accept(offer_sdp, ice_servers=[...], host_addresses=[...], clock=clock)
+
+Inbound: the caller's audio track is decoded by aiortc (Opus → 48 kHz s16, usually stereo packed),
+downmixed to mono int16 and re-framed to exact 20 ms `AudioFrame`s for `deliver_audio()`.
+
+Outbound: `AgentAudioTrack.recv()` awaits the worker's shared `MediaClock` and pops one frame from
+`leg.outbound` per tick (silence when the agent has nothing to say). aiortc's RTP sender calls `recv()` in
+a loop, so the shared clock sets the 20 ms cadence of every call at once.
+
+Events: the browser creates the data channel (any label). Each message must be a JSON object; anything
+else is answered with `{"type": "error", "code": "INVALID_MESSAGE", ...}` and the call carries on.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from fractions import Fraction
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from media.frames import AudioFrame, samples_per_frame
+from media.leg import Leg
+from media.pacing import MediaClock
+from signalling.ice import restrict_host_addresses, rtc_configuration
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 48000
+FRAME_SAMPLES = samples_per_frame(SAMPLE_RATE)  # 960
+TIME_BASE = Fraction(1, SAMPLE_RATE)
+
+
+class InvalidOffer(ValueError):
+    """The offer SDP cannot start a call (not SDP, no audio section, unusable ICE/DTLS parameters)."""
+
+
+class AgentAudioTrack(MediaStreamTrack):
+    """The agent's voice: one 20 ms frame per shared clock tick, popped from the leg's outbound queue."""
+
+    kind = "audio"
+
+    def __init__(self, leg: "WebRtcLeg", clock: MediaClock) -> None:
+        super().__init__()
+        self._leg = leg
+        self._clock = clock
+        self._pts = 0
+        self._silence = np.zeros((1, FRAME_SAMPLES), dtype=np.int16)
+        self.frames_sent = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        await self._clock.tick()
+        if self.readyState != "live":
+            raise MediaStreamError
+        samples = self._leg.outbound.pop_frame()
+        frame = av.AudioFrame.from_ndarray(
+            self._silence if samples is None else samples.reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate = SAMPLE_RATE
+        frame.time_base = TIME_BASE
+        frame.pts = self._pts
+        self._pts += FRAME_SAMPLES
+        self.frames_sent += 1
+        return frame
+
+
+class WebRtcLeg(Leg):
+    kind = "webrtc"
+    channel = "voice_web"
+
+    def __init__(self, pc: RTCPeerConnection, clock: MediaClock) -> None:
+        super().__init__(SAMPLE_RATE)
+        self.pc = pc
+        self.clock = clock
+        self.track = AgentAudioTrack(self, clock)
+        self.data_channel: Any = None
+        self.invalid_messages = 0
+        self._pending: list[str] = []  # sent before the data channel opened
+        self._tasks: set[asyncio.Task] = set()
+        self._remainder = np.zeros(0, dtype=np.int16)  # inbound samples short of a whole frame
+        self._resampler: av.AudioResampler | None = None
+        self._closing = False
+        self._shutdown_task: asyncio.Task | None = None
+        pc.on("datachannel", self._on_datachannel)
+        pc.on("track", self._on_track)
+        pc.on("connectionstatechange", self._on_connection_state)
+
+    # ---- set-up -----------------------------------------------------------------------------------
+
+    @classmethod
+    async def accept(
+        cls,
+        offer_sdp: str,
+        *,
+        clock: MediaClock,
+        ice_servers: Iterable[dict[str, Any]] = (),
+        host_addresses: Sequence[str] = (),
+    ) -> tuple["WebRtcLeg", str]:
+        """Answer a browser's offer. Returns the leg and the answer SDP (all candidates included).
+
+        Raises InvalidOffer when the offer cannot start a call; nothing is left running then.
+        """
+        if not isinstance(offer_sdp, str) or not offer_sdp.lstrip().startswith("v="):
+            raise InvalidOffer("offer is not an SDP document (it must start with 'v=')")
+        if "\nm=audio" not in offer_sdp.replace("\r\n", "\n"):
+            raise InvalidOffer("offer has no audio section")
+        pc = RTCPeerConnection(rtc_configuration(ice_servers))
+        leg = cls(pc, clock)
+        try:
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            except Exception as exc:  # aiortc raises ValueError, KeyError, IndexError… on bad SDP
+                raise InvalidOffer(f"malformed offer SDP: {exc or type(exc).__name__}") from exc
+            audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
+            if not audio:
+                raise InvalidOffer("offer has no audio section")
+            audio[0].sender.replaceTrack(leg.track)
+            audio[0].direction = "sendrecv"
+            restrict_host_addresses(pc, host_addresses)
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except BaseException:
+            leg._closing = True
+            leg.track.stop()
+            await pc.close()
+            leg.finish("failed")
+            raise
+        return leg, pc.localDescription.sdp
+
+    # ---- inbound audio ----------------------------------------------------------------------------
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind != "audio":
+            return
+        self._spawn(self._receive(track), "webrtc-inbound")
+
+    async def _receive(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                self._deliver(frame)
+        except MediaStreamError:
+            self._remote_end("inbound track ended")
+
+    def _deliver(self, frame: av.AudioFrame) -> None:
+        if frame.format.name != "s16" or frame.sample_rate != SAMPLE_RATE:
+            if self._resampler is None:
+                self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            for converted in self._resampler.resample(frame):
+                self._deliver(converted)
+            return
+        data = frame.to_ndarray()
+        channels = len(frame.layout.channels)
+        if channels == 1:
+            mono = data.reshape(-1)
+        else:  # packed s16: (1, samples × channels); average the channels in one vectorised op
+            mono = data.reshape(-1, channels).mean(axis=1, dtype=np.float32).astype(np.int16)
+        timestamp = float(frame.time) if frame.time is not None else 0.0
+        if not len(self._remainder) and len(mono) == FRAME_SAMPLES:  # the usual case: one 20 ms packet
+            self.deliver_audio(AudioFrame(mono, SAMPLE_RATE, timestamp))
+            return
+        if len(self._remainder):
+            timestamp -= len(self._remainder) / SAMPLE_RATE
+            mono = np.concatenate((self._remainder, mono))
+        whole = len(mono) // FRAME_SAMPLES * FRAME_SAMPLES
+        for start in range(0, whole, FRAME_SAMPLES):
+            self.deliver_audio(
+                AudioFrame(mono[start:start + FRAME_SAMPLES], SAMPLE_RATE, timestamp + start / SAMPLE_RATE)
+            )
+        self._remainder = mono[whole:]
+
+    # ---- data channel -----------------------------------------------------------------------------
+
+    def _on_datachannel(self, channel: Any) -> None:
+        if self.data_channel is not None:
+            log.debug("ignoring extra data channel %r", channel.label)
+            return
+        self.data_channel = channel
+        channel.on("message", self._on_message)
+        if channel.readyState == "open":
+            self._flush_pending()
+        else:
+            channel.on("open", self._flush_pending)
+
+    def _flush_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for text in pending:
+            self.data_channel.send(text)
+
+    def _on_message(self, message: str | bytes) -> None:
+        try:
+            obj = json.loads(message)
+        except (ValueError, UnicodeDecodeError):
+            obj = None
+        if not isinstance(obj, dict):
+            self.invalid_messages += 1
+            self._send_text(json.dumps({
+                "type": "error",
+                "code": "INVALID_MESSAGE",
+                "message": "data-channel messages must be JSON objects",
+            }))
+            return
+        self.deliver_event(obj)
+
+    async def send_event(self, message: dict) -> None:
+        self._send_text(json.dumps(message))
+
+    def _send_text(self, text: str) -> None:
+        channel = self.data_channel
+        if channel is None:
+            if not self._closing and not self.ended.done():
+                self._pending.append(text)
+            else:
+                log.debug("call over, dropping data-channel message %.80s", text)
+            return
+        if channel.readyState == "connecting":
+            self._pending.append(text)
+        elif channel.readyState == "open":
+            channel.send(text)
+        else:
+            log.debug("data channel %s, dropping message %.80s", channel.readyState, text)
+
+    # ---- ending -----------------------------------------------------------------------------------
+
+    async def _on_connection_state(self) -> None:
+        if self.pc.connectionState in ("failed", "closed"):
+            self._remote_end(f"connection {self.pc.connectionState}")
+
+    def _remote_end(self, why: str) -> None:
+        if self._closing:
+            return
+        log.debug("webrtc leg ended by the remote side: %s", why)
+        self.finish("remote_hangup")
+        if self._shutdown_task is None:
+            self._shutdown_task = asyncio.get_running_loop().create_task(self._shutdown(), name="webrtc-close")
+
+    async def hangup(self, reason: str) -> None:
+        if self._shutdown_task is None:
+            self._closing = True
+            self._shutdown_task = asyncio.get_running_loop().create_task(self._shutdown(), name="webrtc-close")
+        await asyncio.shield(self._shutdown_task)
+        self.finish(reason)
+
+    async def _shutdown(self) -> None:
+        self._closing = True
+        self.track.stop()
+        await self.pc.close()
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
