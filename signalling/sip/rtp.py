@@ -1,0 +1,320 @@
+"""RTP (RFC 3550) for one call: a UDP socket pair from a port range, G.711 in and out, RFC 4733 DTMF,
+symmetric RTP, loop detection by our own SSRC, and RTCP sender/receiver reports.
+
+Receiving is event-driven (datagram → decode → jitter buffer); sending is driven by the user agent's
+tick, which encodes every call's frame in one array operation and calls `send_payload` per call.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import struct
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from media import g711
+from media.jitter import JitterBuffer
+from signalling.sip.dtmf import DtmfReceiver
+from signalling.sip.sdp import Negotiated
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("!BBHII")
+FRAME_SAMPLES = 160
+RTCP_INTERVAL_TICKS = 250  # 5 s
+_NTP_EPOCH = 2208988800
+
+
+class RtpPacket:
+    __slots__ = ("marker", "payload_type", "seq", "timestamp", "ssrc", "payload")
+
+    def __init__(self, marker: bool, payload_type: int, seq: int, timestamp: int, ssrc: int, payload: bytes) -> None:
+        self.marker = marker
+        self.payload_type = payload_type
+        self.seq = seq
+        self.timestamp = timestamp
+        self.ssrc = ssrc
+        self.payload = payload
+
+
+def parse_rtp(data: bytes) -> RtpPacket | None:
+    """Parse an RTP packet; None if it is not one (wrong version, truncated, RTCP)."""
+    if len(data) < 12:
+        return None
+    b0, b1, seq, ts, ssrc = _HEADER.unpack_from(data)
+    if b0 >> 6 != 2:
+        return None
+    pt = b1 & 0x7F
+    if 72 <= pt <= 76:  # RTCP SR/RR/SDES/BYE/APP multiplexed on the RTP port (RFC 5761)
+        return None
+    offset = 12 + 4 * (b0 & 0x0F)
+    if b0 & 0x10:  # header extension
+        if len(data) < offset + 4:
+            return None
+        ext_words = struct.unpack_from("!H", data, offset + 2)[0]
+        offset += 4 + 4 * ext_words
+    end = len(data)
+    if b0 & 0x20:  # padding
+        pad = data[-1]
+        if pad == 0 or pad > end - offset:
+            return None
+        end -= pad
+    if offset > end:
+        return None
+    return RtpPacket(bool(b1 & 0x80), pt, seq, ts, ssrc, data[offset:end])
+
+
+def build_rtp(marker: bool, payload_type: int, seq: int, timestamp: int, ssrc: int, payload: bytes) -> bytes:
+    return _HEADER.pack(0x80, (0x80 if marker else 0) | payload_type, seq & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc) + payload
+
+
+class _RtcpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, session: "RtpSession") -> None:
+        self.session = session
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        self.session.rtcp_received(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("RTCP socket error: %s", exc)
+
+
+class RtpSession(asyncio.DatagramProtocol):
+    """RTP for one call. Decoded inbound frames wait in `jitter` until the user agent's tick pops them."""
+
+    def __init__(self, on_dtmf: Callable[[str], None] | None = None) -> None:
+        self.ssrc = secrets.randbits(32)
+        self.seq = random.randrange(0x10000)
+        self.timestamp = random.randrange(1 << 32)
+        self.local_port = 0
+        self.transport: asyncio.DatagramTransport | None = None
+        self.rtcp_transport: asyncio.DatagramTransport | None = None
+        self.remote: tuple[str, int] | None = None
+        self.remote_rtcp: tuple[str, int] | None = None
+        self.latched = False
+        self.negotiated: Negotiated | None = None
+        self.jitter = JitterBuffer(FRAME_SAMPLES)
+        self.dtmf = DtmfReceiver()
+        self.on_dtmf = on_dtmf
+        self.remote_ssrc: int | None = None
+        self.receiving = False  # set once media may flow in (early media or answer)
+        self.sending = False
+        self._marker_next = True
+        self._dtmf_plan: list = []
+        self._dtmf_done: asyncio.Future | None = None
+        self._dtmf_timestamp = 0
+        # statistics
+        self.packets_sent = 0
+        self.octets_sent = 0
+        self.packets_received = 0
+        self.own_ssrc_discarded = 0
+        self.invalid_received = 0
+        self.ssrc_changes = 0
+        self.rtcp_packets_received = 0
+        self._base_seq: int | None = None
+        self._max_seq = 0  # extended highest sequence number of the current remote source
+        self._source_received = 0
+        self._transit: float | None = None
+        self.interarrival_jitter = 0.0
+        self._ticks = 0
+        self.closed = False
+
+    # ---- socket setup
+    @classmethod
+    async def open(cls, host: str, port_range: tuple[int, int], on_dtmf: Callable[[str], None] | None = None) -> "RtpSession":
+        """Bind an even RTP port and the next odd RTCP port in `port_range` (inclusive)."""
+        loop = asyncio.get_running_loop()
+        low, high = port_range
+        low += low % 2
+        candidates = list(range(low, high, 2))
+        random.shuffle(candidates)
+        last_error: OSError | None = None
+        for port in candidates[:64]:
+            session = cls(on_dtmf)
+            try:
+                transport, _ = await loop.create_datagram_endpoint(lambda: session, local_addr=(host, port))
+            except OSError as exc:
+                last_error = exc
+                continue
+            try:
+                rtcp, _ = await loop.create_datagram_endpoint(lambda: _RtcpProtocol(session), local_addr=(host, port + 1))
+            except OSError as exc:
+                transport.close()
+                last_error = exc
+                continue
+            session.transport = transport
+            session.rtcp_transport = rtcp
+            session.local_port = port
+            return session
+        raise OSError(f"no free RTP port pair in {port_range}: {last_error}")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.transport is not None and self.remote_rtcp is not None and self.rtcp_transport is not None:
+            self._send_rtcp(bye=True)
+        for t in (self.transport, self.rtcp_transport):
+            if t is not None:
+                t.close()
+        if self._dtmf_done is not None and not self._dtmf_done.done():
+            self._dtmf_done.set_exception(ConnectionError("call ended while sending DTMF"))
+
+    def apply(self, negotiated: Negotiated) -> None:
+        """Use the negotiated remote address, codec and direction (answer, 183 or re-INVITE)."""
+        self.negotiated = negotiated
+        if not self.latched:
+            self.remote = (negotiated.address, negotiated.port)
+            self.remote_rtcp = (negotiated.address, negotiated.port + 1)
+
+    # ---- receiving
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        try:
+            self._receive(data, addr)
+        except Exception:  # a hostile packet must never take the socket down
+            self.invalid_received += 1
+            log.exception("dropping RTP packet from %s", addr)
+
+    def _receive(self, data: bytes, addr: tuple) -> None:
+        pkt = parse_rtp(data)
+        neg = self.negotiated
+        if pkt is None or neg is None:
+            self.invalid_received += 1
+            return
+        if pkt.ssrc == self.ssrc:
+            # RFC 3550 §8.2 loop detection: our own packets coming back (an echoing peer, a loop).
+            self.own_ssrc_discarded += 1
+            return
+        if pkt.payload_type not in (neg.payload_type, neg.dtmf_payload_type):
+            self.invalid_received += 1
+            return
+        if not self.latched:
+            # Symmetric RTP: send to where the media really comes from (NAT), once it proved valid.
+            self.latched = True
+            self.remote = (addr[0], addr[1])
+            self.remote_rtcp = (addr[0], addr[1] + 1)
+        if pkt.ssrc != self.remote_ssrc:
+            if self.remote_ssrc is not None:
+                self.ssrc_changes += 1
+                self.jitter.reset()
+            self.remote_ssrc = pkt.ssrc
+            self._base_seq = self._max_seq = pkt.seq
+            self._source_received = 0
+            self._transit = None
+        delta = (pkt.seq - self._max_seq) & 0xFFFF
+        if delta < 0x8000:
+            self._max_seq += delta
+        self._source_received += 1
+        self.packets_received += 1
+        self._update_jitter(pkt.timestamp)
+        if not self.receiving:
+            return
+        if pkt.payload_type == neg.dtmf_payload_type:
+            digit = self.dtmf.feed(pkt.timestamp, pkt.payload)
+            if digit is not None and self.on_dtmf is not None:
+                self.on_dtmf(digit)
+            return
+        if len(pkt.payload) != FRAME_SAMPLES:
+            # Another ptime: keep the 20 ms framing of the jitter buffer by padding/cutting.
+            payload = pkt.payload[:FRAME_SAMPLES].ljust(FRAME_SAMPLES, b"\xff" if neg.codec == g711.PCMU else b"\xd5")
+        else:
+            payload = pkt.payload
+        self.jitter.put(pkt.seq, g711.decode(neg.codec, payload))
+
+    def _update_jitter(self, rtp_ts: int) -> None:
+        arrival = time.monotonic() * 8000
+        transit = arrival - rtp_ts
+        if self._transit is not None:
+            d = abs(transit - self._transit)
+            if d < 8000 * 10:  # ignore timestamp jumps (a new talkspurt after a long pause)
+                self.interarrival_jitter += (d - self.interarrival_jitter) / 16
+        self._transit = transit
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("RTP socket error: %s", exc)
+
+    def pop_inbound(self) -> np.ndarray | None:
+        return self.jitter.pop() if self.receiving else None
+
+    # ---- sending
+    def send_payload(self, payload: bytes) -> None:
+        """Called once per tick with this tick's encoded audio; DTMF events take the slot when queued."""
+        neg = self.negotiated
+        if self.transport is None or self.remote is None or neg is None or self.closed:
+            return
+        self._ticks += 1
+        if self._ticks % RTCP_INTERVAL_TICKS == 0:
+            self._send_rtcp()
+        if self._dtmf_plan:
+            self._send_dtmf_step(neg)
+        else:
+            self._emit(build_rtp(self._marker_next, neg.payload_type, self.seq, self.timestamp, self.ssrc, payload), len(payload))
+            self._marker_next = False
+        self.timestamp = (self.timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
+
+    def _emit(self, packet: bytes, payload_len: int) -> None:
+        assert self.transport is not None and self.remote is not None
+        self.transport.sendto(packet, self.remote)
+        self.seq = (self.seq + 1) & 0xFFFF
+        self.packets_sent += 1
+        self.octets_sent += payload_len
+
+    @property
+    def dtmf_pending(self) -> bool:
+        return bool(self._dtmf_plan)
+
+    def queue_dtmf(self, plan: list) -> asyncio.Future:
+        """Queue an RFC 4733 plan (see dtmf.digit_plan); the future resolves when it was sent."""
+        if self._dtmf_done is not None and not self._dtmf_done.done():
+            raise RuntimeError("DTMF already being sent on this call")
+        self._dtmf_plan = list(plan)
+        self._dtmf_done = asyncio.get_running_loop().create_future()
+        return self._dtmf_done
+
+    def _send_dtmf_step(self, neg: Negotiated) -> None:
+        step = self._dtmf_plan.pop(0)
+        if step is not None and neg.dtmf_payload_type is not None:
+            payload, marker, new_event = step
+            if new_event:
+                self._dtmf_timestamp = self.timestamp
+            self._emit(build_rtp(marker, neg.dtmf_payload_type, self.seq, self._dtmf_timestamp, self.ssrc, payload), len(payload))
+        if not self._dtmf_plan:
+            self._marker_next = True  # audio resumes as a new talkspurt
+            if self._dtmf_done is not None and not self._dtmf_done.done():
+                self._dtmf_done.set_result(None)
+
+    # ---- RTCP
+    def _send_rtcp(self, bye: bool = False) -> None:
+        if self.rtcp_transport is None or self.remote_rtcp is None:
+            return
+        blocks = b""
+        count = 0
+        if self.remote_ssrc is not None and self._base_seq is not None:
+            count = 1
+            expected = self._max_seq - self._base_seq + 1
+            lost = min(max(0, expected - self._source_received), 0x7FFFFF)
+            highest = self._max_seq & 0xFFFFFFFF
+            blocks = struct.pack("!IB3sIIII", self.remote_ssrc, 0, lost.to_bytes(3, "big"), highest,
+                                 int(self.interarrival_jitter), 0, 0)
+        now = time.time() + _NTP_EPOCH
+        ntp_sec = int(now)
+        ntp_frac = int((now - ntp_sec) * (1 << 32))
+        if self.packets_sent:
+            body = struct.pack("!IIIIII", self.ssrc, ntp_sec, ntp_frac, self.timestamp, self.packets_sent & 0xFFFFFFFF,
+                               self.octets_sent & 0xFFFFFFFF) + blocks
+            packet = struct.pack("!BBH", 0x80 | count, 200, (len(body) + 4) // 4 - 1) + body
+        else:
+            body = struct.pack("!I", self.ssrc) + blocks
+            packet = struct.pack("!BBH", 0x80 | count, 201, (len(body) + 4) // 4 - 1) + body
+        if bye:
+            packet += struct.pack("!BBHI", 0x81, 203, 1, self.ssrc)
+        self.rtcp_transport.sendto(packet, self.remote_rtcp)
+
+    def rtcp_received(self, data: bytes, addr: tuple) -> None:
+        if len(data) >= 8 and data[0] >> 6 == 2 and 200 <= data[1] <= 204:
+            if struct.unpack_from("!I", data, 4)[0] != self.ssrc:
+                self.rtcp_packets_received += 1

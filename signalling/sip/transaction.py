@@ -1,0 +1,196 @@
+"""SIP transactions over UDP (RFC 3261 §17) with the retransmission timers.
+
+Client: INVITE retransmits on Timer A (T1, doubling) until a provisional response, gives up on
+Timer B (64·T1); non-INVITE retransmits on Timer E (doubling up to T2) and gives up on Timer F.
+A non-2xx final response to an INVITE is ACKed here, and the transaction lingers (Timer D) to ACK
+its retransmissions. Server: the last response is re-sent whenever the request is retransmitted;
+a non-2xx final response to an INVITE is retransmitted on Timer G until the ACK (Timer H); the
+transaction lingers after a final response (Timer J, and RFC 6026's "Accepted" for a 2xx) so
+retransmitted requests are absorbed rather than seen as new ones.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from signalling.sip.message import Headers, Request, Response
+
+if TYPE_CHECKING:
+    from signalling.sip.ua import SipUserAgent
+
+
+@dataclass(frozen=True)
+class Timers:
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+
+    @property
+    def b(self) -> float:
+        return 64 * self.t1
+
+
+class TransactionTimeout(Exception):
+    """No final response before Timer B/F fired."""
+
+
+class ClientTransaction:
+    def __init__(self, ua: "SipUserAgent", request: Request, dest: tuple[str, int],
+                 on_provisional: Callable[[Response], None] | None = None) -> None:
+        self.ua = ua
+        self.request = request
+        self.dest = dest
+        self.method = request.method
+        self.branch = request.top_via.branch or ""
+        self.key = (self.branch, self.method)
+        self.on_provisional = on_provisional
+        self.final: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._data = request.to_bytes()
+        self._interval = ua.timers.t1
+        self._retransmit: asyncio.TimerHandle | None = None
+        self._timeout: asyncio.TimerHandle | None = None
+        self._linger: asyncio.TimerHandle | None = None
+        self._ack: bytes | None = None
+        self.provisional_seen = False
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.ua.client_transactions[self.key] = self
+        self.ua.send_raw(self._data, self.dest)
+        self._retransmit = loop.call_later(self._interval, self._on_retransmit)
+        self._timeout = loop.call_later(self.ua.timers.b, self._on_timeout)
+
+    def _on_retransmit(self) -> None:
+        if self.final.done():
+            return
+        self.ua.send_raw(self._data, self.dest)
+        if self.method == "INVITE":
+            self._interval *= 2
+        else:
+            self._interval = min(self._interval * 2, self.ua.timers.t2)
+        self._retransmit = asyncio.get_running_loop().call_later(self._interval, self._on_retransmit)
+
+    def _on_timeout(self) -> None:
+        if not self.final.done():
+            self.final.set_exception(TransactionTimeout(f"{self.method} to {self.dest}: no final response"))
+        self.terminate()
+
+    def receive(self, response: Response) -> None:
+        if response.status < 200:
+            if self.final.done():
+                return
+            if not self.provisional_seen:
+                self.provisional_seen = True
+                if self.method == "INVITE" and self._retransmit is not None:
+                    self._retransmit.cancel()
+                elif self._retransmit is not None:
+                    # Timer E continues at T2 in the Proceeding state.
+                    self._retransmit.cancel()
+                    self._interval = self.ua.timers.t2
+                    self._retransmit = asyncio.get_running_loop().call_later(self._interval, self._on_retransmit)
+            if self.on_provisional is not None:
+                self.on_provisional(response)
+            return
+        if self.method == "INVITE" and response.status >= 300:
+            if self._ack is None:
+                self._ack = self._build_ack(response).to_bytes()
+            self.ua.send_raw(self._ack, self.dest)  # also for each retransmitted final response
+        if self.final.done():
+            return
+        self.final.set_result(response)
+        for handle in (self._retransmit, self._timeout):
+            if handle is not None:
+                handle.cancel()
+        if self.method == "INVITE" and response.status < 300:
+            self.terminate()  # the ACK for a 2xx belongs to the dialog, not to the transaction
+        else:
+            linger = 32.0 if self.method == "INVITE" else self.ua.timers.t4
+            self._linger = asyncio.get_running_loop().call_later(min(linger, self.ua.timers.b), self.terminate)
+
+    def _build_ack(self, response: Response) -> Request:
+        """RFC 3261 §17.1.1.3: same Request-URI, top Via, From, Call-ID, CSeq number; To from the response."""
+        req = self.request
+        headers = Headers()
+        headers.add("Via", req.headers.get("Via") or "")
+        for route in req.headers.get_all("Route"):
+            headers.add("Route", route)
+        headers.add("Max-Forwards", "70")
+        headers.add("From", req.headers.get("From") or "")
+        headers.add("To", response.headers.get("To") or "")
+        headers.add("Call-ID", req.call_id)
+        headers.add("CSeq", f"{req.cseq[0]} ACK")
+        return Request(headers, b"", "ACK", req.uri)
+
+    def terminate(self) -> None:
+        for handle in (self._retransmit, self._timeout, self._linger):
+            if handle is not None:
+                handle.cancel()
+        if self.ua.client_transactions.get(self.key) is self:
+            del self.ua.client_transactions[self.key]
+        if not self.final.done():
+            self.final.set_exception(TransactionTimeout("transaction terminated"))
+            self.final.exception()  # mark retrieved: nobody may be waiting any more
+
+
+class ServerTransaction:
+    def __init__(self, ua: "SipUserAgent", request: Request, source: tuple[str, int]) -> None:
+        self.ua = ua
+        self.request = request
+        self.source = source
+        self.method = request.method
+        self.key = server_key(request)
+        self.last_response: bytes | None = None
+        self.final_status: int | None = None
+        self.acked = asyncio.Event()
+        self.cancelled = False
+        self._interval = ua.timers.t1
+        self._timers: list[asyncio.TimerHandle] = []
+
+    def start(self) -> None:
+        self.ua.server_transactions[self.key] = self
+        # Without any final response the transaction still must not live forever.
+        self._timers.append(asyncio.get_running_loop().call_later(4 * self.ua.timers.b, self.terminate))
+
+    def respond(self, response: Response) -> None:
+        if self.final_status is not None:
+            return  # one final response per transaction
+        self.last_response = response.to_bytes()
+        self.ua.send_raw(self.last_response, self.source)
+        if response.status < 200:
+            return
+        self.final_status = response.status
+        loop = asyncio.get_running_loop()
+        if self.method == "INVITE" and response.status >= 300:
+            self._timers.append(loop.call_later(self._interval, self._retransmit_final))
+        self._timers.append(loop.call_later(self.ua.timers.b, self.terminate))
+
+    def _retransmit_final(self) -> None:
+        if self.acked.is_set() or self.last_response is None:
+            return
+        self.ua.send_raw(self.last_response, self.source)
+        self._interval = min(self._interval * 2, self.ua.timers.t2)
+        self._timers.append(asyncio.get_running_loop().call_later(self._interval, self._retransmit_final))
+
+    def retransmitted(self) -> None:
+        """The same request arrived again: repeat our last response (if any)."""
+        if self.last_response is not None:
+            self.ua.send_raw(self.last_response, self.source)
+
+    def ack_received(self) -> None:
+        self.acked.set()
+
+    def terminate(self) -> None:
+        for handle in self._timers:
+            handle.cancel()
+        if self.ua.server_transactions.get(self.key) is self:
+            del self.ua.server_transactions[self.key]
+
+
+def server_key(request: Request) -> tuple[str, str, str]:
+    """Transaction key: top Via branch + sent-by + method (ACK and CANCEL map onto the INVITE's)."""
+    via = request.top_via
+    method = "INVITE" if request.method == "ACK" else request.method
+    branch = via.branch or f"{request.call_id}:{request.cseq[0]}"
+    return (branch, f"{via.host}:{via.port}", method)

@@ -1,0 +1,42 @@
+"""SIP trunks: where outbound calls go and which digest credentials they use."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from signalling.sip.message import SipParseError, parse_uri
+
+
+class TrunkError(ValueError):
+    """A trunk URI we cannot use."""
+
+
+@dataclass(frozen=True)
+class Trunk:
+    host: str
+    port: int = 5060
+    username: str | None = None
+    password: str | None = None
+    default_caller_id: str | None = None  # the user part of the trunk URI, when it looks like a number
+
+    @property
+    def hostport(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def uri_for(self, number: str) -> str:
+        """Request-URI / Refer-To for a number at this trunk: sip:<number>@host:port."""
+        return f"sip:{number}@{self.hostport}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Trunk":
+        """`sip:alice:secret@127.0.0.1:5070;transport=udp` (user, password and port optional)."""
+        try:
+            uri = parse_uri(text)
+        except SipParseError as exc:
+            raise TrunkError(f"bad SIP trunk URI {text!r}: {exc}") from exc
+        if uri.scheme != "sip":
+            raise TrunkError(f"SIP trunk must be a sip: URI, got {text!r}")
+        transport = (uri.params.get("transport") or "udp").lower()
+        if transport != "udp":
+            raise TrunkError(f"only UDP trunks are supported, got transport={transport}")
+        caller = uri.user if uri.user and uri.user.lstrip("+").isdigit() else None
+        return cls(uri.host, uri.port or 5060, uri.user, uri.password, caller)
