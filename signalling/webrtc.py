@@ -231,7 +231,7 @@ class WebRtcLeg(Leg):
 
     # ---- ending -----------------------------------------------------------------------------------
 
-    async def _on_connection_state(self) -> None:
+    def _on_connection_state(self) -> None:
         if self.pc.connectionState in ("failed", "closed"):
             self._remote_end(f"connection {self.pc.connectionState}")
 

@@ -297,7 +297,7 @@ class WebRtcCaller:
             await asyncio.sleep(0.02)
         return result
 
-    async def _on_state(self) -> None:
+    def _on_state(self) -> None:
         if self.pc.connectionState in ("failed", "closed"):
             self.closed.set()
 

@@ -1,0 +1,183 @@
+"""WebRtcLeg over real loopback WebRTC: an aiortc caller (tests/webrtc_caller.py) ↔ a leg, no server."""
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from media.frames import AudioFrame
+from media.pacing import MediaClock
+from signalling.webrtc import InvalidOffer, WebRtcLeg
+from webrtc_caller import SILENCE_RMS, WebRtcCaller, dominant_frequency, tone
+
+LOOPBACK = ["127.0.0.1"]
+
+
+@pytest.fixture
+async def clock():
+    clock = MediaClock()
+    yield clock
+    await clock.stop()
+
+
+async def connect(caller: WebRtcCaller, clock: MediaClock, before_answer=None) -> WebRtcLeg:
+    leg, answer = await WebRtcLeg.accept(await caller.create_offer(), clock=clock, host_addresses=LOOPBACK)
+    if before_answer is not None:
+        await before_answer(leg)
+    await caller.apply_answer(answer)
+    await caller.wait_connected()
+    return leg
+
+
+async def inbound_frames(leg: WebRtcLeg, count: int) -> list[AudioFrame]:
+    frames = []
+    while len(frames) < count:
+        frame = await asyncio.wait_for(leg.inbound.get(), 10)
+        assert frame is not None, "leg ended while receiving"
+        frames.append(frame)
+    return frames
+
+
+def leaked_tasks() -> list[asyncio.Task]:
+    return [
+        t for t in asyncio.all_tasks()
+        if t is not asyncio.current_task() and t.get_name() != "media-clock"
+    ]
+
+
+async def test_caller_audio_arrives_as_48k_mono_20ms_frames(clock):
+    caller = WebRtcCaller(tone(1000, 1.5))
+    leg = await connect(caller, clock)
+    try:
+        frames = await inbound_frames(leg, 70)
+        assert {len(f.samples) for f in frames} == {960}
+        assert {f.sample_rate for f in frames} == {48000}
+        assert all(f.samples.dtype == np.int16 and f.samples.ndim == 1 for f in frames)
+        stamps = np.array([f.timestamp for f in frames])
+        assert np.all(np.diff(stamps) > 0)
+        voiced = [f.samples for f in frames if np.sqrt(np.mean(f.samples.astype(float) ** 2)) > 1000]
+        assert len(voiced) >= 40
+        assert abs(dominant_frequency(np.concatenate(voiced)) - 1000) < 15
+    finally:
+        await caller.close()
+        await leg.hangup("test_over")
+
+
+async def test_agent_audio_reaches_the_caller_paced(clock):
+    caller = WebRtcCaller()
+    leg = await connect(caller, clock)
+    try:
+        # Silence flows while the agent says nothing.
+        silent = await caller._wait(lambda: caller.heard[:10] if len(caller.heard) >= 10 else None, 10, lambda: "")
+        assert all(f.rms < SILENCE_RMS for f in silent)
+
+        leg.outbound.push(tone(660, 1.0))
+        heard = await caller.wait_for_audio(seconds=0.8)
+        assert abs(dominant_frequency(caller.heard_audio(nonsilent_only=True)) - 660) < 15
+        # The one second of tone is paced out over roughly one second, not burst at once.
+        await caller._wait(lambda: True if leg.outbound.queued_samples == 0 else None, 10, lambda: "queue drained")
+        await asyncio.sleep(0.2)
+        tone_frames = caller.nonsilent()
+        span = tone_frames[-1].time - tone_frames[0].time
+        assert 45 <= len(tone_frames) <= 55
+        assert 0.5 < span < 2.5, span
+        assert leg.outbound.played_total == leg.outbound.pushed_total == 48000
+        assert heard
+    finally:
+        await caller.close()
+        await leg.hangup("test_over")
+
+
+async def test_data_channel_json_both_ways_and_garbage_is_answered(clock):
+    caller = WebRtcCaller(tone(440, 3.0))
+
+    async def early(leg: WebRtcLeg) -> None:
+        # Sent before the browser's data channel exists: buffered and flushed on open.
+        await leg.send_event({"type": "agent_state", "state": "listening"})
+
+    leg = await connect(caller, clock, before_answer=early)
+    try:
+        assert (await caller.wait_for_message("agent_state"))["state"] == "listening"
+
+        caller.send({"type": "client_context_update", "current_page": "/pricing"})
+        assert await asyncio.wait_for(leg.events.get(), 10) == {
+            "type": "client_context_update", "current_page": "/pricing"
+        }
+
+        for garbage in ("not json", "[1, 2]", '"a string"', "{broken"):
+            caller.send_raw(garbage)
+        await caller._wait(
+            lambda: True if sum(m.get("type") == "error" for m in caller.messages) >= 4 else None,
+            10, lambda: f"messages: {caller.messages}",
+        )
+        errors = [m for m in caller.messages if m["type"] == "error"]
+        assert {e["code"] for e in errors} == {"INVALID_MESSAGE"}
+        assert all(e["message"] for e in errors)
+        assert leg.invalid_messages == 4
+
+        # The call carries on: events and audio still flow both ways.
+        caller.send({"type": "ping", "n": 1})
+        assert await asyncio.wait_for(leg.events.get(), 10) == {"type": "ping", "n": 1}
+        await leg.send_event({"type": "transcription", "role": "agent", "text": "still here", "is_final": True})
+        assert (await caller.wait_for_message("transcription"))["text"] == "still here"
+        await inbound_frames(leg, 5)
+        assert not leg.ended.done()
+    finally:
+        await caller.close()
+        await leg.hangup("test_over")
+
+
+@pytest.mark.parametrize(
+    "sdp",
+    [
+        "",
+        "hello",
+        "v=0\r\nthis is not sdp\r\n",
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n",
+    ],
+)
+async def test_malformed_offer_raises_invalid_offer(clock, sdp):
+    with pytest.raises(InvalidOffer):
+        await WebRtcLeg.accept(sdp, clock=clock, host_addresses=LOOPBACK)
+    assert leaked_tasks() == []
+
+
+async def test_offer_without_audio_is_rejected(clock):
+    from aiortc import RTCPeerConnection
+
+    pc = RTCPeerConnection()
+    pc.createDataChannel("talkwire")
+    offer = await pc.createOffer()
+    await pc.close()
+    with pytest.raises(InvalidOffer, match="audio"):
+        await WebRtcLeg.accept(offer.sdp, clock=clock, host_addresses=LOOPBACK)
+
+
+async def test_caller_hangup_finishes_the_leg(clock):
+    caller = WebRtcCaller(tone(440, 3.0))
+    leg = await connect(caller, clock)
+    await inbound_frames(leg, 3)
+    await caller.close()
+    assert await asyncio.wait_for(leg.ended, 30) == "remote_hangup"
+    # The conversation's reader is woken with the end-of-stream marker.
+    while (frame := await asyncio.wait_for(leg.inbound.get(), 5)) is not None:
+        pass
+    await leg.hangup("cleanup")  # idempotent: the reason stays the first one
+    assert leg.ended.result() == "remote_hangup"
+    await asyncio.sleep(0.1)
+    assert leaked_tasks() == []
+
+
+async def test_agent_hangup_closes_the_call(clock):
+    caller = WebRtcCaller(tone(440, 3.0))
+    leg = await connect(caller, clock)
+    await inbound_frames(leg, 3)
+    await leg.hangup("agent_hangup")
+    assert leg.ended.result() == "agent_hangup"
+    assert leg.pc.connectionState == "closed"
+    await leg.send_event({"type": "late"})  # after the call: dropped, no error
+    await asyncio.wait_for(caller.closed.wait(), 30)
+    await caller.close()
+    await asyncio.sleep(0.1)
+    assert leaked_tasks() == []
