@@ -1,0 +1,127 @@
+"""Vectorised sample kernels: downmix, energy, gain, mixing, interleaving, float/int16 conversion.
+
+Every function takes numpy arrays and never loops over samples in Python. The energy and gain kernels
+also take a 2-D array of shape (calls, samples) so that one array operation serves every leg's frame
+of a clock tick at once (see scripts/bench_dsp.py for what that saves).
+
+Level convention: dBFS is relative to the int16 full scale of 32768, so a full-scale square wave is
+0 dBFS and a full-scale sine is about -3 dBFS. Digital silence reports DBFS_FLOOR instead of -inf so
+the figure stays a finite float (logs, JSON, comparisons).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+INT16_MIN = -32768
+INT16_MAX = 32767
+FULL_SCALE = 32768.0
+DBFS_FLOOR = -120.0
+DEFAULT_SILENCE_DBFS = -50.0
+
+
+def int16_to_float(samples: np.ndarray) -> np.ndarray:
+    """int16 → float32 in [-1, 1)."""
+    return samples.astype(np.float32) * np.float32(1.0 / FULL_SCALE)
+
+
+def float_to_int16(samples: np.ndarray) -> np.ndarray:
+    """float in [-1, 1] → int16, clipping out-of-range values instead of wrapping them.
+
+    Uses the same 32768 scale as `int16_to_float`, so int16 → float → int16 is exact.
+    """
+    scaled = np.asarray(samples, dtype=np.float32) * np.float32(FULL_SCALE)
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, INT16_MIN, INT16_MAX, out=scaled)
+    return scaled.astype(np.int16)
+
+
+def to_mono_int16(array: np.ndarray, channels: int) -> np.ndarray:
+    """Downmix decoder output to mono int16.
+
+    Accepts what PyAV's `AudioFrame.to_ndarray()` gives: packed (interleaved) audio as shape
+    (1, samples × channels) or a flat array, and planar audio as shape (channels, samples). Float
+    formats (flt/fltp) are converted with clipping. Channels are averaged (no clipping possible).
+    """
+    if channels < 1:
+        raise ValueError("channels must be ≥ 1")
+    a = np.asarray(array)
+    if a.dtype.kind == "f":
+        a = float_to_int16(a)
+    elif a.dtype != np.int16:
+        raise TypeError(f"expected int16 or float samples, got {a.dtype}")
+    if channels == 1:
+        return a.reshape(-1)
+    if a.ndim == 2 and a.shape[0] == channels:
+        planes = a.astype(np.int32)  # planar: one row per channel
+        summed = planes.sum(axis=0)
+    else:
+        flat = a.reshape(-1)
+        if len(flat) % channels:
+            raise ValueError(f"{len(flat)} interleaved samples do not split into {channels} channels")
+        summed = flat.reshape(-1, channels).astype(np.int32).sum(axis=1)
+    return (summed // channels).astype(np.int16)
+
+
+def interleave(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Two mono int16 channels of equal length → one interleaved stereo array (L, R, L, R, …)."""
+    if left.shape != right.shape:
+        raise ValueError(f"channel lengths differ: {left.shape} vs {right.shape}")
+    out = np.empty(left.shape[:-1] + (left.shape[-1] * 2,), dtype=np.int16)
+    out[..., 0::2] = left
+    out[..., 1::2] = right
+    return out
+
+
+def rms(samples: np.ndarray) -> np.ndarray | float:
+    """Root mean square in int16 units; per row for a (calls, samples) batch."""
+    x = samples.astype(np.float32)
+    if x.shape[-1] == 0:
+        return 0.0 if x.ndim == 1 else np.zeros(x.shape[:-1], dtype=np.float32)
+    value = np.sqrt(np.einsum("...i,...i->...", x, x) / np.float32(x.shape[-1]))
+    return float(value) if np.ndim(value) == 0 else value
+
+
+def dbfs(samples: np.ndarray) -> np.ndarray | float:
+    """Level in dBFS (see the module docstring); per row for a batch; DBFS_FLOOR for silence."""
+    level = np.asarray(rms(samples), dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        value = np.maximum(20.0 * np.log10(level / FULL_SCALE), DBFS_FLOOR)
+    return float(value) if value.ndim == 0 else value
+
+
+def is_silent(samples: np.ndarray, threshold_dbfs: float = DEFAULT_SILENCE_DBFS) -> np.ndarray | bool:
+    """Whether the level is below `threshold_dbfs`; per row for a batch."""
+    below = np.asarray(dbfs(samples)) < threshold_dbfs
+    return bool(below) if below.ndim == 0 else below
+
+
+def db_to_factor(db: float) -> float:
+    return float(10.0 ** (db / 20.0))
+
+
+def apply_gain(samples: np.ndarray, db: float | np.ndarray) -> np.ndarray:
+    """Scale int16 samples by `db` decibels, saturating at the int16 limits instead of wrapping.
+
+    `db` may be one value, or one value per row of a (calls, samples) batch (shape (calls, 1) or (calls,)).
+    """
+    factor = np.power(np.float32(10.0), np.asarray(db, dtype=np.float32) / np.float32(20.0))
+    if factor.ndim == 1 and samples.ndim == 2:
+        factor = factor[:, None]
+    scaled = samples.astype(np.float32) * factor
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, INT16_MIN, INT16_MAX, out=scaled)
+    return scaled.astype(np.int16)
+
+
+def mix(*signals: np.ndarray) -> np.ndarray:
+    """Sum int16 signals of the same shape, saturating at the int16 limits."""
+    if not signals:
+        raise ValueError("mix needs at least one signal")
+    shape = signals[0].shape
+    total = signals[0].astype(np.int32)
+    for s in signals[1:]:
+        if s.shape != shape:
+            raise ValueError(f"cannot mix shapes {shape} and {s.shape}")
+        total += s
+    np.clip(total, INT16_MIN, INT16_MAX, out=total)
+    return total.astype(np.int16)
