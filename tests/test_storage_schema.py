@@ -1,0 +1,181 @@
+"""Storage on both engines: migrations, default client and keys, call records, restarts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, select, text
+
+from control_api.runtime import Runtime
+from control_api.storage import Database, calls
+from control_api.storage.clients import (
+    KeyRejected,
+    add_key,
+    create_client,
+    ensure_default_client,
+    find_key,
+    hash_key,
+    list_keys,
+    revoke_key,
+)
+from control_api.storage.models import Agent, ApiKey, Base, Client, Prospect
+
+EXPECTED_TABLES = {
+    "clients", "api_keys", "agents", "widgets", "data_collections", "media_handlers", "tools", "agent_tools",
+    "prospects", "calls", "call_events", "sip_trunks", "phone_numbers", "campaigns", "campaign_prospects",
+    "campaign_numbers",
+}
+
+
+async def test_migrations_create_the_whole_schema_on_a_fresh_database(database_url: str):
+    db = await Database.open(database_url)
+    try:
+        async with db.engine.connect() as conn:
+            tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+            agent_columns = {c["name"] for c in await conn.run_sync(lambda c: inspect(c).get_columns("agents"))}
+        assert EXPECTED_TABLES <= tables
+        assert version == "0001"
+        # The migration and the ORM describe the same columns.
+        assert agent_columns == {c.name for c in Base.metadata.tables["agents"].columns}
+        for table in EXPECTED_TABLES - {"clients"}:
+            assert "client_id" in Base.metadata.tables[table].columns, table
+    finally:
+        await db.close()
+    # Opening again is a no-op upgrade, not an error.
+    db = await Database.open(database_url)
+    await db.close()
+
+
+async def test_default_client_honours_configured_keys_and_is_idempotent(database_url: str):
+    secret, publishable = "sk_live_configured_secret_123", "pk_live_configured_pub_456"
+    db = await Database.open(database_url)
+    try:
+        first = await ensure_default_client(db, secret_key=secret, publishable_key=publishable)
+        again = await ensure_default_client(db, secret_key=secret, publishable_key=publishable)
+        assert again.client_id == first.client_id
+        assert first.publishable_key == publishable and first.created_secret_key is None
+        keys = await list_keys(db, first.client_id)
+        assert sorted(k.kind for k in keys) == ["publishable", "secret"]
+        stored_secret = await find_key(db, secret)
+        assert stored_secret.kind == "secret" and stored_secret.key_hash == hash_key(secret)
+        assert stored_secret.display_key is None and stored_secret.prefix == secret[:12]
+        assert (await find_key(db, publishable)).display_key == publishable
+        async with db.session() as session:
+            assert len((await session.scalars(select(Client))).all()) == 1
+    finally:
+        await db.close()
+
+
+async def test_generated_secret_key_is_reported_only_on_first_start(database_url: str):
+    db = await Database.open(database_url)
+    try:
+        first = await ensure_default_client(db)
+        assert first.created_secret_key.startswith("sk_live_") and len(first.created_secret_key) >= 40
+        assert first.publishable_key.startswith("pk_live_")
+        second = await ensure_default_client(db)
+        assert second.created_secret_key is None
+        assert second.publishable_key == first.publishable_key
+        assert len(await list_keys(db, first.client_id)) == 2
+        # A configured key must match its kind.
+        with pytest.raises(KeyRejected):
+            await ensure_default_client(db, secret_key="pk_live_wrong_kind")
+    finally:
+        await db.close()
+
+
+async def test_keys_are_unique_and_revocation_is_recorded(database_url: str):
+    db = await Database.open(database_url)
+    try:
+        client = await create_client(db, "Acme")
+        created = await add_key(db, client.id, "publishable", origins=["https://acme.example"])
+        assert created.key.startswith("pk_live_")
+        with pytest.raises(KeyRejected):
+            await add_key(db, client.id, "publishable", created.key)
+        row = await revoke_key(db, created.id)
+        assert row.revoked_at is not None
+        first_revoked = row.revoked_at
+        assert (await revoke_key(db, created.id)).revoked_at == first_revoked
+        assert await revoke_key(db, "no-such-key") is None
+        assert (await find_key(db, created.key)).allowed_origins == ["https://acme.example"]
+    finally:
+        await db.close()
+
+
+async def test_call_record_lifecycle(database_url: str):
+    db = await Database.open(database_url)
+    try:
+        client = await create_client(db, "Calls Inc")
+        async with db.session() as session:
+            agent = Agent(client_id=client.id, name="A", welcome_message="hi", agent_prompt="p")
+            session.add(agent)
+        call = await calls.create_call(db, client_id=client.id, agent_id=agent.id, type="sip_call",
+                                       direction="outbound", status="triggered", phone_to="+15551234567",
+                                       prospect_name="Jane")
+        assert call.answered_at is None and call.prospect_id
+        async with db.session() as session:
+            prospect = await session.get(Prospect, call.prospect_id)
+        assert (prospect.name, prospect.phone, prospect.client_id) == ("Jane", "+15551234567", client.id)
+
+        answered = await calls.set_status(db, call.id, "in-progress")
+        assert answered.answered_at is not None
+        await calls.add_transcript_turn(db, client.id, call.id, "agent", "Hello Jane")
+        await calls.add_transcript_turn(db, client.id, call.id, "user", "Hi there")
+        await calls.append_event(db, client.id, call.id, "tool_call", {"name": "lookup", "arguments": {}})
+        await calls.set_recording(db, call.id, "/data/recordings/x.wav")
+        done = await calls.finish_call(db, call.id, end_reason="caller_hangup",
+                                       call_data=[{"key": "sentiment", "value": "positive"}],
+                                       extra_details={"codec": "PCMU"}, is_successful=True)
+        assert done.status == "completed" and done.end_reason == "caller_hangup"
+        assert done.ended_at >= done.answered_at and done.duration is not None and done.duration >= 0
+        # Final is final.
+        assert (await calls.set_status(db, call.id, "failed")).status == "completed"
+
+        events = await calls.list_events(db, call.id)
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert [e.kind for e in events] == ["status", "transcript", "transcript", "tool_call", "status"]
+        assert [(t["role"], t["text"]) for t in await calls.transcript(db, call.id)] == [
+            ("agent", "Hello Jane"), ("user", "Hi there")]
+        stored = await calls.get_call(db, call.id)
+        assert stored.recording_path == "/data/recordings/x.wav"
+        assert stored.call_data == [{"key": "sentiment", "value": "positive"}]
+        assert stored.extra_details == {"codec": "PCMU"} and stored.is_successful is True
+        assert stored.call_triggered_at.tzinfo is not None
+        with pytest.raises(LookupError):
+            await calls.append_event(db, client.id, "missing-call", "transcript", {})
+    finally:
+        await db.close()
+
+
+async def test_data_survives_a_restart(database_url: str, settings):
+    settings = settings.model_copy(update={"database_url": database_url})
+    async with Runtime.open(settings) as runtime:
+        client_id = runtime.bootstrap.client_id
+        async with runtime.db.session() as session:
+            demo = (await session.scalars(select(Agent).where(Agent.client_id == client_id))).one()
+        call = await calls.create_call(runtime.db, client_id=client_id, agent_id=demo.id, type="web_call",
+                                       direction="inbound", status="in-progress")
+        await calls.add_transcript_turn(runtime.db, client_id, call.id, "user", "remember me")
+    async with Runtime.open(settings) as runtime:
+        assert runtime.bootstrap.client_id == client_id
+        assert runtime.bootstrap.created_secret_key is None
+        async with runtime.db.session() as session:
+            agents = (await session.scalars(select(Agent).where(Agent.client_id == client_id))).all()
+        assert [a.id for a in agents] == [demo.id]  # the demo agent is seeded once
+        assert demo.welcome_message and demo.agent_prompt
+        assert [t["text"] for t in await calls.transcript(runtime.db, call.id)] == ["remember me"]
+
+
+async def test_secret_keys_never_reach_the_database_file_in_plaintext(settings, data_dir: Path):
+    async with Runtime.open(settings.model_copy(update={"secret_key": None})) as runtime:
+        generated = runtime.bootstrap.created_secret_key
+        created = await add_key(runtime.db, runtime.bootstrap.client_id, "secret")
+        async with runtime.db.session() as session:
+            hashes = (await session.scalars(select(ApiKey.key_hash).where(ApiKey.kind == "secret"))).all()
+    files = [p for p in data_dir.iterdir() if p.name.startswith("talkwire.db")]
+    blob = b"".join(p.read_bytes() for p in files)
+    assert hash_key(generated).encode() in blob  # the file really is where the keys live
+    assert len(hashes) == 2
+    for secret in (generated, created.key):
+        assert secret.encode() not in blob
+        assert secret.split("_", 2)[2].encode() not in blob
