@@ -1,0 +1,152 @@
+"""Real calls over UDP on 127.0.0.1 between Talkwire's SIP user agent and sipp (the trunk / callee,
+or the caller for inbound calls). Each test is one call; sipp's exit status says whether the call
+went the way its scenario (tests/sipp/*.xml) demands, and the test checks our side of it."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+
+import numpy as np
+import pytest
+
+from signalling.sip.leg import TransferFailed
+from signalling.sip.transaction import Timers
+from signalling.sip.trunk import Trunk
+from signalling.sip.ua import Decision, SipUserAgent
+from sipp.harness import HAVE_SPEECH_TOOLS, SIPP, AgentDouble, find_exact, make_speech, start_sipp, tone
+
+pytestmark = [
+    pytest.mark.sip,
+    pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is not installed"),
+]
+
+
+@pytest.fixture
+async def ua():
+    agent = await SipUserAgent.start(bind=("127.0.0.1", 0), rtp_ports=(20000, 29999), linger=0.5,
+                                     timers=Timers(t1=0.25))
+    yield agent
+    await agent.close()
+
+
+def trunk_for(sipp, user: str | None = None, password: str | None = None) -> Trunk:
+    creds = f"{user}:{password}@" if user else ""
+    return Trunk.parse(f"sip:{creds}127.0.0.1:{sipp.port};transport=udp")
+
+
+@pytest.mark.skipif(not HAVE_SPEECH_TOOLS, reason="espeak-ng and sox are needed to make speech")
+async def test_answer_and_speech_both_ways(ua, tmp_path):
+    _wav, _ulaw, expected = make_speech("Hello, I would like to book a table for two at seven.", tmp_path)
+    sipp = await start_sipp(tmp_path, "uas_answer_stream.xml", )  # plays tmp_path/speech.ulaw
+    leg = await ua.dial("+15551230001", trunk_for(sipp), from_number="+15550000001", display_name="Talkwire Test")
+    result = await asyncio.wait_for(leg.answered, 20)
+    assert result.answered and result.sip_status == 200, sipp.explain()
+    # Record for the length of the speech plus a margin, then hang up from our side (BYE).
+    agent = AgentDouble(leg, say=tone(1.0), hangup_after=len(expected) / 8000 + 1.5)
+    reason = await asyncio.wait_for(agent.run(), 30)
+    rc = await sipp.wait()
+    assert rc == 0, sipp.explain()
+    assert reason == "agent_hangup" and leg.outcome == "agent_hangup"
+    heard = agent.recording
+    # G.711 decoding is exact and loopback loses nothing: the caller's speech is in the recording,
+    # sample for sample (skipping the first frame, where our jitter buffer may have started mid-way).
+    assert find_exact(heard, expected[160:160 + 8000]) >= 0, "the callee's speech did not reach the agent"
+    assert leg.rtp.packets_sent > 40  # our tone went out at 20 ms per packet
+    assert leg.duration > 0
+    assert "a=rtpmap:0 PCMU/8000" in sipp.messages()
+
+
+async def test_busy(ua, tmp_path):
+    sipp = await start_sipp(tmp_path, "uas_busy.xml")
+    leg = await ua.dial("+15551230002", trunk_for(sipp))
+    result = await asyncio.wait_for(leg.answered, 20)
+    assert (result.answered, result.outcome, result.sip_status) == (False, "busy", 486)
+    assert await asyncio.wait_for(leg.ended, 5) == "busy"
+    assert await sipp.wait() == 0, sipp.explain()
+
+
+async def test_ring_then_no_answer_cancels(ua, tmp_path):
+    sipp = await start_sipp(tmp_path, "uas_ring_no_answer.xml")
+    leg = await ua.dial("+15551230003", trunk_for(sipp), ring_timeout=1.0)
+    result = await asyncio.wait_for(leg.answered, 20)
+    assert (result.answered, result.outcome, result.sip_status) == (False, "no_answer", 487)
+    assert await sipp.wait() == 0, sipp.explain()
+    log = sipp.messages()
+    assert "CANCEL sip:+15551230003@127.0.0.1" in log
+
+
+async def test_hangup_while_ringing_cancels(ua, tmp_path):
+    sipp = await start_sipp(tmp_path, "uas_ring_no_answer.xml")
+    leg = await ua.dial("+15551230004", trunk_for(sipp), ring_timeout=30)
+    while not leg._ringing:
+        await asyncio.sleep(0.02)
+    await asyncio.wait_for(leg.hangup("agent_hangup"), 20)
+    assert leg.ended.result() == "agent_hangup" and leg.sip_status == 487
+    assert await sipp.wait() == 0, sipp.explain()
+
+
+def _digest_ok(log: str, header: str, password: str) -> bool:
+    """Recompute the digest of the retried INVITE from sipp's log, independently of our digest module."""
+    m = re.search(rf"^{header}: Digest (.*)$", log, re.MULTILINE)
+    assert m, f"no {header} in the retried INVITE"
+    fields = dict(re.findall(r'(\w+)="?([^",]*)"?', m.group(1)))
+    ha1 = hashlib.md5(f"{fields['username']}:{fields['realm']}:{password}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"INVITE:{fields['uri']}".encode()).hexdigest()
+    if "qop" in fields:
+        raw = f"{ha1}:{fields['nonce']}:{fields['nc']}:{fields['cnonce']}:{fields['qop']}:{ha2}"
+    else:
+        raw = f"{ha1}:{fields['nonce']}:{ha2}"
+    return hashlib.md5(raw.encode()).hexdigest() == fields["response"]
+
+
+@pytest.mark.parametrize("qop", ['qop="auth", ', ""], ids=["qop-auth", "no-qop"])
+@pytest.mark.parametrize("scenario,header", [("uas_auth.xml", "Authorization"), ("uas_proxy_auth.xml", "Proxy-Authorization")],
+                         ids=["401", "407"])
+async def test_digest_authentication(ua, tmp_path, qop, scenario, header):
+    sipp = await start_sipp(tmp_path, scenario, keys={"qop": qop})
+    leg = await ua.dial("+15551230005", trunk_for(sipp, "alice", "secret"))
+    result = await asyncio.wait_for(leg.answered, 20)
+    assert result.answered, sipp.explain()
+    assert leg.rtp.negotiated.payload_type == 8  # the trunk answered PCMA only
+    await leg.hangup()
+    assert await sipp.wait() == 0, sipp.explain()
+    assert _digest_ok(sipp.messages(), header, "secret")
+
+
+async def test_wrong_password_is_auth_failed(ua, tmp_path):
+    sipp = await start_sipp(tmp_path, "uas_auth.xml", keys={"qop": ""})
+    leg = await ua.dial("+15551230006", trunk_for(sipp, "alice", "wrong"))
+    result = await asyncio.wait_for(leg.answered, 20)
+    # sipp's verifyauth rejects the digest with 403: the trunk refused us.
+    assert (result.answered, result.sip_status) == (False, 403)
+    assert result.outcome == "rejected"
+    await sipp.wait()
+
+
+async def test_callee_hangs_up_first(ua, tmp_path):
+    sipp = await start_sipp(tmp_path, "uas_callee_bye.xml")
+    leg = await ua.dial("+15551230007", trunk_for(sipp))
+    assert (await asyncio.wait_for(leg.answered, 20)).answered
+    agent = AgentDouble(leg, say=tone(5.0))
+    assert await asyncio.wait_for(agent.run(), 20) == "remote_hangup"
+    assert leg.outcome == "remote_hangup" and leg.duration > 1.0
+    assert await sipp.wait() == 0, sipp.explain()
+
+
+@pytest.mark.parametrize("sipfrag,succeeds", [("200 OK", True), ("486 Busy Here", False)], ids=["answered", "busy"])
+async def test_refer_transfer(ua, tmp_path, sipfrag, succeeds):
+    sipp = await start_sipp(tmp_path, "uas_refer.xml", keys={"sipfrag": sipfrag})
+    leg = await ua.dial("+15551230008", trunk_for(sipp))
+    assert (await asyncio.wait_for(leg.answered, 20)).answered
+    if succeeds:
+        await asyncio.wait_for(leg.transfer("+15550009999"), 20)
+        assert leg.ended.result() == "transferred" and leg.outcome == "transferred"
+    else:
+        with pytest.raises(TransferFailed) as info:
+            await asyncio.wait_for(leg.transfer("+15550009999"), 20)
+        assert info.value.sip_status == 486
+        assert not leg.ended.done()  # the caller stays with the agent, who can say so
+        await leg.hangup()
+    assert await sipp.wait() == 0, sipp.explain()
+    assert f"Refer-To: <sip:+15550009999@127.0.0.1:{sipp.port}>" in sipp.messages()
