@@ -1,0 +1,68 @@
+"""The browser side: the demo page (`GET /`), the JS client (`GET /sdk/…`) and the demo page's config.
+
+`/sdk/talkwire.js` is an ES module that customers import from their own sites, and browsers fetch module
+scripts in CORS mode, so files under /sdk are served with `Access-Control-Allow-Origin: *` (they are
+public and carry no credentials). `GET /demo/config` hands the demo page the default client's
+publishable key (public by design: it ships in web pages) and its agents.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse
+from starlette.routing import Route
+
+from control_api.errors import ApiError
+from control_api.storage.models import Agent
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+SDK_DIR = STATIC_DIR / "sdk"
+
+CONTENT_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".ts": "text/plain; charset=utf-8",
+    ".map": "application/json",
+    ".json": "application/json",
+    ".css": "text/css; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+}
+
+
+async def index(request: Request) -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
+async def sdk_file(request: Request) -> FileResponse:
+    relative = request.path_params["path"]
+    target = (SDK_DIR / relative).resolve()
+    if not target.is_relative_to(SDK_DIR) or not await anyio.to_thread.run_sync(target.is_file):
+        raise ApiError(404, "NOT_FOUND", f"No SDK file {relative!r}")
+    return FileResponse(
+        target,
+        media_type=CONTENT_TYPES.get(target.suffix, "application/octet-stream"),
+        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "no-cache"},
+    )
+
+
+async def demo_config(request: Request) -> JSONResponse:
+    runtime = request.app.state.runtime
+    async with runtime.db.session() as session:
+        rows = await session.execute(
+            select(Agent.id, Agent.name)
+            .where(Agent.client_id == runtime.bootstrap.client_id, Agent.active.is_(True))
+            .order_by(Agent.created_at, Agent.id)
+        )
+        agents = [{"id": agent_id, "name": name} for agent_id, name in rows]
+    return JSONResponse({"publishable_key": runtime.bootstrap.publishable_key, "agents": agents})
+
+
+routes = [
+    Route("/", index, methods=["GET"]),
+    Route("/sdk/{path:path}", sdk_file, methods=["GET"]),
+    Route("/demo/config", demo_config, methods=["GET"]),
+]
