@@ -150,3 +150,65 @@ async def test_refer_transfer(ua, tmp_path, sipfrag, succeeds):
         await leg.hangup()
     assert await sipp.wait() == 0, sipp.explain()
     assert f"Refer-To: <sip:+15550009999@127.0.0.1:{sipp.port}>" in sipp.messages()
+
+
+async def test_rtp_echo_reaches_peer_and_is_not_heard(ua, tmp_path):
+    """sipp -rtp_echo returns our packets with our SSRC: they prove our audio reached the peer, and
+    RFC 3550 loop detection must keep the agent from hearing itself."""
+    sipp = await start_sipp(tmp_path, "uas_answer.xml", extra=["-rtp_echo"])
+    leg = await ua.dial("+15551230010", trunk_for(sipp))
+    assert (await asyncio.wait_for(leg.answered, 20)).answered
+    agent = AgentDouble(leg, say=tone(2.0), hangup_after=2.5)
+    assert await asyncio.wait_for(agent.run(), 20) == "agent_hangup"
+    assert await sipp.wait() == 0, sipp.explain()
+    assert leg.rtp.packets_sent >= 100
+    assert leg.rtp.own_ssrc_discarded >= 0.8 * leg.rtp.packets_sent  # our audio came back from sipp...
+    assert leg.rtp.packets_received == 0
+    heard = agent.recording
+    assert not np.any(heard), "the agent heard its own echoed audio"  # ...and was not played to the agent
+
+
+@pytest.fixture
+async def inbound_ua():
+    calls: asyncio.Queue = asyncio.Queue()
+    asked: list[tuple[str, str]] = []
+
+    async def resolve(to_user: str, from_user: str) -> Decision:
+        asked.append((to_user, from_user))
+        if to_user == "+15557770000":
+            return Decision.accept({"agent_id": "agent-1", "welcome": "hello"})
+        if to_user == "+15557770001":
+            return Decision.reject(480)  # a number that exists but is not active
+        return Decision.reject(404)
+
+    agent = await SipUserAgent.start(bind=("127.0.0.1", 0), rtp_ports=(20000, 29999), linger=0.5,
+                                     timers=Timers(t1=0.25), resolver=resolve, on_incoming=calls)
+    agent.asked = asked
+    yield agent, calls
+    await agent.close()
+
+
+async def test_inbound_call_from_sipp(inbound_ua, tmp_path):
+    ua, calls = inbound_ua
+    host, port = ua.local_address
+    sipp = await start_sipp(tmp_path, "uac", remote=f"{host}:{port}",
+                            extra=["-s", "+15557770000", "-d", "2000", "-rtp_echo"])
+    leg = await asyncio.wait_for(calls.get(), 20)
+    assert leg.direction == "inbound" and leg.context == {"agent_id": "agent-1", "welcome": "hello"}
+    assert ua.asked == [("+15557770000", "sipp")]
+    agent = AgentDouble(leg, say=tone(1.0))
+    assert await asyncio.wait_for(agent.run(), 20) == "remote_hangup"
+    assert await sipp.wait() == 0, sipp.explain()
+    assert leg.answered.result().answered and leg.sip_status == 200
+    assert leg.rtp.packets_sent >= 50 and leg.rtp.own_ssrc_discarded > 0
+    assert not np.any(agent.recording)
+
+
+@pytest.mark.parametrize("number,status", [("+15550000000", 404), ("+15557770001", 480)])
+async def test_inbound_rejected(inbound_ua, tmp_path, number, status):
+    ua, calls = inbound_ua
+    host, port = ua.local_address
+    sipp = await start_sipp(tmp_path, "uac_rejected.xml", remote=f"{host}:{port}", extra=["-s", number])
+    assert await sipp.wait() == 0, sipp.explain()
+    assert f"SIP/2.0 {status} " in sipp.messages()
+    assert calls.empty() and not ua.legs
