@@ -43,7 +43,13 @@ class InvalidOffer(ValueError):
 
 
 class AgentAudioTrack(MediaStreamTrack):
-    """The agent's voice: one 20 ms frame per shared clock tick, popped from the leg's outbound queue."""
+    """The agent's voice: one 20 ms frame per shared clock tick, popped from the leg's outbound queue.
+
+    If the sender comes back late (encoding in aiortc's thread pool took longer than a tick under load),
+    the ticks it missed are served at once instead of waiting for the next one, so the track still
+    yields 50 frames a second and the caller hears no slow-down. The clock re-anchors after long stalls,
+    which bounds such a catch-up to a few frames.
+    """
 
     kind = "audio"
 
@@ -52,13 +58,19 @@ class AgentAudioTrack(MediaStreamTrack):
         self._leg = leg
         self._clock = clock
         self._pts = 0
+        self._next_tick: int | None = None  # index of the first tick not yet served
         self._silence = np.zeros((1, FRAME_SAMPLES), dtype=np.int16)
         self.frames_sent = 0
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        await self._clock.tick()
+        last = self._clock.last
+        if self._next_tick is not None and last is not None and last.index >= self._next_tick:
+            self._next_tick += 1  # a tick we have not served yet is already past: serve it now
+        else:
+            tick = await self._clock.tick()
+            self._next_tick = tick.index + 1
         if self.readyState != "live":
             raise MediaStreamError
         samples = self._leg.outbound.pop_frame()

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from media.frames import AudioFrame
-from media.pacing import MediaClock
-from signalling.webrtc import InvalidOffer, WebRtcLeg
+from media.outbound import OutboundAudio
+from media.pacing import MediaClock, Tick
+from signalling.webrtc import AgentAudioTrack, InvalidOffer, WebRtcLeg
 from webrtc_caller import SILENCE_RMS, WebRtcCaller, dominant_frequency, tone
 
 LOOPBACK = ["127.0.0.1"]
@@ -181,3 +183,58 @@ async def test_agent_hangup_closes_the_call(clock):
     await caller.close()
     await asyncio.sleep(0.1)
     assert leaked_tasks() == []
+
+
+class SteppedClock:
+    """Test double for MediaClock: it ticks only when the test calls advance()."""
+
+    def __init__(self) -> None:
+        self.last: Tick | None = None
+        self._waiters: list[asyncio.Future] = []
+
+    async def tick(self) -> Tick:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return await waiter
+
+    def advance(self) -> None:
+        self.last = Tick((self.last.index if self.last else 0) + 1, 0.0, 0.0)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.set_result(self.last)
+
+
+async def test_agent_track_serves_one_frame_per_tick_and_catches_up_missed_ticks():
+    clock = SteppedClock()
+    outbound = OutboundAudio(48000)
+    track = AgentAudioTrack(SimpleNamespace(outbound=outbound), clock)
+    speech = np.arange(960 * 3, dtype=np.int16)
+    outbound.push(speech)
+
+    first = asyncio.create_task(track.recv())
+    await asyncio.sleep(0.01)
+    assert not first.done()  # waits for the shared clock
+    clock.advance()
+    frames = [await first]
+
+    # The sender came back late: two ticks passed meanwhile. Both are served without waiting.
+    clock.advance()
+    clock.advance()
+    frames.append(await asyncio.wait_for(track.recv(), 1))
+    frames.append(await asyncio.wait_for(track.recv(), 1))
+
+    # Caught up: the next frame waits for the next tick again, and is silence (queue empty).
+    fourth = asyncio.create_task(track.recv())
+    await asyncio.sleep(0.01)
+    assert not fourth.done()
+    clock.advance()
+    frames.append(await fourth)
+
+    assert [f.pts for f in frames] == [0, 960, 1920, 2880]
+    assert {(f.sample_rate, f.samples, f.format.name, len(f.layout.channels)) for f in frames} == {
+        (48000, 960, "s16", 1)
+    }
+    sent = np.concatenate([f.to_ndarray()[0] for f in frames])
+    assert np.array_equal(sent[:len(speech)], speech)
+    assert not sent[len(speech):].any()
+    track.stop()
