@@ -47,11 +47,13 @@ def test_sine_keeps_frequency_and_amplitude_48k_16k_48k(low_latency: bool) -> No
     assert wrong < 0.05 * 0.5 * 32767
 
 
+@pytest.mark.parametrize("low_latency", [False, True])
 @pytest.mark.parametrize("in_rate", RATES)
 @pytest.mark.parametrize("out_rate", RATES)
-def test_stream_lengths_add_up(in_rate: int, out_rate: int) -> None:
+def test_stream_lengths_add_up(in_rate: int, out_rate: int, low_latency: bool) -> None:
     x = sine(300.0, in_rate, 0.5)
-    y = stream_through(StreamResampler(in_rate, out_rate), x, samples_per_frame(in_rate))
+    resampler = StreamResampler(in_rate, out_rate, low_latency=low_latency)
+    y = stream_through(resampler, x, samples_per_frame(in_rate))
     assert abs(len(y) - len(x) * out_rate / in_rate) <= 2
     assert y.dtype == np.int16
 
