@@ -1,4 +1,4 @@
-"""The browser client (`/sdk/talkwire.js`) and the demo page in real headless Chromium.
+"""The browser client (`/sdk/talkwire.js`) and the demo page: served by the real app, run in headless Chromium.
 
 The server here is a small test-local Starlette app on a real 127.0.0.1 port: it serves the real SDK and
 demo page (control_api/routes/web.py) and answers Phase 1 and Phase 2 with a real `WebRtcLeg`. The agent
@@ -29,8 +29,6 @@ from control_api.routes import web
 from media.pacing import MediaClock
 from signalling.webrtc import InvalidOffer, WebRtcLeg
 from webrtc_caller import dominant_frequency, tone, write_wav
-
-pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -239,6 +237,7 @@ async def wait_for_agent_audio(page, min_energy: float = 0.01, timeout: float = 
 
 # ---- tests ----------------------------------------------------------------------------------------------
 
+@pytest.mark.browser
 async def test_sdk_connects_hears_the_agent_and_talks_on_the_data_channel(chromium, echo_server, mic_wav):
     browser = await chromium(mic_wav)
     page = await browser.new_page()
@@ -302,6 +301,7 @@ async def test_sdk_connects_hears_the_agent_and_talks_on_the_data_channel(chromi
     assert await page.evaluate("window.client.state") == "disconnected"
 
 
+@pytest.mark.browser
 async def test_sdk_reports_the_servers_error(chromium, echo_server):
     browser = await chromium()
     page = await browser.new_page()
@@ -328,6 +328,7 @@ async def test_sdk_reports_the_servers_error(chromium, echo_server):
     assert echo_server.agents == []
 
 
+@pytest.mark.browser
 async def test_server_hangup_disconnects_the_client(chromium, echo_server, mic_wav):
     browser = await chromium(mic_wav)
     page = await browser.new_page()
@@ -346,6 +347,7 @@ async def test_server_hangup_disconnects_the_client(chromium, echo_server, mic_w
     assert await page.evaluate("window.client.state") == "disconnected"
 
 
+@pytest.mark.browser
 async def test_demo_page_talk_and_hang_up(chromium, echo_server, mic_wav):
     browser = await chromium(mic_wav)
     page = await browser.new_page()
@@ -368,3 +370,34 @@ async def test_demo_page_talk_and_hang_up(chromium, echo_server, mic_wav):
     await page.wait_for_selector("#call-state[data-state='idle']", timeout=20000)
     assert await page.text_content("#talk") == "Talk"
     assert await asyncio.wait_for(echo_server.agents[0].leg.ended, 30) == "remote_hangup"
+
+
+# ---- the routes on the real app (no browser) ---------------------------------------------------------------
+
+async def test_demo_page_and_sdk_are_served(client):
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert 'from "/sdk/talkwire.js"' in page.text
+
+    sdk = await client.get("/sdk/talkwire.js")
+    assert sdk.status_code == 200
+    assert sdk.headers["content-type"].startswith("text/javascript")
+    assert sdk.headers["access-control-allow-origin"] == "*"  # module scripts load cross-origin in CORS mode
+    assert "export class TalkwireClient" in sdk.text
+
+
+@pytest.mark.parametrize("path", ["/sdk/missing.js", "/sdk/../index.html", "/sdk/%2e%2e/%2e%2e/settings.py", "/sdk/"])
+async def test_sdk_route_serves_only_files_under_sdk(client, path):
+    response = await client.get(path)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "NOT_FOUND"
+
+
+async def test_demo_config_lists_the_default_clients_agents_and_publishable_key(client, settings):
+    response = await client.get("/demo/config")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["publishable_key"] == settings.publishable_key
+    assert [a["name"] for a in body["agents"]] == ["Demo Agent"]
+    assert all(set(a) == {"id", "name"} and a["id"] for a in body["agents"])
