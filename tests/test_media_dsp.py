@@ -106,3 +106,21 @@ def test_int16_float_round_trip_is_exact(x: np.ndarray) -> None:
 def test_float_to_int16_clips() -> None:
     out = dsp.float_to_int16(np.array([2.0, -2.0, 0.5, np.float32(-1.0)]))
     assert out.tolist() == [32767, -32768, 16384, -32768]
+
+
+@pytest.mark.parametrize("fmt", ["s16", "s16p", "fltp"])
+def test_downmix_real_pyav_frames(fmt: str) -> None:
+    """What aiortc's Opus decoder hands over (s16 packed stereo) and the planar/float variants."""
+    av = pytest.importorskip("av")
+    left = np.arange(-480, 480, dtype=np.int16) * 30
+    right = np.full(960, 1000, dtype=np.int16)
+    if fmt == "s16":
+        data = dsp.interleave(left, right).reshape(1, -1)
+    elif fmt == "s16p":
+        data = np.stack([left, right])
+    else:
+        data = dsp.int16_to_float(np.stack([left, right]))
+    frame = av.AudioFrame.from_ndarray(data, format=fmt, layout="stereo")
+    mono = dsp.to_mono_int16(frame.to_ndarray(), len(frame.layout.channels))
+    expected = (left.astype(np.int32) + right) // 2
+    assert mono.dtype == np.int16 and np.array_equal(mono, expected)
