@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from typing import Any
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 48000
 FRAME_SAMPLES = samples_per_frame(SAMPLE_RATE)  # 960
 TIME_BASE = Fraction(1, SAMPLE_RATE)
+PENDING_MESSAGES = 500  # kept for a data channel that is not open yet; beyond that the oldest go
 
 
 class InvalidOffer(ValueError):
@@ -96,7 +98,8 @@ class WebRtcLeg(Leg):
         self.track = AgentAudioTrack(self, clock)
         self.data_channel: Any = None
         self.invalid_messages = 0
-        self._pending: list[str] = []  # sent before the data channel opened
+        self.connected = asyncio.Event()  # set once ICE and DTLS are up (media can flow)
+        self._pending: deque[str] = deque(maxlen=PENDING_MESSAGES)  # sent before the data channel opened
         self._tasks: set[asyncio.Task] = set()
         self._remainder = np.zeros(0, dtype=np.int16)  # inbound samples short of a whole frame
         self._resampler: av.AudioResampler | None = None
@@ -204,7 +207,7 @@ class WebRtcLeg(Leg):
             channel.on("open", self._flush_pending)
 
     def _flush_pending(self) -> None:
-        pending, self._pending = self._pending, []
+        pending, self._pending = self._pending, deque(maxlen=PENDING_MESSAGES)
         for text in pending:
             self.data_channel.send(text)
 
@@ -244,7 +247,9 @@ class WebRtcLeg(Leg):
     # ---- ending -----------------------------------------------------------------------------------
 
     def _on_connection_state(self) -> None:
-        if self.pc.connectionState in ("failed", "closed"):
+        if self.pc.connectionState == "connected":
+            self.connected.set()
+        elif self.pc.connectionState in ("failed", "closed"):
             self._remote_end(f"connection {self.pc.connectionState}")
 
     def _remote_end(self, why: str) -> None:

@@ -346,6 +346,13 @@ async def test_server_hangup_disconnects_the_client(chromium, echo_server, mic_w
     await page.wait_for_function("window.events.includes('disconnected')", timeout=20000)
     assert await page.evaluate("window.client.state") == "disconnected"
 
+    # The same client can call again: a fresh Phase 1 (new call, new worker URL) and Phase 2.
+    first_call = await page.evaluate("window.client.callId")
+    await page.evaluate("window.client.connect()")
+    assert await page.evaluate("window.client.state") == "connected"
+    assert await page.evaluate("window.client.callId") != first_call
+    assert len(echo_server.agents) == 2
+
 
 @pytest.mark.browser
 async def test_demo_page_talk_and_hang_up(chromium, echo_server, mic_wav):

@@ -27,8 +27,10 @@ async def connect(caller: WebRtcCaller, clock: MediaClock, before_answer=None) -
     leg, answer = await WebRtcLeg.accept(await caller.create_offer(), clock=clock, host_addresses=LOOPBACK)
     if before_answer is not None:
         await before_answer(leg)
+    assert not leg.connected.is_set()
     await caller.apply_answer(answer)
     await caller.wait_connected()
+    await asyncio.wait_for(leg.connected.wait(), 10)
     return leg
 
 

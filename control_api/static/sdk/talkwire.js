@@ -115,7 +115,9 @@ export class TalkwireClient {
     this.prospectId = options.prospectId || null;
     this.callId = options.callId || null;
     this.baseUrl = (options.baseUrl || (options.callId ? null : options.serverUrl) || moduleOrigin()).replace(/\/+$/, "");
-    this.workerUrl = options.callId && options.serverUrl ? options.serverUrl : null;
+    // serverUrl + callId: a worker URL your backend provisioned (no Phase 1); otherwise serverUrl is the API base.
+    this._givenWorkerUrl = options.callId && options.serverUrl ? options.serverUrl : null;
+    this.workerUrl = this._givenWorkerUrl;
     this.state = "idle"; // idle → connecting → connected → disconnected
     this.agentState = null;
     this.pc = null;
@@ -223,7 +225,8 @@ export class TalkwireClient {
   }
 
   async _provision() {
-    if (this.workerUrl) {
+    if (this._givenWorkerUrl) {
+      this.workerUrl = this._givenWorkerUrl;
       this._emit("session_started", { callId: this.callId, prospectId: this.prospectId, serverUrl: this.workerUrl });
       return;
     }
