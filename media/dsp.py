@@ -52,14 +52,16 @@ def to_mono_int16(array: np.ndarray, channels: int) -> np.ndarray:
     if channels == 1:
         return a.reshape(-1)
     if a.ndim == 2 and a.shape[0] == channels:
-        planes = a.astype(np.int32)  # planar: one row per channel
-        summed = planes.sum(axis=0)
+        planes = list(a)  # planar: one row per channel
     else:
         flat = a.reshape(-1)
         if len(flat) % channels:
             raise ValueError(f"{len(flat)} interleaved samples do not split into {channels} channels")
-        summed = flat.reshape(-1, channels).astype(np.int32).sum(axis=1)
-    return (summed // channels).astype(np.int16)
+        planes = [flat[c::channels] for c in range(channels)]
+    total = planes[0].astype(np.int32)
+    for plane in planes[1:]:
+        total += plane
+    return (total // channels).astype(np.int16)
 
 
 def interleave(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -75,10 +77,12 @@ def interleave(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 def rms(samples: np.ndarray) -> np.ndarray | float:
     """Root mean square in int16 units; per row for a (calls, samples) batch."""
     x = samples.astype(np.float32)
-    if x.shape[-1] == 0:
-        return 0.0 if x.ndim == 1 else np.zeros(x.shape[:-1], dtype=np.float32)
-    value = np.sqrt(np.einsum("...i,...i->...", x, x) / np.float32(x.shape[-1]))
-    return float(value) if np.ndim(value) == 0 else value
+    n = x.shape[-1]
+    if x.ndim == 1:  # np.dot is the cheapest call for one frame
+        return float(np.sqrt(x.dot(x) / n)) if n else 0.0
+    if n == 0:
+        return np.zeros(x.shape[:-1], dtype=np.float32)
+    return np.sqrt(np.einsum("...i,...i->...", x, x) / np.float32(n))
 
 
 def dbfs(samples: np.ndarray) -> np.ndarray | float:
@@ -104,10 +108,13 @@ def apply_gain(samples: np.ndarray, db: float | np.ndarray) -> np.ndarray:
 
     `db` may be one value, or one value per row of a (calls, samples) batch (shape (calls, 1) or (calls,)).
     """
-    factor = np.power(np.float32(10.0), np.asarray(db, dtype=np.float32) / np.float32(20.0))
-    if factor.ndim == 1 and samples.ndim == 2:
-        factor = factor[:, None]
-    scaled = samples.astype(np.float32) * factor
+    if np.ndim(db) == 0:
+        factor = np.float32(db_to_factor(float(db)))
+    else:
+        factor = np.power(np.float32(10.0), np.asarray(db, dtype=np.float32) / np.float32(20.0))
+        if factor.ndim == 1 and samples.ndim == 2:
+            factor = factor[:, None]
+    scaled = samples * factor  # int16 × float32 → float32
     np.rint(scaled, out=scaled)
     np.clip(scaled, INT16_MIN, INT16_MAX, out=scaled)
     return scaled.astype(np.int16)
