@@ -87,6 +87,14 @@ def _is_ip(host: str) -> bool:
         return False
 
 
+def _user_of(uri: str) -> str:
+    """The user part (the phone number) of a sip:/tel: URI; "" when there is none or it is unparseable."""
+    try:
+        return parse_uri(uri).user or ""
+    except SipParseError:
+        return ""
+
+
 def _local_ip_for_default_route() -> str:
     """The address other hosts reach us on when bound to 0.0.0.0 (connect() on UDP sends nothing)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -434,8 +442,8 @@ class SipUserAgent(asyncio.DatagramProtocol):
             log.info("inbound call %s: %s", req.call_id, exc)
             reply(488, to_tag=to_tag)
             return
-        to_user = parse_uri(req.to.uri).user or "" if req.to.uri.startswith(("sip:", "sips:")) else ""
-        from_user = parse_uri(req.from_.uri).user or "" if req.from_.uri.startswith(("sip:", "sips:")) else ""
+        to_user = _user_of(req.to.uri)
+        from_user = _user_of(req.from_.uri)
         if self.on_incoming is None:
             decision = Decision.reject(480)
         elif self.resolver is None:
