@@ -14,7 +14,7 @@ from signalling.sip.leg import TransferFailed
 from signalling.sip.transaction import Timers
 from signalling.sip.trunk import Trunk
 from signalling.sip.ua import Decision, SipUserAgent
-from sipp.harness import HAVE_SPEECH_TOOLS, SIPP, AgentDouble, find_exact, make_speech, start_sipp, tone
+from sipp.harness import HAVE_SPEECH_TOOLS, SIPP, AgentDouble, find_exact, make_alaw, make_speech, start_sipp, tone
 
 pytestmark = [
     pytest.mark.sip,
@@ -212,3 +212,38 @@ async def test_inbound_rejected(inbound_ua, tmp_path, number, status):
     assert await sipp.wait() == 0, sipp.explain()
     assert f"SIP/2.0 {status} " in sipp.messages()
     assert calls.empty() and not ua.legs
+
+
+@pytest.mark.skipif(not HAVE_SPEECH_TOOLS, reason="espeak-ng and sox are needed to make speech")
+async def test_early_media_plays_before_the_call_fails(ua, tmp_path):
+    wav, _ulaw, _ = make_speech("Please hold while we try to connect you.", tmp_path)
+    expected = make_alaw(wav, tmp_path)
+    sipp = await start_sipp(tmp_path, "uas_early_media.xml")
+    leg = await ua.dial("+15551230011", trunk_for(sipp))
+    agent = AgentDouble(leg)
+    reason = await asyncio.wait_for(agent.run(), 20)
+    assert reason == "busy" and leg.answered.result().sip_status == 486
+    assert await sipp.wait() == 0, sipp.explain()
+    assert leg.rtp.negotiated.payload_type == 8
+    assert find_exact(agent.recording, expected[1600:1600 + 4000]) >= 0, "early media did not reach the agent"
+    assert leg.rtp.packets_sent == 0  # early media is one-way
+
+
+async def test_hold_resume_and_options_in_dialog(ua, tmp_path):
+    sipp = await start_sipp(tmp_path, "uas_hold_resume.xml")
+    leg = await ua.dial("+15551230012", trunk_for(sipp))
+    assert (await asyncio.wait_for(leg.answered, 20)).answered
+    leg.outbound.push(tone(10.0))
+    held_seen = False
+    sent_while_held = None
+    while not leg.ended.done():
+        if leg.on_hold and not held_seen:
+            held_seen = True
+            sent_while_held = leg.rtp.packets_sent
+            await asyncio.sleep(0.5)
+            assert leg.rtp.packets_sent == sent_while_held  # on hold: we stop sending
+        await asyncio.sleep(0.02)
+    assert held_seen and not leg.on_hold
+    assert leg.ended.result() == "remote_hangup"
+    assert leg.rtp.packets_sent > sent_while_held  # resumed
+    assert await sipp.wait() == 0, sipp.explain()

@@ -3,17 +3,21 @@ espeak-ng + sox, and an honest test double of an agent (plays a known signal, re
 from __future__ import annotations
 
 import asyncio
-import audioop
 import shutil
 import socket
 import subprocess
 import wave
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from signalling.sip.leg import SipLeg
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop  # the G.711 reference; Python 3.11 has it
 
 SCENARIOS = Path(__file__).resolve().parent
 SIPP = shutil.which("sipp")
@@ -129,6 +133,14 @@ def make_speech(text: str, workdir: Path, name: str = "speech") -> tuple[Path, P
                    check=True, capture_output=True)
     decoded = np.frombuffer(audioop.ulaw2lin(ulaw.read_bytes(), 2), dtype=np.int16)
     return wav, ulaw, decoded
+
+
+def make_alaw(wav: Path, workdir: Path, name: str = "speech") -> np.ndarray:
+    """The 8 kHz WAV as a headerless A-law file `<name>.alaw`; returns it decoded by audioop."""
+    alaw = workdir / f"{name}.alaw"
+    subprocess.run(["sox", str(wav), "-t", "raw", "-r", "8000", "-c", "1", "-e", "a-law", str(alaw)],
+                   check=True, capture_output=True)
+    return np.frombuffer(audioop.alaw2lin(alaw.read_bytes(), 2), dtype=np.int16)
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
