@@ -67,25 +67,36 @@ class Result:
         return {name: base / self.ours_us for name, base in self.baselines_us.items()}
 
 
-def best_per_call(fn: Callable[[], object], calls: int, target_s: float, repeat: int) -> float:
-    """µs per call-frame: `fn` is looped until one run lasts `target_s`; best of `repeat` runs."""
+def calibrate(fn: Callable[[], object], target_s: float) -> int:
+    """How many calls of `fn` make one timed run of about `target_s`."""
     fn()  # warm up (first-call allocation, table loading)
     number = 1
     while True:
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        elapsed = time.perf_counter() - start
+        elapsed = run_once(fn, number)
         if elapsed >= target_s or number >= 1 << 20:
-            break
+            return number
         number *= 2 if elapsed == 0 else max(2, min(10, int(target_s / elapsed) + 1))
-    best = elapsed
-    for _ in range(repeat - 1):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, time.perf_counter() - start)
-    return best / number / calls * 1e6
+
+
+def run_once(fn: Callable[[], object], number: int) -> float:
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return time.perf_counter() - start
+
+
+def best_per_call(fns: dict[str, Callable[[], object]], calls: int, target_s: float, repeat: int) -> dict[str, float]:
+    """µs per call-frame for each function: best of `repeat` rounds.
+
+    The functions take turns within each round, so a burst of load from other processes hits
+    ours and the baselines alike instead of skewing one figure.
+    """
+    numbers = {name: calibrate(fn, target_s) for name, fn in fns.items()}
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            best[name] = min(best[name], run_once(fn, numbers[name]) / numbers[name])
+    return {name: t / calls * 1e6 for name, t in best.items()}
 
 
 def speech_like(rate: int, calls: int, seed: int) -> np.ndarray:
@@ -106,13 +117,10 @@ class Bench:
         self.repeat = repeat
         self.results: list[Result] = []
 
-    def time(self, fn: Callable[[], object], calls: int = 1) -> float:
-        return best_per_call(fn, calls, self.target_s, self.repeat)
-
     def add(self, kernel: str, calls: int, ours: Callable[[], object], baselines: dict[str, Callable[[], object]]) -> None:
         mode = "single" if calls == 1 else f"batch {calls}"
-        result = Result(kernel, mode, calls, self.time(ours, calls),
-                        {name: self.time(fn, calls) for name, fn in baselines.items()})
+        times = best_per_call({"ours": ours, **baselines}, calls, self.target_s, self.repeat)
+        result = Result(kernel, mode, calls, times.pop("ours"), times)
         self.results.append(result)
         console.log(f"{kernel:<34} {mode:<10} {result.ours_us:8.2f} µs")
 
@@ -146,6 +154,8 @@ class Bench:
                     framer = FrameResampler(in_rate, out_rate)
                     frame = AudioFrame(row, in_rate)
                     self.add(name + " +reframe", 1, lambda f=framer, a=frame: f.push(a), baselines)
+                    quick = StreamResampler(in_rate, out_rate, low_latency=True)
+                    self.add(name + " low-latency", 1, lambda s=quick, r=row: s.push(r), baselines)
                 else:
                     # Legs in lockstep on the shared clock: one soxr stream with one channel per leg.
                     multi = soxr.ResampleStream(in_rate, out_rate, calls, dtype="int16", quality="HQ")
@@ -234,6 +244,8 @@ class Bench:
 
 
 def print_table(results: list[Result]) -> None:
+    order = {k: i for i, k in enumerate(dict.fromkeys(r.kernel for r in results))}
+    results = sorted(results, key=lambda r: (order[r.kernel], r.calls))
     names = sorted({n for r in results for n in r.baselines_us}, key=lambda n: (n != "audioop", n))
     table = Table(title="DSP kernels: µs per call per 20 ms frame (speedup = baseline / ours, >1 is faster)")
     table.add_column("kernel")
