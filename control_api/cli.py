@@ -14,13 +14,13 @@ import sys
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
+if TYPE_CHECKING:  # imported where used: `talkwire --help` and `--version` stay instant
+    import uvicorn
 
-from control_api.settings import Settings
-from control_api.storage import Database
-from control_api.storage import clients as store
+    from control_api.settings import Settings
+    from control_api.storage import Database
 
 
 def talkwire_version() -> str:
@@ -30,8 +30,10 @@ def talkwire_version() -> str:
         return "0+unknown"
 
 
-def build_settings(args: argparse.Namespace, **fields: Any) -> Settings:
+def build_settings(args: argparse.Namespace, **fields: Any) -> "Settings":
     """Settings from TALKWIRE_* env, with the flags that were actually given taking precedence."""
+    from control_api.settings import Settings
+
     given = {"data_dir": args.data_dir, "database_url": args.database_url, **fields}
     return Settings(**{name: value for name, value in given.items() if value is not None})
 
@@ -46,26 +48,24 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-class BannerServer(uvicorn.Server):
-    """uvicorn.Server that prints Talkwire's banner (demo URL, keys) once it is listening."""
+def make_server(settings: "Settings", *, log_level: str = "info",
+                announce: Callable[[str], None] | None = None) -> "uvicorn.Server":
+    """The app and a uvicorn server for it (one process, one event loop).
 
-    def __init__(self, config: uvicorn.Config, announce: Callable[[str], None] | None = None) -> None:
-        super().__init__(config)
-        self.announce = announce
+    With `announce`, the server passes Talkwire's banner (demo URL, keys) to it once it is listening.
+    """
+    import uvicorn
 
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.announce is not None and not self.should_exit:
-            self.announce(self.config.app.state.runtime.banner())
-
-
-def make_server(settings: Settings, *, log_level: str = "info", announce: Callable[[str], None] | None = None):
-    """The app and a uvicorn server for it (one process, one event loop)."""
     from control_api.app import create_app
 
+    class BannerServer(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if announce is not None and not self.should_exit:
+                announce(self.config.app.state.runtime.banner())
+
     app = create_app(settings)
-    config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False)
-    return BannerServer(config, announce)
+    return BannerServer(uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False))
 
 
 def _print_banner(text: str) -> None:
@@ -75,16 +75,26 @@ def _print_banner(text: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = build_settings(args, host=args.host, port=args.port, providers=args.providers,
                               public_url=args.public_url)
+    from control_api.storage.clients import check_kind
+
+    for kind, key in (("secret", settings.secret_key), ("publishable", settings.publishable_key)):
+        if key:
+            check_kind(key, kind)  # a clear error now rather than a failed start-up later
     sock = bind_socket(settings.host, settings.port)
     settings.port = sock.getsockname()[1]
     server = make_server(settings, log_level=args.log_level, announce=_print_banner)
-    server.run(sockets=[sock])
-    return 0
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl-C is how a foreground server is stopped: uvicorn has shut down cleanly
+        pass
+    return 0 if server.started else 1
 
 
 # ---- management commands ---------------------------------------------------------------------------
 
-def _with_db(args: argparse.Namespace, action: Callable[[Database], Awaitable[int]]) -> int:
+def _with_db(args: argparse.Namespace, action: Callable[["Database"], Awaitable[int]]) -> int:
+    from control_api.storage import Database
+
     settings = build_settings(args)
 
     async def run() -> int:
@@ -99,6 +109,12 @@ def _with_db(args: argparse.Namespace, action: Callable[[Database], Awaitable[in
     return asyncio.run(run())
 
 
+def _store():
+    from control_api.storage import clients
+
+    return clients
+
+
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
     print(json.dumps(data) if args.json else text)
 
@@ -109,8 +125,8 @@ def _fail(message: str) -> int:
 
 
 def cmd_clients_create(args: argparse.Namespace) -> int:
-    async def action(db: Database) -> int:
-        client = await store.create_client(db, args.name)
+    async def action(db: "Database") -> int:
+        client = await _store().create_client(db, args.name)
         _emit(args, {"id": client.id, "name": client.name}, f"Created client {client.name}: {client.id}")
         return 0
 
@@ -118,8 +134,8 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
 
 
 def cmd_clients_list(args: argparse.Namespace) -> int:
-    async def action(db: Database) -> int:
-        rows = await store.list_clients(db)
+    async def action(db: "Database") -> int:
+        rows = await _store().list_clients(db)
         data = [{"id": c.id, "name": c.name, "is_default": c.is_default, "created_at": c.created_at.isoformat()}
                 for c in rows]
         text = "\n".join(f"{c.id}  {c.name}{'  (default)' if c.is_default else ''}" for c in rows) or "No clients."
@@ -132,10 +148,10 @@ def cmd_clients_list(args: argparse.Namespace) -> int:
 def cmd_keys_create(args: argparse.Namespace) -> int:
     origins = [o.strip() for o in args.origins.split(",") if o.strip()] if args.origins else None
 
-    async def action(db: Database) -> int:
-        if await store.get_client(db, args.client) is None:
+    async def action(db: "Database") -> int:
+        if await _store().get_client(db, args.client) is None:
             return _fail(f"no client with id {args.client}")
-        created = await store.add_key(db, args.client, args.kind, origins=origins, label=args.label)
+        created = await _store().add_key(db, args.client, args.kind, origins=origins, label=args.label)
         data = {"id": created.id, "key": created.key, "kind": created.kind, "client_id": created.client_id}
         note = "" if args.kind == "publishable" else "\nStore it now: only its hash is kept."
         _emit(args, data, f"Created {args.kind} key {created.id}:\n{created.key}{note}")
@@ -145,8 +161,8 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    async def action(db: Database) -> int:
-        rows = await store.list_keys(db, args.client)
+    async def action(db: "Database") -> int:
+        rows = await _store().list_keys(db, args.client)
         data = [{
             "id": k.id, "client_id": k.client_id, "kind": k.kind, "prefix": k.prefix,
             "allowed_origins": k.allowed_origins, "created_at": k.created_at.isoformat(),
@@ -163,8 +179,8 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    async def action(db: Database) -> int:
-        row = await store.revoke_key(db, args.key_id)
+    async def action(db: "Database") -> int:
+        row = await _store().revoke_key(db, args.key_id)
         if row is None:
             return _fail(f"no key with id {args.key_id}")
         _emit(args, {"id": row.id, "revoked_at": row.revoked_at.isoformat()}, f"Revoked key {row.id}")
@@ -243,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except store.KeyRejected as exc:
+    except ValueError as exc:  # KeyRejected and other bad input the commands report
         return _fail(str(exc))
     except KeyboardInterrupt:
         return 130

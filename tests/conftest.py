@@ -15,7 +15,6 @@ import asyncio
 import os
 import secrets
 import shutil
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
@@ -31,9 +30,6 @@ from control_api.app import create_app
 from control_api.cli import bind_socket, make_server
 from control_api.settings import Settings
 from control_api.storage import Database
-
-TALKWIRE_BIN = Path(sys.executable).with_name("talkwire")
-
 
 def make_keys() -> tuple[str, str]:
     """A (secret, publishable) key pair in Talkwire's formats, unique per call."""

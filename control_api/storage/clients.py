@@ -58,7 +58,8 @@ async def get_client(db: Database, client_id: str) -> Client | None:
         return await session.get(Client, client_id)
 
 
-def _check_kind(key: str, kind: KeyKind) -> None:
+def check_kind(key: str, kind: KeyKind) -> None:
+    """Raise KeyRejected unless `key` looks like a key of `kind`."""
     expected = KEY_PREFIXES[kind][:3]  # "sk_" / "pk_": lets deployments use sk_test_… and the like
     if not key.startswith(expected):
         raise KeyRejected(f"a {kind} key must start with {expected!r}")
@@ -77,7 +78,7 @@ async def add_key(
     if kind not in KEY_PREFIXES:
         raise KeyRejected(f"unknown key kind {kind!r}")
     key = key or generate_key(kind)
-    _check_kind(key, kind)
+    check_kind(key, kind)
     async with db.session() as session:
         if await session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(key))):
             raise KeyRejected("this key is already registered")
