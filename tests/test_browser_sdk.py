@@ -408,3 +408,21 @@ async def test_demo_config_lists_the_default_clients_agents_and_publishable_key(
     assert body["publishable_key"] == settings.publishable_key
     assert [a["name"] for a in body["agents"]] == ["Demo Agent"]
     assert all(set(a) == {"id", "name"} and a["id"] for a in body["agents"])
+
+
+@pytest.mark.browser
+async def test_closing_the_tab_hangs_up(chromium, echo_server, mic_wav):
+    browser = await chromium(mic_wav)
+    page = await browser.new_page()
+    await page.goto(f"{echo_server.base_url}/harness")
+    await page.wait_for_function("window.ready === true")
+    await page.evaluate(
+        """async ({ agentId, apiKey }) => {
+          window.client = new TalkwireClient({ agentId, apiKey });
+          await window.client.connect();
+        }""",
+        {"agentId": AGENT_ID, "apiKey": API_KEY},
+    )
+    await page.close()
+    # The SDK hangs up on pagehide; without it the server would only notice when ICE consent expires (30 s).
+    assert await asyncio.wait_for(echo_server.agents[0].leg.ended, 15) == "remote_hangup"

@@ -126,6 +126,7 @@ export class TalkwireClient {
     this.remoteStream = null;
     this.audioElement = options.audioElement || null;
     this._listeners = new Map();
+    this._onPageHide = () => this.disconnect();
     this._connectTimer = null;
     /** type → handler(message); add with handleMessage(). */
     this.messageHandlers = {
@@ -202,6 +203,8 @@ export class TalkwireClient {
     }
     this.state = "connecting";
     this._disconnectEmitted = false;
+    // Closing the tab otherwise leaves the server to notice by ICE consent expiry (~30 s).
+    window.addEventListener("pagehide", this._onPageHide);
     try {
       await this._provision();
       const iceServers = await this._iceServers();
@@ -425,6 +428,7 @@ export class TalkwireClient {
   _teardown() {
     const wasActive = this.state === "connecting" || this.state === "connected";
     this.state = "disconnected";
+    window.removeEventListener("pagehide", this._onPageHide);
     const channel = this.dataChannel;
     const pc = this.pc;
     this.dataChannel = null;
