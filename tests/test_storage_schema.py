@@ -1,6 +1,7 @@
 """Storage on both engines: migrations, default client and keys, call records, restarts."""
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,20 @@ async def test_secret_keys_never_reach_the_database_file_in_plaintext(settings, 
     for secret in (generated, created.key):
         assert secret.encode() not in blob
         assert secret.split("_", 2)[2].encode() not in blob
+
+
+async def test_concurrent_timeline_appends_keep_a_gapless_order(database_url: str):
+    db = await Database.open(database_url)
+    try:
+        client = await create_client(db, "Busy")
+        async with db.session() as session:
+            agent = Agent(client_id=client.id, name="A")
+            session.add(agent)
+        call = await calls.create_call(db, client_id=client.id, agent_id=agent.id, type="web_call",
+                                       direction="inbound", status="in-progress")
+        await asyncio.gather(*(calls.add_transcript_turn(db, client.id, call.id, "user", str(i)) for i in range(20)))
+        events = await calls.list_events(db, call.id)
+        assert [e.seq for e in events] == list(range(1, 21))
+        assert sorted(int(e.payload["text"]) for e in events) == list(range(20))
+    finally:
+        await db.close()

@@ -36,12 +36,20 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_connect(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the single writer
-    cursor.execute("PRAGMA busy_timeout=10000")  # the CLI and a running server may write at once
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")  # wait for another writer (other calls, the CLI) instead of failing
     cursor.close()
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
+
+
+def _sqlite_begin(connection) -> None:
+    # Take the write lock when the transaction starts. A deferred transaction that reads and then writes
+    # (read max(seq), insert) fails at once with "database is locked" when another connection wrote in
+    # between; an immediate one waits its turn under busy_timeout instead.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -56,7 +64,8 @@ class Database:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             engine = create_async_engine(url)
-            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(engine.sync_engine, "connect", _sqlite_connect)
+            event.listen(engine.sync_engine, "begin", _sqlite_begin)
         else:
             engine = create_async_engine(url, pool_pre_ping=True)
         db = cls(engine)

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from control_api.storage import Database
 from control_api.storage.models import Call, CallEvent, Prospect, utcnow
@@ -153,20 +152,20 @@ async def update_call(db: Database, call_id: str, **fields: Any) -> Call:
 async def append_event(
     db: Database, client_id: str, call_id: str, kind: str, payload: dict[str, Any] | None = None
 ) -> CallEvent:
-    """Append one timeline entry; `seq` numbers a call's events 1, 2, 3, … in the order they were stored."""
-    for _attempt in range(5):
-        try:
-            async with db.session() as session:
-                last = await session.scalar(select(func.max(CallEvent.seq)).where(CallEvent.call_id == call_id))
-                event = CallEvent(client_id=client_id, call_id=call_id, seq=(last or 0) + 1, kind=kind,
-                                  payload=dict(payload or {}))
-                session.add(event)
-            return event
-        except IntegrityError:
-            # Another writer took this seq at the same moment (or the call does not exist): retry / re-check.
-            if await get_call(db, call_id) is None:
-                raise LookupError(f"no call {call_id}") from None
-    raise RuntimeError(f"could not append an event to call {call_id}")
+    """Append one timeline entry; `seq` numbers a call's events 1, 2, 3, … in the order they were stored.
+
+    Appends to one call are serialised by locking the call's row (PostgreSQL) or the database (SQLite
+    transactions begin immediate), so concurrent writers never pick the same `seq`.
+    """
+    async with db.session() as session:
+        locked = await session.scalar(select(Call.id).where(Call.id == call_id).with_for_update())
+        if locked is None:
+            raise LookupError(f"no call {call_id}")
+        last = await session.scalar(select(func.max(CallEvent.seq)).where(CallEvent.call_id == call_id))
+        event = CallEvent(client_id=client_id, call_id=call_id, seq=(last or 0) + 1, kind=kind,
+                          payload=dict(payload or {}))
+        session.add(event)
+    return event
 
 
 async def add_transcript_turn(
