@@ -78,8 +78,9 @@ class Runtime:
         """The start-up text: where the demo is and which keys to use (a generated secret key only once)."""
         base = (base_url or self.settings.base_url).rstrip("/")
         lines = [
-            f"Talkwire is running: {base}/",
+            "Talkwire is running.",
             f"  Demo page:        {base}/",
+            f"  API base URL:     {base}",
             f"  Data directory:   {self.settings.data_dir.resolve()}",
             f"  Publishable key:  {self.bootstrap.publishable_key}",
         ]

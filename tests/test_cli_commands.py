@@ -117,8 +117,6 @@ async def _serve_until_banner(data: Path) -> tuple[asyncio.subprocess.Process, d
         if ":" in line and line.startswith("  "):
             name, _, value = line.strip().partition(":")
             banner[name] = value.strip()
-        elif line.startswith("Talkwire is running:"):
-            banner["url"] = line.split(":", 1)[1].strip()
     return proc, banner
 
 
@@ -131,11 +129,12 @@ async def test_serve_prints_keys_once_and_keeps_them_across_restarts(tmp_path: P
     data = tmp_path / "data"
     proc, banner = await _serve_until_banner(data)
     try:
-        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", banner["url"]) and not banner["url"].endswith(":0/")
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", banner["Demo page"])
+        assert not banner["Demo page"].endswith(":0/")
         assert banner["Publishable key"].startswith("pk_live_")
         secret = banner["Secret key"]
         assert secret.startswith("sk_live_")
-        async with httpx.AsyncClient(base_url=banner["url"], timeout=30) as http:
+        async with httpx.AsyncClient(base_url=banner["Demo page"], timeout=30) as http:
             assert (await http.get("/health")).json() == {"status": "ok"}
             assert (await http.get("/assistant", headers={"X-API-Key": secret})).status_code == 200
     finally:
@@ -144,7 +143,7 @@ async def test_serve_prints_keys_once_and_keeps_them_across_restarts(tmp_path: P
     try:
         assert again["Publishable key"] == banner["Publishable key"]
         assert not again["Secret key"].startswith("sk_live_")  # stored hashed: never shown again
-        async with httpx.AsyncClient(base_url=again["url"], timeout=30) as http:
+        async with httpx.AsyncClient(base_url=again["Demo page"], timeout=30) as http:
             assert (await http.get("/assistant", headers={"X-API-Key": secret})).status_code == 200
     finally:
         assert await _stop(proc) == 0
