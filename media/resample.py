@@ -1,7 +1,7 @@
 """Streaming and one-shot resampling (soxr) plus exact 20 ms re-framing.
 
-soxr's streaming output is bursty: four 10 ms inputs may give 0, 0, 0 and then 490 samples, and the
-count per call is never exactly in × out_rate / in_rate. Transports need exact 20 ms frames, so
+soxr's streaming output is bursty: 20 ms inputs at 48 kHz give 0, 490, 0, 489, 489, 0, … samples at
+16 kHz, never exactly in × out_rate / in_rate per call. Transports need exact 20 ms frames, so
 `Reframer` turns any chunking into exact frames and `FrameResampler` does both in one step.
 
 Supported rates are any soxr accepts; Talkwire uses 48000 (Opus), 22050 (Piper), 16000 (Whisper,
@@ -11,7 +11,7 @@ Latency. soxr's fixed-rate engine works in DFT blocks, so in a stream fed 20 ms 
 lags the input by up to (measured, HQ): 48k→16k 37 ms, 16k→48k 37 ms, 22.05k→48k 42 ms,
 22.05k→8k 80 ms, 16k↔8k 115 ms, 48k→8k 157 ms. That is fine for recordings and whole TTS chunks,
 not for barge-in detection. `low_latency=True` selects soxr's variable-rate engine instead: at most
-30 ms (48k→16k 13 ms, 16k→8k 15 ms, 8k→16k 30 ms), for 3-8x the CPU per frame. Where it can,
+30 ms (48k→16k 13 ms, 16k→8k 15 ms, 8k→16k 30 ms), for 2-9x the CPU per frame (scripts/bench_dsp.py). Where it can,
 latency-critical code should avoid resampling altogether (webrtcvad takes 8/16/32/48 kHz) or resample
 whole buffers with `resample()` (an utterance for STT, a sentence from TTS).
 """
@@ -68,10 +68,6 @@ class StreamResampler:
         return soxr.ResampleStream(
             self.in_rate, self.out_rate, 1, dtype=self.dtype.name, quality=self.quality, vr=self.low_latency
         )
-
-    @property
-    def identity(self) -> bool:
-        return self._stream is None
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         if samples.dtype != self.dtype:
