@@ -33,7 +33,6 @@ from media.wav import DATA_SIZE_OFFSET, HEADER_BYTES, RIFF_SIZE_OFFSET, pcm16_he
 log = logging.getLogger(__name__)
 
 CHANNELS = 2
-BYTES_PER_FRAME = 2 * CHANNELS
 
 
 class _Track:
