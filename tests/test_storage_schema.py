@@ -8,7 +8,9 @@ import pytest
 from sqlalchemy import inspect, select, text
 
 from control_api.runtime import Runtime
-from control_api.storage import Database, calls
+from alembic.script import ScriptDirectory
+
+from control_api.storage import Database, alembic_config, calls
 from control_api.storage.clients import (
     KeyRejected,
     add_key,
@@ -34,11 +36,13 @@ async def test_migrations_create_the_whole_schema_on_a_fresh_database(database_u
         async with db.engine.connect() as conn:
             tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-            agent_columns = {c["name"] for c in await conn.run_sync(lambda c: inspect(c).get_columns("agents"))}
+            columns = await conn.run_sync(
+                lambda c: {t: {col["name"] for col in inspect(c).get_columns(t)} for t in EXPECTED_TABLES})
         assert EXPECTED_TABLES <= tables
-        assert version == "0001"
-        # The migration and the ORM describe the same columns.
-        assert agent_columns == {c.name for c in Base.metadata.tables["agents"].columns}
+        assert version == ScriptDirectory.from_config(alembic_config()).get_current_head()
+        # The migrations and the ORM describe the same columns: a model change needs a migration.
+        for table in EXPECTED_TABLES:
+            assert columns[table] == {c.name for c in Base.metadata.tables[table].columns}, table
         for table in EXPECTED_TABLES - {"clients"}:
             assert "client_id" in Base.metadata.tables[table].columns, table
     finally:

@@ -211,6 +211,7 @@ class Tool(Base):
     server: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {url, method}
     request: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {body, headers, query}
     client_fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    timeout_seconds: Mapped[float | None] = mapped_column(Float)  # result timeout; None: the kind's default
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -376,6 +377,7 @@ class Call(Base):
     is_successful: Mapped[bool | None] = mapped_column(Boolean)  # per the agent's success_metric
     extra_details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     call_data: Mapped[list[Any]] = mapped_column(default=list)  # [{key, value}]
+    continues_call_id: Mapped[str | None] = mapped_column(String(36))  # the web call this session continues
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
