@@ -1,0 +1,240 @@
+"""Calls: `POST /calls/create`, `GET /calls`, `GET /calls/{id}` and the call's recording.
+
+A web call is a record plus a worker URL: the browser SDK posts its WebRTC offer to `worker_url`, and the
+media worker joins that leg to the agent. SIP calls go through `create_sip_call`, the one seam the SIP
+dialer replaces.
+"""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from starlette.responses import FileResponse
+
+from control_api.auth import get_owned
+from control_api.openapi import Ctx, Resource, api_error
+from control_api.schemas.calls import (
+    AgentRef,
+    AgentWithClient,
+    CallCreate,
+    CallCreated,
+    CallDetail,
+    CallList,
+    CallListQuery,
+    CallSummary,
+    ClientRef,
+    KeyValue,
+    ProspectDetail,
+    ProspectRef,
+    TimelineEvent,
+    TranscriptTurn,
+)
+from control_api.schemas.common import parse_uuid
+from control_api.storage import calls as call_store
+from control_api.storage.models import Agent, Call, Client, PhoneNumber, Prospect
+
+api = Resource("Calls")
+
+CALL_404 = ("CALL_NOT_FOUND", "Call not found")
+
+
+# ---- create ---------------------------------------------------------------------------------------
+
+async def create_sip_call(ctx: Ctx, agent: Agent, body: CallCreate) -> CallCreated:
+    """Dial `body.sip_data.to` for `agent` and return {call_id, status: "triggered", worker_url: None}.
+
+    The SIP dialer is not wired into the API yet, so this answers the seed's UPSTREAM_SERVICE_TIMEOUT;
+    the body has been validated (E.164 numbers, `from_number` one of the client's numbers) before this runs.
+    """
+    raise api_error("UPSTREAM_SERVICE_TIMEOUT", "SIP calling is not available on this server yet; use type \"web\"")
+
+
+@api.post(
+    "/calls/create",
+    body=CallCreate,
+    response=CallCreated,
+    auth="publishable",
+    errors=("AGENT_NOT_FOUND", "PROSPECT_NOT_FOUND", "CALL_NOT_FOUND", "INSUFFICIENT_SCOPE", "UPSTREAM_SERVICE_TIMEOUT"),
+)
+async def create_call(ctx: Ctx) -> CallCreated:
+    """Start a call: "web" returns the worker URL the browser SDK connects to; "sip" dials a phone.
+
+    Publishable keys may create web calls only. Without `prospect_id` an anonymous prospect (lead) is
+    created. `call_id` of an earlier web call continues that session (same prospect unless one is given).
+    """
+    body: CallCreate = ctx.body
+    if body.type == "sip":
+        if not ctx.principal.is_secret:
+            raise api_error("INSUFFICIENT_SCOPE", "Publishable keys (pk_live_…) can only create web calls")
+        if body.sip_data is None or body.sip_data.to is None:
+            raise api_error("VALIDATION_ERROR", 'sip_data.to: required when type is "sip"')
+    async with ctx.db.session() as session:
+        agent = await get_owned(session, Agent, parse_uuid(body.agent_id), ctx.principal,
+                                "AGENT_NOT_FOUND", "Agent not found")
+        prospect_id = None
+        if body.prospect_id is not None:
+            prospect = await get_owned(session, Prospect, parse_uuid(body.prospect_id), ctx.principal,
+                                       "PROSPECT_NOT_FOUND", "Prospect not found")
+            prospect_id = prospect.id
+        previous = None
+        if body.call_id is not None:
+            previous = await get_owned(session, Call, parse_uuid(body.call_id), ctx.principal, *CALL_404)
+            if previous.type != "web_call":
+                raise api_error("VALIDATION_ERROR", "call_id: only a web call can be continued")
+            prospect_id = prospect_id or previous.prospect_id
+        if body.type == "sip" and body.sip_data.from_number is not None:
+            owned = await session.scalar(select(PhoneNumber.id).where(
+                PhoneNumber.client_id == ctx.client_id, PhoneNumber.number == body.sip_data.from_number))
+            if owned is None:
+                raise api_error("VALIDATION_ERROR",
+                                "sip_data.from_number: not one of your phone numbers (see GET /phone-numbers)")
+    if body.type == "sip":
+        return await create_sip_call(ctx, agent, body)
+
+    call = await call_store.create_call(
+        ctx.db,
+        client_id=ctx.client_id,
+        agent_id=agent.id,
+        type="web_call",
+        direction="inbound",
+        status="in-progress",
+        prospect_id=prospect_id,
+        prospect_name=body.sip_data.name if body.sip_data else None,
+    )
+    if previous is not None:
+        await call_store.update_call(ctx.db, call.id, continues_call_id=previous.id)
+    worker_url = f"{ctx.settings.base_url}/webrtc?agent={agent.id}_{call.id}"
+    return CallCreated(call_id=call.id, status=call.status, worker_url=worker_url)
+
+
+# ---- read -----------------------------------------------------------------------------------------
+
+def recording_url(ctx: Ctx, call: Call) -> str | None:
+    return f"{ctx.settings.base_url}/calls/{call.id}/recording" if call.recording_path else None
+
+
+def _prospect_ref(prospect: Prospect | None) -> ProspectRef | None:
+    return None if prospect is None else ProspectRef(id=prospect.id, name=prospect.name, phone=prospect.phone)
+
+
+@api.get("/calls", query=CallListQuery, response=CallList)
+async def list_calls(ctx: Ctx) -> CallList:
+    """List your calls, newest first; filter by agent_id and status, page with limit (≤ 500) and offset."""
+    query: CallListQuery = ctx.query
+    conditions: list[Any] = [Call.client_id == ctx.client_id]
+    if query.agent_id is not None:
+        agent_id = parse_uuid(query.agent_id)
+        if agent_id is None:
+            raise api_error("VALIDATION_ERROR", "agent_id: must be a UUID")
+        conditions.append(Call.agent_id == agent_id)
+    if query.status is not None:
+        conditions.append(Call.status == query.status)
+    async with ctx.db.session() as session:
+        total = await session.scalar(select(func.count(Call.id)).where(*conditions))
+        rows = (await session.execute(
+            select(Call, Agent, Prospect)
+            .join(Agent, Agent.id == Call.agent_id)
+            .outerjoin(Prospect, Prospect.id == Call.prospect_id)
+            .where(*conditions)
+            .order_by(Call.created_at.desc(), Call.id)
+            .limit(query.limit)
+            .offset(query.offset)
+        )).all()
+    calls = [
+        CallSummary(
+            id=call.id,
+            agent_id=call.agent_id,
+            client_id=call.client_id,
+            phone_to=call.phone_to,
+            phone_from=call.phone_from,
+            status=call.status,
+            direction=call.direction,
+            type=call.type,
+            created_at=call.created_at,
+            duration=call.duration,
+            recording_url=recording_url(ctx, call),
+            is_call_successful_according_to_agent_criteria=call.is_successful,
+            prospect=_prospect_ref(prospect),
+            agent=AgentRef(id=agent.id, name=agent.name),
+            call_data=list(call.call_data or []),
+        )
+        for call, agent, prospect in rows
+    ]
+    return CallList(calls=calls, total=total or 0)
+
+
+@api.get("/calls/{id}", response=CallDetail, errors=("CALL_NOT_FOUND",))
+async def get_call(ctx: Ctx) -> CallDetail:
+    """Get one call with its prospect, agent, extracted data, transcript and timeline."""
+    call_id = ctx.uuid("id")
+    async with ctx.db.session() as session:
+        call = await get_owned(session, Call, call_id, ctx.principal, *CALL_404)
+        agent = await session.get(Agent, call.agent_id)
+        client = await session.get(Client, call.client_id)
+        prospect = await session.get(Prospect, call.prospect_id) if call.prospect_id else None
+    events = await call_store.list_events(ctx.db, call.id)
+    transcript = [
+        TranscriptTurn(role=str(e.payload.get("role") or ""), text=str(e.payload.get("text") or ""), at=e.created_at)
+        for e in events if e.kind == "transcript"
+    ]
+    timeline = [TimelineEvent(seq=e.seq, kind=e.kind, at=e.created_at, data=dict(e.payload or {})) for e in events]
+    prospect_detail = None
+    if prospect is not None:
+        prospect_detail = ProspectDetail(
+            **_prospect_ref(prospect).model_dump(),
+            prospect_data=[KeyValue(key=k, value=v) for k, v in (prospect.prospect_data or {}).items()],
+        )
+    return CallDetail(
+        id=call.id,
+        agent_id=call.agent_id,
+        client_id=call.client_id,
+        phone_from=call.phone_from,
+        phone_to=call.phone_to,
+        status=call.status,
+        direction=call.direction,
+        type=call.type,
+        call_triggered_at=call.call_triggered_at,
+        answered_at=call.answered_at,
+        ended_at=call.ended_at,
+        duration=call.duration,
+        end_reason=call.end_reason,
+        extra_details=dict(call.extra_details or {}),
+        provider_call_id=call.provider_call_id,
+        continues_call_id=call.continues_call_id,
+        is_call_successful_according_to_agent_criteria=call.is_successful,
+        call_data=list(call.call_data or []),
+        recording_url=recording_url(ctx, call),
+        prospect=prospect_detail,
+        agent=AgentWithClient(
+            id=agent.id, name=agent.name, client=ClientRef(name=client.name, base_prospect_group_id=None)
+        ),
+        transcript=transcript,
+        timeline=timeline,
+        created_at=call.created_at,
+    )
+
+
+@api.get(
+    "/calls/{id}/recording",
+    response=None,
+    response_media={"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
+    errors=("CALL_NOT_FOUND", "RECORDING_NOT_FOUND"),
+)
+async def get_recording(ctx: Ctx) -> FileResponse:
+    """Download the call's stereo WAV recording (left: caller, right: agent)."""
+    call_id = ctx.uuid("id")
+    async with ctx.db.session() as session:
+        call = await get_owned(session, Call, call_id, ctx.principal, *CALL_404)
+    if not call.recording_path:
+        raise api_error("RECORDING_NOT_FOUND", "This call has no recording")
+    path = Path(call.recording_path)
+    if not path.is_absolute():
+        path = ctx.settings.data_dir / path
+    if not await asyncio.to_thread(path.is_file):
+        raise api_error("RECORDING_NOT_FOUND", "The recording file is missing")
+    return FileResponse(path, media_type="audio/wav", filename=f"{call.id}.wav")
+
+
+routes = api.routes

@@ -1,0 +1,287 @@
+"""Campaigns (`/campaigns`): stored with their candidates and caller IDs, moved through their states.
+
+    draft ──start──► active ──pause──► paused ──resume──► active ──(dialer)──► completed
+    draft | paused | scheduled ──schedule-start──► scheduled ──start (or the time comes)──► active
+
+An action a campaign's state does not allow answers the seed's `gateway_error` (409), e.g. pausing a
+paused campaign. The dialer that works through an active campaign's candidates is separate from the API.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import func, select
+
+from control_api.auth import get_owned
+from control_api.errors import ApiError, validation_message
+from control_api.openapi import Ctx, Resource, api_error
+from control_api.schemas.campaigns import (
+    MAX_CANDIDATES,
+    AllocatedDid,
+    CampaignAction,
+    CampaignCreate,
+    CampaignCreated,
+    CampaignDetail,
+    CampaignList,
+    CampaignScheduled,
+    CampaignSummary,
+    CampaignUpdate,
+    CampaignUpdated,
+    ExtraData,
+    ScheduleStart,
+)
+from control_api.schemas.common import parse_uuid
+from control_api.storage.models import (
+    Agent,
+    Campaign,
+    CampaignNumber,
+    CampaignProspect,
+    PhoneNumber,
+    Prospect,
+    utcnow,
+)
+
+api = Resource("Campaigns")
+
+CAMPAIGN_404 = ("CAMPAIGN_NOT_FOUND", "Campaign not found")
+REQUIRED = ("agent_id", "name", "candidates")
+# action -> (states it may start from, state it leads to, past participle for the message)
+TRANSITIONS = {
+    "start": ({"draft", "scheduled"}, "active", "started"),
+    "pause": ({"active"}, "paused", "paused"),
+    "resume": ({"paused"}, "active", "resumed"),
+    "schedule-start": ({"draft", "paused", "scheduled"}, "scheduled", "start scheduled"),
+}
+
+
+def _missing_required(exc: ValidationError) -> ApiError | None:
+    """The seed answers a missing agent_id, name or candidates with BAD_REQUEST_FORMAT (400)."""
+    for err in exc.errors():
+        loc = err.get("loc", ())
+        if loc and loc[0] in REQUIRED and len(loc) == 1 and err["type"] in ("missing", "too_short"):
+            return ApiError(400, "BAD_REQUEST_FORMAT",
+                            f"Missing required fields (agent_id, name, candidates): {validation_message(exc)}")
+    return None
+
+
+def _bad_schedule(exc: ValidationError) -> ApiError:
+    return ApiError(400, "BAD_REQUEST_FORMAT", f"scheduled_start_time: {validation_message(exc)}")
+
+
+async def _counts(session: Any, campaign_id: str) -> dict[str, int]:
+    rows = (await session.execute(
+        select(CampaignProspect.status, func.count(CampaignProspect.id))
+        .where(CampaignProspect.campaign_id == campaign_id).group_by(CampaignProspect.status)
+    )).all()
+    by_status = {status: count for status, count in rows}
+    return {"total": sum(by_status.values()), "active": by_status.get("active", 0),
+            "pending": by_status.get("pending", 0)}
+
+
+async def _owned(ctx: Ctx, session: Any, code: str) -> Campaign:
+    return await get_owned(session, Campaign, ctx.uuid("id", code), ctx.principal, *CAMPAIGN_404)
+
+
+@api.post(
+    "/campaigns",
+    body=CampaignCreate,
+    response=CampaignCreated,
+    on_invalid_body=_missing_required,
+    errors=("BAD_REQUEST_FORMAT", "validation_error", "bad_request", "AGENT_NOT_FOUND"),
+)
+async def create_campaign(ctx: Ctx) -> CampaignCreated:
+    """Create a campaign with up to 50 candidates; `start_campaign: true` starts it at once.
+
+    Caller IDs: `from_numbers` (your imported numbers) and/or `use_vanira_managed: true` (the server's
+    own trunk); one of them is required.
+    """
+    body: CampaignCreate = ctx.body
+    if len(body.candidates) > MAX_CANDIDATES:
+        raise api_error("validation_error", f"candidates: at most {MAX_CANDIDATES} per campaign "
+                                            f"({len(body.candidates)} given)")
+    if not body.from_numbers and not body.use_vanira_managed:
+        raise api_error("bad_request", "No Caller IDs provided. You must either provide from_numbers or set "
+                                       "use_vanira_managed to true.")
+    fields = body.model_dump(exclude={"candidates", "start_campaign", "use_vanira_managed", "agent_id"})
+    async with ctx.db.session() as session:
+        agent = await get_owned(session, Agent, parse_uuid(body.agent_id), ctx.principal,
+                                "AGENT_NOT_FOUND", "Agent not found")
+        numbers = []
+        for i, wanted in enumerate(body.from_numbers):
+            number = await session.scalar(select(PhoneNumber).where(
+                PhoneNumber.client_id == ctx.client_id, PhoneNumber.number == wanted))
+            if number is None:
+                raise api_error("VALIDATION_ERROR", f"from_numbers.{i}: {wanted} is not one of your phone numbers "
+                                                    "(import it with POST /phone-numbers/import)")
+            if number not in numbers:
+                numbers.append(number)
+        now = utcnow()
+        campaign = Campaign(
+            client_id=ctx.client_id,
+            agent_id=agent.id,
+            use_managed_numbers=body.use_vanira_managed,
+            status="active" if body.start_campaign else "draft",
+            started_at=now if body.start_campaign else None,
+            **fields,
+        )
+        session.add(campaign)
+        await session.flush()
+        prospect_ids: list[str] = []
+        for candidate in body.candidates:
+            prospect = await session.scalar(
+                select(Prospect).where(Prospect.client_id == ctx.client_id, Prospect.phone == candidate.phone)
+                .order_by(Prospect.created_at, Prospect.id).limit(1)
+            )
+            if prospect is None:
+                prospect = Prospect(client_id=ctx.client_id, name=candidate.name or "Unknown", phone=candidate.phone,
+                                    lead_source="campaign")
+                session.add(prospect)
+                await session.flush()
+            if prospect.id not in prospect_ids:
+                prospect_ids.append(prospect.id)
+        session.add_all(
+            CampaignProspect(client_id=ctx.client_id, campaign_id=campaign.id, prospect_id=pid) for pid in prospect_ids
+        )
+        session.add_all(
+            CampaignNumber(client_id=ctx.client_id, campaign_id=campaign.id, phone_number_id=number.id,
+                           max_concurrent_calls=body.max_concurrent_calls)
+            for number in numbers
+        )
+    started = campaign.status == "active"
+    return CampaignCreated(
+        success=True,
+        campaign_id=campaign.id,
+        total_prospects=len(prospect_ids),
+        message="Campaign created and started successfully" if started else "Campaign created successfully",
+        started=started,
+    )
+
+
+@api.get("/campaigns", response=CampaignList)
+async def list_campaigns(ctx: Ctx) -> CampaignList:
+    """List your campaigns, newest first."""
+    async with ctx.db.session() as session:
+        totals = (
+            select(CampaignProspect.campaign_id, func.count(CampaignProspect.id).label("n"))
+            .where(CampaignProspect.client_id == ctx.client_id).group_by(CampaignProspect.campaign_id).subquery()
+        )
+        rows = (await session.execute(
+            select(Campaign, totals.c.n).outerjoin(totals, totals.c.campaign_id == Campaign.id)
+            .where(Campaign.client_id == ctx.client_id).order_by(Campaign.created_at.desc(), Campaign.id)
+        )).all()
+    return CampaignList(data=[
+        CampaignSummary(
+            id=c.id, name=c.name, status=c.status, agent_id=c.agent_id, client_id=c.client_id, provider=c.provider,
+            total_prospects=n or 0, successful_calls=c.successful_calls, failed_calls=c.failed_calls,
+            created_at=c.created_at, updated_at=c.updated_at,
+        )
+        for c, n in rows
+    ])
+
+
+@api.get("/campaigns/{id}", response=CampaignDetail, errors=("CAMPAIGN_NOT_FOUND",))
+async def get_campaign(ctx: Ctx) -> CampaignDetail:
+    """Get a campaign with its settings, progress counts and allocated caller IDs."""
+    async with ctx.db.session() as session:
+        campaign = await _owned(ctx, session, "CAMPAIGN_NOT_FOUND")
+        counts = await _counts(session, campaign.id)
+        dids = (await session.execute(
+            select(CampaignNumber, PhoneNumber).join(PhoneNumber, PhoneNumber.id == CampaignNumber.phone_number_id)
+            .where(CampaignNumber.campaign_id == campaign.id).order_by(CampaignNumber.created_at, CampaignNumber.id)
+        )).all()
+    settings = {name: getattr(campaign, name) for name in CampaignDetail.model_fields if hasattr(Campaign, name)}
+    return CampaignDetail(**{
+        **settings,
+        "use_vanira_managed": campaign.use_managed_numbers,
+        "total_prospects": counts["total"],
+        "active_prospects": counts["active"],
+        "pending_prospects": counts["pending"],
+        "allocated_dids": [
+            AllocatedDid(did_id=number.id, number=number.number, max_concurrent_calls=link.max_concurrent_calls)
+            for link, number in dids
+        ],
+    })
+
+
+@api.patch("/campaigns/{id}", body=CampaignUpdate, response=CampaignUpdated,
+           errors=("CAMPAIGN_NOT_FOUND", "BAD_REQUEST"))
+async def update_campaign(ctx: Ctx) -> CampaignUpdated:
+    """Update a campaign's name, concurrency or rescheduling rules."""
+    sent = ctx.body.model_dump(exclude_unset=True)
+    if not sent:
+        raise api_error("BAD_REQUEST", "No fields provided")
+    nullable = {"max_reschedules_per_prospect", "reschedule_min_delay_hours"}
+    async with ctx.db.session() as session:
+        campaign = await _owned(ctx, session, "CAMPAIGN_NOT_FOUND")
+        for name, value in sent.items():
+            if value is not None or name in nullable:
+                setattr(campaign, name, value)
+        campaign.updated_at = utcnow()
+    return CampaignUpdated(id=campaign.id, name=campaign.name, status=campaign.status, updated_at=campaign.updated_at)
+
+
+async def _transition(ctx: Ctx, action: str, scheduled_at: datetime | None = None) -> Campaign:
+    allowed, target, _ = TRANSITIONS[action]
+    async with ctx.db.session() as session:
+        campaign = await _owned(ctx, session, "BAD_REQUEST_FORMAT")
+        if campaign.status not in allowed:
+            raise api_error("gateway_error", f"Cannot {action.replace('-', ' ')} a campaign that is {campaign.status}")
+        now = utcnow()
+        if scheduled_at is not None and scheduled_at <= now:
+            raise api_error("gateway_error", "scheduled_start_time must be in the future")
+        campaign.status = target
+        if action == "schedule-start":
+            campaign.scheduled_start_time = scheduled_at
+        elif target == "active":
+            campaign.started_at = campaign.started_at or now
+        campaign.updated_at = now
+    return campaign
+
+
+def _action_result(campaign: Campaign, action: str) -> dict[str, Any]:
+    return {
+        "success": True,
+        "campaign_id": campaign.id,
+        "status": campaign.status,
+        "message": f"Campaign {TRANSITIONS[action][2]} successfully",
+        "extra_data": ExtraData(id=campaign.id, status=campaign.status),
+    }
+
+
+ACTION_ERRORS = ("CAMPAIGN_NOT_FOUND", "BAD_REQUEST_FORMAT", "gateway_error")
+
+
+@api.post("/campaigns/{id}/start", response=CampaignAction, errors=ACTION_ERRORS)
+async def start_campaign(ctx: Ctx) -> CampaignAction:
+    """Start a draft or scheduled campaign now."""
+    return CampaignAction(**_action_result(await _transition(ctx, "start"), "start"))
+
+
+@api.post("/campaigns/{id}/pause", response=CampaignAction, errors=ACTION_ERRORS)
+async def pause_campaign(ctx: Ctx) -> CampaignAction:
+    """Pause an active campaign (calls in progress finish; no new ones start)."""
+    return CampaignAction(**_action_result(await _transition(ctx, "pause"), "pause"))
+
+
+@api.post("/campaigns/{id}/resume", response=CampaignAction, errors=ACTION_ERRORS)
+async def resume_campaign(ctx: Ctx) -> CampaignAction:
+    """Resume a paused campaign."""
+    return CampaignAction(**_action_result(await _transition(ctx, "resume"), "resume"))
+
+
+@api.post("/campaigns/{id}/schedule-start", body=ScheduleStart, response=CampaignScheduled,
+          on_invalid_body=_bad_schedule, errors=ACTION_ERRORS)
+async def schedule_campaign(ctx: Ctx) -> CampaignScheduled:
+    """Schedule a campaign to start at `scheduled_start_time` (ISO 8601, in the future; no zone means UTC)."""
+    when = ctx.body.scheduled_start_time
+    if when is None:
+        raise api_error("BAD_REQUEST_FORMAT", "scheduled_start_time is required")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    campaign = await _transition(ctx, "schedule-start", when)
+    return CampaignScheduled(**_action_result(campaign, "schedule-start"), scheduled_start_time=when)
+
+
+routes = api.routes

@@ -1,0 +1,291 @@
+"""Agents (`/assistant`), their widget, data-collection parameters and media handlers."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BeforeValidator, Field
+from typing_extensions import Annotated
+
+from control_api.schemas.common import HeaderMap, RequestModel, ResponseModel
+
+
+class ModelChoice(RequestModel):
+    provider: str = Field(min_length=1, max_length=64, examples=["LOCAL"])
+    model: str = Field(min_length=1, max_length=200, examples=["smollm2-135m-instruct"])
+
+
+class VoiceChoice(RequestModel):
+    provider: str = Field(min_length=1, max_length=64, examples=["PIPER"])
+    name: str = Field(min_length=1, max_length=200, examples=["joe"])
+
+
+class TranscriptionChoice(RequestModel):
+    provider: str = Field(min_length=1, max_length=64, examples=["WHISPER"])
+    model: str = Field(min_length=1, max_length=200, examples=["tiny.en"])
+
+
+def _languages(value: Any) -> Any:
+    """A list of ISO 639-1 codes; a comma-separated string is accepted too ("hi,en")."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+Languages = Annotated[list[Annotated[str, Field(max_length=64)]], BeforeValidator(_languages), Field(max_length=50)]
+
+
+class _AgentFields(RequestModel):
+    language: str | None = Field(default=None, max_length=32, examples=["en-US"])
+    model: ModelChoice | None = None
+    voice: VoiceChoice | None = None
+    transcription: TranscriptionChoice | None = None
+    inbound_welcome_message: str | None = Field(default=None, max_length=10_000)
+    data_collection: dict[str, Any] | None = None
+    success_metric: dict[str, Any] | None = None
+    input_needed_json_format: list[Any] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    speed: float | None = Field(default=None, ge=0.25, le=4)
+    duty: str | None = Field(default=None, max_length=64)
+    silence_alert_message: str | None = Field(default=None, max_length=2_000)
+    call_end_duration: int | None = Field(default=None, ge=0, le=3_600_000)
+    call_user_alert_duration: int | None = Field(default=None, ge=0, le=3_600_000)
+    initial_disable_mic_duration: int | None = Field(default=None, ge=0, le=60_000)
+    enable_lid_detection: bool | None = None
+    lid_allowed_languages: Languages | None = None
+    active: bool | None = None
+
+
+class AgentCreate(_AgentFields):
+    name: str = Field(min_length=1, max_length=200)
+    welcome_message: str = Field(max_length=10_000)
+    agent_prompt: str = Field(max_length=100_000)
+
+
+class AgentUpdate(_AgentFields):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    welcome_message: str | None = Field(default=None, max_length=10_000)
+    agent_prompt: str | None = Field(default=None, max_length=100_000)
+
+
+class ModelOut(ResponseModel):
+    provider: str
+    model: str
+
+
+class VoiceOut(ResponseModel):
+    provider: str
+    name: str
+
+
+class AgentSummary(ResponseModel):
+    id: str
+    name: str
+    active: bool
+    language: str
+    model: ModelOut
+    voice: VoiceOut
+    transcription: ModelOut
+    enable_lid_detection: bool
+    lid_allowed_languages: list[str]
+    created_at: datetime
+    updated_at: datetime
+    client_id: str
+
+
+class AgentList(ResponseModel):
+    agents: list[AgentSummary]
+
+
+class AgentDetail(AgentSummary):
+    welcome_message: str
+    agent_prompt: str
+    inbound_welcome_message: str | None
+    data_collection: dict[str, Any] | None
+    success_metric: dict[str, Any] | None
+    input_needed_json_format: list[Any] | None
+    temperature: float | None
+    top_p: float | None
+    speed: float | None
+    duty: str | None
+    silence_alert_message: str | None
+    call_end_duration: int | None
+    call_user_alert_duration: int | None
+    initial_disable_mic_duration: int
+
+
+class AgentCreated(ResponseModel):
+    id: str
+    name: str
+    client_id: str
+    created_at: datetime
+
+
+class AgentUpdated(ResponseModel):
+    id: str
+    name: str
+    active: bool
+    updated_at: datetime
+
+
+class AgentDeleted(ResponseModel):
+    id: str
+    name: str
+
+
+# ---- widget ----------------------------------------------------------------------------------------
+
+WidgetMode = Literal["voice_only", "chat_only", "chat_voice", "avatar_only", "chat_avatar"]
+HexColor = Annotated[str, Field(pattern=r"^#(?:[0-9a-fA-F]{3}){1,2}$", examples=["#6366f1"])]
+
+
+class WidgetOut(ResponseModel):
+    id: str
+    agent_id: str
+    mode: str
+    primary_color: str
+    secondary_color: str
+    icon: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class WidgetUpdate(RequestModel):
+    mode: WidgetMode | None = None
+    primary_color: HexColor | None = None
+    secondary_color: HexColor | None = None
+    icon: str | None = Field(default=None, max_length=200)
+
+
+class WidgetUpdated(ResponseModel):
+    id: str
+    mode: str
+    primary_color: str
+    secondary_color: str
+    icon: str | None
+    updated_at: datetime
+
+
+# ---- data collection -------------------------------------------------------------------------------
+
+DataType = Literal["string", "boolean", "number", "enum"]
+
+
+class DataCollectionCreate(RequestModel):
+    key: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_\-.]*$")
+    prompt: str = Field(min_length=1, max_length=10_000)
+    data_type: DataType = "string"
+    enum_values: list[Annotated[str, Field(max_length=200)]] | None = Field(default=None, max_length=100)
+    store_to_prospect: bool = False
+    prospect_column_name: str | None = Field(default=None, max_length=200)
+    store_to_prospect_data: bool = False
+    prospect_data_key: str | None = Field(default=None, max_length=200)
+    store_directly_to_prospect: bool = False
+    is_active: bool = True
+
+
+class DataCollectionUpdate(RequestModel):
+    prompt: str | None = Field(default=None, min_length=1, max_length=10_000)
+    data_type: DataType | None = None
+    enum_values: list[Annotated[str, Field(max_length=200)]] | None = Field(default=None, max_length=100)
+    store_to_prospect: bool | None = None
+    prospect_column_name: str | None = Field(default=None, max_length=200)
+    store_to_prospect_data: bool | None = None
+    prospect_data_key: str | None = Field(default=None, max_length=200)
+    store_directly_to_prospect: bool | None = None
+    is_active: bool | None = None
+
+
+class DataCollectionOut(ResponseModel):
+    id: str
+    agent_id: str
+    key: str
+    prompt: str
+    data_type: str
+    enum_values: list[str] | None
+    store_to_prospect: bool
+    prospect_column_name: str | None
+    store_to_prospect_data: bool
+    prospect_data_key: str | None
+    store_directly_to_prospect: bool
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class DataCollectionList(ResponseModel):
+    collections: list[DataCollectionOut]
+
+
+class DataCollectionCreated(ResponseModel):
+    id: str
+    key: str
+    prompt: str
+    data_type: str
+    agent_id: str
+    created_at: datetime
+
+
+class DataCollectionUpdated(ResponseModel):
+    id: str
+    key: str
+    is_active: bool
+    updated_at: datetime
+
+
+# ---- media handlers --------------------------------------------------------------------------------
+
+HttpUrl = Annotated[str, Field(max_length=2_000, pattern=r"^https?://[^\s/?#]+[^\s]*$", examples=["https://api.acme.com/kyc"])]
+
+
+class MediaHandlerCreate(RequestModel):
+    reason: str = Field(min_length=1, max_length=200)
+    route: Literal["vision", "webhook"]
+    webhook_url: HttpUrl | None = None
+    webhook_headers: HeaderMap | None = None
+    inject_as: Literal["system", "user"]
+    interrupt: bool
+
+
+class MediaHandlerUpdate(RequestModel):
+    reason: str | None = Field(default=None, min_length=1, max_length=200)
+    route: Literal["vision", "webhook"] | None = None
+    webhook_url: HttpUrl | None = None
+    webhook_headers: HeaderMap | None = None
+    inject_as: Literal["system", "user"] | None = None
+    interrupt: bool | None = None
+
+
+class MediaHandlerOut(ResponseModel):
+    id: str
+    agent_id: str
+    reason: str
+    route: str
+    webhook_url: str | None
+    inject_as: str
+    interrupt: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class MediaHandlerList(ResponseModel):
+    handlers: list[MediaHandlerOut]
+
+
+class MediaHandlerCreated(ResponseModel):
+    id: str
+    reason: str
+    route: str
+    inject_as: str
+    interrupt: bool
+
+
+class MediaHandlerUpdated(ResponseModel):
+    id: str
+    reason: str
+    updated_at: datetime
+
+
+class Success(ResponseModel):
+    success: bool

@@ -1,0 +1,87 @@
+"""Pieces shared by every resource's edge models: base classes, E.164 numbers, the error envelope.
+
+Request models ignore unknown keys (the seed's own examples send extras such as "sip_data.to");
+response models describe exactly what the API returns, so the OpenAPI document generated from them
+is what schemathesis checks every response against.
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+E164_PATTERN = re.compile(r"^\+?[1-9]\d{6,14}$")
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def normalise_e164(value: str) -> str:
+    """'+918071387205', '918071387205' or '+91 80713 87205' → '+918071387205'; 7–15 digits, no leading 0."""
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    compact = re.sub(r"[\s\-().]", "", value)
+    if not E164_PATTERN.match(compact):
+        raise ValueError("must be an E.164 phone number: '+', country code and number, 7-15 digits")
+    return compact if compact.startswith("+") else f"+{compact}"
+
+
+E164 = Annotated[str, AfterValidator(normalise_e164), Field(examples=["+918071387205"])]
+
+
+def _check_uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise ValueError("must be a UUID") from None
+
+
+UUIDStr = Annotated[str, AfterValidator(_check_uuid), Field(examples=["caaa5b2a-5fd9-4974-a59e-1c9c01c4c6f5"])]
+
+
+def parse_uuid(value: str) -> str | None:
+    """The canonical form of `value`, or None when it is not a UUID."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+def _json_object_string(value: Any) -> Any:
+    """Accept a JSON object sent as a string (dashboards often do) as well as the object itself."""
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            raise ValueError("must be an object (or a JSON object in a string)") from None
+        return parsed
+    return value
+
+
+JSONObject = Annotated[dict[str, Any], BeforeValidator(_json_object_string)]
+HeaderMap = Annotated[dict[str, str], BeforeValidator(_json_object_string), Field(max_length=50)]
+
+
+class ErrorBody(ResponseModel):
+    code: str = Field(examples=["AGENT_NOT_FOUND"])
+    message: str
+
+
+class ErrorEnvelope(ResponseModel):
+    """Every error the API returns: `{"error": {"code", "message"}}`."""
+
+    error: ErrorBody
+
+
+class SuccessId(ResponseModel):
+    success: bool = True
+    id: str
+

@@ -1,0 +1,125 @@
+"""Tools (`/tools`) and their attachment to agents (`/assistant/{id}/tools`).
+
+These models check shapes and types only; the meaning of a tool (defaults, `{{param}}` placeholders,
+presets) is `presets.validation.validate_tool`'s job, so the API and the agent runtime agree on it.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+from typing_extensions import Annotated
+
+from control_api.schemas.common import RequestModel, ResponseModel
+
+Channel = Literal["voice_web", "voice_telephony", "chat", "whatsapp"]
+
+
+class ToolParameter(RequestModel):
+    name: str = Field(min_length=1, max_length=64)
+    type: str = Field(default="string", max_length=32, examples=["string"])
+    description: str | None = Field(default=None, max_length=2_000)
+    required: bool = False
+    enum: list[Any] | None = Field(default=None, max_length=200)
+    items: dict[str, Any] | None = Field(default=None, description="JSON schema of an array parameter's items")
+
+
+class ServerConfig(RequestModel):
+    url: str = Field(min_length=1, max_length=2_000, examples=["https://api.acme.com/orders"])
+    method: Literal["POST", "GET", "PUT", "PATCH", "DELETE"] = "POST"
+
+
+class RequestMapping(RequestModel):
+    body: dict[str, Any] | None = None
+    headers: dict[str, Any] | None = None
+    query: dict[str, Any] | None = None
+
+
+class _ToolFields(RequestModel):
+    ref_code: str | None = Field(default=None, min_length=1, max_length=200)
+    execution_mode: Literal["blocking", "fire_and_forget"] | None = None
+    channels: Annotated[list[Channel], Field(min_length=1, max_length=4)] | None = None
+    server: ServerConfig | None = None
+    request: RequestMapping | None = None
+    client_fields: dict[str, Any] | None = None
+    timeout_seconds: float | None = Field(default=None, gt=0, le=600, description="How long to wait for the result")
+
+
+class ToolCreate(_ToolFields):
+    name: str = Field(min_length=1, max_length=64, examples=["check_order_status"])
+    description: str = Field(min_length=1, max_length=4_000)
+    type: Literal["server", "client"]
+    parameters: list[ToolParameter] = Field(default_factory=list, max_length=64)
+
+
+class ToolUpdate(_ToolFields):
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    description: str | None = Field(default=None, min_length=1, max_length=4_000)
+    type: Literal["server", "client"] | None = None
+    parameters: list[ToolParameter] | None = Field(default=None, max_length=64)
+
+
+class ServerOut(ResponseModel):
+    url: str
+    method: str
+
+
+class ToolOut(ResponseModel):
+    id: str
+    name: str
+    description: str
+    ref_code: str
+    type: str
+    execution_mode: str
+    channels: list[str]
+    parameters: list[dict[str, Any]]
+    server: ServerOut | None
+    request: dict[str, Any] | None
+    client_fields: dict[str, Any] | None
+    timeout_seconds: float | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ToolList(ResponseModel):
+    tools: list[ToolOut]
+    total: int
+
+
+class ToolDeleted(ResponseModel):
+    success: bool
+    id: str
+
+
+class AgentToolAttach(RequestModel):
+    tool_id: str = Field(min_length=1, max_length=64, examples=["e2705199-b431-4091-ad7c-ca1110b8e025"])
+
+
+class AgentToolAttached(ResponseModel):
+    id: str
+    is_active: bool
+
+
+class AgentToolOut(ResponseModel):
+    """One attachment: `id` is the attachment (detach with it), `tool_id` the tool it points at."""
+
+    id: str
+    tool_id: str
+    is_active: bool
+    name: str
+    description: str
+    ref_code: str
+    type: str
+    execution_mode: str
+    channels: list[str]
+    parameters: list[dict[str, Any]]
+    server: ServerOut | None
+    request: dict[str, Any] | None
+    client_fields: dict[str, Any] | None
+    timeout_seconds: float | None
+
+
+class AgentToolList(ResponseModel):
+    tools: list[AgentToolOut]
+    total: int
