@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from media.frames import AudioFrame, samples_per_frame
 from media.recording import CallRecorder
@@ -162,3 +164,32 @@ async def test_empty_recording_is_a_valid_wav(tmp_path: Path) -> None:
     await rec.close()
     both, rate = read_wav_channels(tmp_path / "empty.wav")
     assert rate == 8000 and both.shape == (0, 2)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.sampled_from(["caller", "agent", "flush"]), st.integers(0, 200)),
+                      min_size=1, max_size=60))
+async def test_any_arrival_pattern_keeps_every_sample_once_and_in_order(tmp_path: Path, steps: list) -> None:
+    """Whatever the order, timing and flushes: each channel holds exactly its frames, in order, with
+    only silence added, and the file spans the call up to close()."""
+    clock = FakeClock()
+    path = tmp_path / f"prop-{id(steps)}.wav"
+    rec = CallRecorder(path, RATE, flush_interval=3600, clock=clock)
+    sent: dict[str, list[np.ndarray]] = {"caller": [], "agent": []}
+    counter = 1
+    for what, advance_ms in steps:
+        clock.t += advance_ms / 1000
+        if what == "flush":
+            await rec.flush()
+            continue
+        samples = (np.arange(counter, counter + 320) % 30000 + 1).astype(np.int16)  # never 0
+        counter += 320
+        sent[what].append(samples)
+        (rec.add_caller if what == "caller" else rec.add_agent)(AudioFrame(samples, RATE))
+    await rec.close()
+    both, _ = read_wav_channels(path)
+    assert len(both) >= round(clock.t * RATE)
+    for column, who in ((0, "caller"), (1, "agent")):
+        channel = both[:, column]
+        expected = np.concatenate(sent[who]) if sent[who] else np.zeros(0, np.int16)
+        assert np.array_equal(channel[channel != 0], expected)
