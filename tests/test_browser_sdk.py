@@ -337,7 +337,9 @@ async def test_server_hangup_disconnects_the_client(chromium, echo_server, mic_w
     await page.evaluate(
         """async ({ agentId, apiKey }) => {
           window.events = [];
-          window.client = new TalkwireClient({ agentId, apiKey, onDisconnected: () => window.events.push("disconnected") });
+          window.client = new TalkwireClient({
+            agentId, apiKey, onDisconnected: () => window.events.push("disconnected"),
+          });
           await window.client.connect();
         }""",
         {"agentId": AGENT_ID, "apiKey": API_KEY},
@@ -358,9 +360,10 @@ async def test_server_hangup_disconnects_the_client(chromium, echo_server, mic_w
 async def test_demo_page_talk_and_hang_up(chromium, echo_server, mic_wav):
     browser = await chromium(mic_wav)
     page = await browser.new_page()
-    await page.goto(f"{echo_server.base_url}/")
+    await page.goto(f"{echo_server.base_url}/?agent={AGENT_ID}&audio_processing=off")
     await page.wait_for_selector(f"#agent option[value='{AGENT_ID}']", state="attached")
     assert await page.text_content("#agent option") == "Echo double"
+    assert await page.input_value("#agent") == AGENT_ID
 
     await page.click("#talk")
     await page.wait_for_selector("#call-state[data-state='connected']", timeout=20000)
@@ -372,6 +375,13 @@ async def test_demo_page_talk_and_hang_up(chromium, echo_server, mic_wav):
     await wait_for_agent_audio(page)
     assert await page.evaluate("document.getElementById('agent-audio').srcObject !== null")
     assert not await page.is_visible("#error")
+    assert await page.evaluate("window.talkwireClient.options.audio") == {
+        "echoCancellation": False, "noiseSuppression": False, "autoGainControl": False,
+    }
+    agent = echo_server.agents[0]
+    await until(lambda: sum(np.abs(s).max() > 2000 for s in agent.heard) >= 25, what="the browser's mic tone")
+    voiced = np.concatenate([s for s in agent.heard if np.abs(s).max() > 2000])
+    assert abs(dominant_frequency(voiced) - MIC_TONE_HZ) < 20
 
     await page.click("#talk")
     await page.wait_for_selector("#call-state[data-state='idle']", timeout=20000)

@@ -165,7 +165,7 @@ async def test_caller_hangup_finishes_the_leg(clock):
     await caller.close()
     assert await asyncio.wait_for(leg.ended, 30) == "remote_hangup"
     # The conversation's reader is woken with the end-of-stream marker.
-    while (frame := await asyncio.wait_for(leg.inbound.get(), 5)) is not None:
+    while await asyncio.wait_for(leg.inbound.get(), 5) is not None:
         pass
     await leg.hangup("cleanup")  # idempotent: the reason stays the first one
     assert leg.ended.result() == "remote_hangup"
