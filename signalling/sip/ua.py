@@ -608,6 +608,8 @@ class SipUserAgent(asyncio.DatagramProtocol):
                 frame = leg.outbound.pop_frame()
                 if frame is not None:
                     frames[i] = frame
+            elif leg.outbound.tap is not None:
+                leg.outbound.tap(None)  # a DTMF tick: the recorder still sees the tick, as silence
             if leg.rtp.negotiated is not None and leg.rtp.negotiated.codec == g711.PCMA:
                 alaw_rows.append(i)
         encoded = g711.ULAW_ENCODE.take(frames.view(np.uint16))

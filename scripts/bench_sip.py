@@ -1,0 +1,176 @@
+"""Benchmark: concurrent SIP calls on one core, RTP both ways, the full agent pipeline with FAKE providers.
+
+sipp (on another core) answers N calls from Talkwire's SIP user agent and streams looped speech into
+each (tests/sipp/uas_bench.xml); every call runs a real `Conversation` (WebRTC VAD, turn-taking, the
+instant FAKE STT/LLM/TTS, resampling to and from 8 kHz), so the agent keeps replying. This process
+is pinned to one core. Reported over a steady window after all calls are up:
+
+- CPU per call: this process's CPU time / wall time / calls (percent of one core);
+- outbound lag: per 20 ms tick, the time from the tick's due time until every call's RTP packet of that
+  tick has been sent (p50 / p99 / max), i.e. how late the last call's packet leaves vs the schedule.
+
+    .venv/bin/python scripts/bench_sip.py --calls 400 --seconds 20
+    .venv/bin/python scripts/bench_sip.py --quick            # a smoke run (the tests run it)
+
+Target (issue 5): at least 400 concurrent calls on one core with p99 lag under 5 ms.
+Prints a human summary and, with --json, one JSON object on the last line.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agent_runtime.agent_config import AgentConfig  # noqa: E402
+from agent_runtime.conversation import Conversation  # noqa: E402
+from agent_runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS  # noqa: E402
+from signalling.sip.ua import SipUserAgent  # noqa: E402
+
+SCENARIO = ROOT / "tests" / "sipp" / "uas_bench.xml"
+SPEECH = "Hello, I would like to know when my order will arrive. It was placed last Tuesday."
+
+
+def make_speech(workdir: Path) -> None:
+    """speech.ulaw (headerless 8 kHz mu-law) for sipp: espeak-ng speech followed by a pause."""
+    raw = workdir / "speech.wav"
+    subprocess.run(["espeak-ng", "-w", str(raw), SPEECH], check=True, capture_output=True)
+    subprocess.run(["sox", str(raw), "-t", "raw", "-r", "8000", "-c", "1", "-e", "mu-law",
+                    str(workdir / "speech.ulaw"), "pad", "0", "2"], check=True, capture_output=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pin(cpu: int | None) -> str:
+    if cpu is None or not hasattr(os, "sched_setaffinity"):
+        return "not pinned"
+    try:
+        os.sched_setaffinity(0, {cpu})
+        return f"pinned to CPU {cpu}"
+    except OSError as exc:
+        return f"not pinned ({exc})"
+
+
+async def bench(calls: int, seconds: float, warmup: float, cpu: int | None, peer_cpu: int | None) -> dict:
+    pinned = pin(cpu)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8 * calls + 256)), hard))
+    workdir = Path(tempfile.mkdtemp(prefix="bench_sip_"))
+    make_speech(workdir)
+    port, media_port = free_port(), free_port()
+    sipp_cmd = [shutil.which("sipp") or "sipp", "-sf", str(SCENARIO), "-i", "127.0.0.1", "-mi", "127.0.0.1",
+                "-p", str(port), "-mp", str(media_port), "-m", str(calls), "-nostdin", "-timeout", str(int(seconds + warmup + 120)),
+                "-max_socket", str(4 * calls + 64)]
+    if peer_cpu is not None and shutil.which("taskset"):
+        sipp_cmd = ["taskset", "-c", str(peer_cpu)] + sipp_cmd
+    sipp = await asyncio.create_subprocess_exec(*sipp_cmd, cwd=workdir, stdin=subprocess.DEVNULL,
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    await asyncio.sleep(0.5)
+    ua = await SipUserAgent.start(bind=("127.0.0.1", 0), rtp_ports=(20000, 29999))
+    legs, llms, tasks = [], [], []
+    try:
+        for i in range(calls):
+            leg = await ua.dial(f"+1555{i:07d}", f"sip:127.0.0.1:{port}")
+            legs.append(leg)
+            if i % 20 == 19:
+                await asyncio.sleep(0.05)  # a dialer ramps up; a burst of INVITEs is not the point here
+        results = await asyncio.wait_for(asyncio.gather(*(leg.answered for leg in legs)), 60)
+        answered = sum(r.answered for r in results)
+        for leg in legs:
+            llm = FakeLLM()
+            llms.append(llm)
+            config = AgentConfig(stt=FakeSTT("when will my order arrive"), llm=llm, tts=FakeTTS(),
+                                 welcome_message="Hello! Thanks for calling. How can I help you today?",
+                                 partial_interval_ms=0)
+            tasks.append(asyncio.ensure_future(Conversation(leg, config, direction="outbound").run()))
+        await asyncio.sleep(warmup)
+        ua.send_lags.clear()
+        sent0 = sum(leg.rtp.packets_sent for leg in legs)
+        received0 = sum(leg.rtp.packets_received for leg in legs)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        cpu1, wall1 = time.process_time(), time.perf_counter()
+        sent = sum(leg.rtp.packets_sent for leg in legs) - sent0
+        received = sum(leg.rtp.packets_received for leg in legs) - received0
+        lags = np.array(ua.send_lags) * 1000
+        replies = sum(len(llm.requests) for llm in llms)
+        up = sum(not leg.ended.done() for leg in legs)
+    finally:
+        for leg in legs:
+            if not leg.ended.done():
+                await leg.hangup("agent_hangup")
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await ua.close()
+        try:
+            await asyncio.wait_for(sipp.wait(), 30)
+        except asyncio.TimeoutError:
+            sipp.kill()
+            await sipp.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+    wall = wall1 - wall0
+    cpu_share = (cpu1 - cpu0) / wall
+    return {
+        "calls": calls,
+        "answered": answered,
+        "up_during_window": up,
+        "seconds": round(wall, 2),
+        "pinning": pinned,
+        "cpu_percent_of_one_core": round(100 * cpu_share, 1),
+        "cpu_percent_per_call": round(100 * cpu_share / max(calls, 1), 3),
+        "packets_sent_per_call_per_s": round(sent / max(calls, 1) / wall, 1),
+        "packets_received_per_call_per_s": round(received / max(calls, 1) / wall, 1),
+        "ticks": int(len(lags)),
+        "lag_ms_p50": round(float(np.percentile(lags, 50)), 3) if len(lags) else None,
+        "lag_ms_p99": round(float(np.percentile(lags, 99)), 3) if len(lags) else None,
+        "lag_ms_max": round(float(lags.max()), 3) if len(lags) else None,
+        "llm_replies": replies,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=400)
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured window")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds after all calls are up, before measuring")
+    parser.add_argument("--cpu", type=int, default=0, help="core to pin this process to (-1: no pinning)")
+    parser.add_argument("--peer-cpu", type=int, default=1, help="core for sipp (-1: no pinning)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 5 calls, 2 s")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
+    args = parser.parse_args()
+    if args.quick:
+        args.calls, args.seconds, args.warmup = 5, 2.0, 1.0
+    cpu = None if args.cpu < 0 else args.cpu
+    peer_cpu = None if args.peer_cpu < 0 or (os.cpu_count() or 1) < 2 else args.peer_cpu
+    result = asyncio.run(bench(args.calls, args.seconds, args.warmup, cpu, peer_cpu))
+    print(f"{result['answered']}/{result['calls']} calls answered, {result['up_during_window']} up through the window "
+          f"({result['pinning']})")
+    print(f"CPU: {result['cpu_percent_of_one_core']}% of one core, {result['cpu_percent_per_call']}% per call")
+    print(f"RTP per call: {result['packets_sent_per_call_per_s']} pkt/s out, {result['packets_received_per_call_per_s']} pkt/s in")
+    print(f"outbound lag vs the 20 ms schedule over {result['ticks']} ticks: p50 {result['lag_ms_p50']} ms, "
+          f"p99 {result['lag_ms_p99']} ms, max {result['lag_ms_max']} ms")
+    if args.json:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
