@@ -1,0 +1,61 @@
+"""What shapes one conversation: the agent's seed fields plus the provider instances.
+
+The control API builds it from the stored agent with `AgentConfig.from_agent(fields, stt=…, llm=…, tts=…)`.
+Null seed fields take the defaults below. Durations are milliseconds, as in the seed; a duration of 0
+turns that behaviour off (no silence alert, no silence hang-up, mic open at once).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from agent_runtime.providers.base import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
+
+DEFAULT_SILENCE_ALERT = "Are you still there?"
+DEFAULT_ERROR_MESSAGE = "Sorry, I had a problem."
+
+
+@dataclass
+class AgentConfig:
+    stt: SpeechToText
+    llm: LanguageModel
+    tts: TextToSpeech
+    # None: the conversation makes a WebRTC VAD at the leg's own rate (no resampling before the VAD).
+    vad: VoiceActivityDetector | None = None
+
+    welcome_message: str | None = None
+    inbound_welcome_message: str | None = None  # inbound calls; falls back to welcome_message
+    agent_prompt: str = "You are a helpful voice assistant. Answer briefly, in plain spoken sentences."
+    temperature: float | None = None
+    top_p: float | None = None
+    speed: float | None = None  # TTS speed factor, 1.0 = normal
+    language: str | None = None
+    silence_alert_message: str | None = DEFAULT_SILENCE_ALERT
+    call_user_alert_duration: int = 7000  # ms of caller silence before the alert
+    call_end_duration: int = 30000  # ms of caller silence before hanging up (reason silence_timeout)
+    initial_disable_mic_duration: int = 0  # ms of caller audio ignored at the start
+    endpointing_ms: int = 500  # non-speech that ends the caller's turn
+
+    # Turn-taking and pipeline knobs (not seed fields).
+    preroll_ms: int = 300  # audio kept from before the detected speech start
+    speech_start_frames: int = 3  # voiced frames among the last `speech_start_window` that start speech
+    speech_start_window: int = 4
+    max_utterance_ms: int = 30000
+    partial_interval_ms: int = 1000  # re-run STT on the growing utterance at most this often (0: off)
+    max_tool_rounds: int = 5
+    max_history_messages: int = 60
+    error_message: str | None = DEFAULT_ERROR_MESSAGE
+
+    @classmethod
+    def from_agent(cls, agent: Mapping[str, Any], **providers: Any) -> "AgentConfig":
+        """Build from the seed's agent fields (unknown fields ignored, nulls take the defaults)."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in agent.items() if k in names and v is not None}
+        values.update(providers)
+        return cls(**values)
+
+    def welcome_for(self, direction: str) -> str | None:
+        if direction == "inbound" and self.inbound_welcome_message:
+            return self.inbound_welcome_message
+        return self.welcome_message

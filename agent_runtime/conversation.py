@@ -1,0 +1,765 @@
+"""The agent side of a call: turn-taking, the LLM → TTS pipeline, barge-in, silence handling.
+
+A `Conversation` joins one Leg to one agent. It is a state machine fed by events from one queue:
+
+    leg.inbound ─► VAD ─► TurnDetector ─► SpeechStart / SpeechEnd ─┐
+    leg.events  ─► Message ─────────────────────────────────────────┤
+    STT / LLM / TTS tasks ─► Transcript, AudioStarted, ... ─────────┼─► _handle() ─► state, replies, leg
+    playback watcher (leg.outbound.played_total) ─► PlaybackDone ───┤
+    silence timers ─► SilenceAlert / SilenceEnd ────────────────────┘
+
+States: `listening`, `user_speaking` (internal; the client sees `listening`), `thinking`, `speaking`.
+
+Latency choices. The VAD runs at the leg's own rate when it can (WebRTC VAD takes 8/16/32/48 kHz), so no
+streaming resampler delays speech detection; the caller's utterance is buffered at the leg rate and
+resampled once, whole, for STT. A reply is split into sentences while the LLM streams; a speaker task
+synthesizes them in order and pushes audio as soon as each chunk exists, so TTS runs ahead of playback.
+
+Barge-in. Every piece of agent audio is placed on the outbound "play position" axis (played_total +
+queued when pushed). When the caller starts speaking over the agent, the queue is cleared, and what was
+heard is `played_total` compared with those positions: fully played sentences stay in history, a partly
+played one keeps its words in proportion, and the message is marked interrupted ("…").
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from contextlib import aclosing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agent_runtime.agent_config import AgentConfig
+from agent_runtime.history import History
+from agent_runtime.providers.base import ProviderError, TextDelta, ToolCallRequest
+from agent_runtime.sentences import ELLIPSIS, SentenceSplitter, heard_part
+from agent_runtime.tools_api import END_CALL_DEFINITION, BuiltinOutcome, CallContext, run_builtin
+from agent_runtime.turn_taking import TurnDetector
+from agent_runtime.updates import (
+    ActionRequested,
+    BargeIn,
+    Ended,
+    ProviderFailure,
+    StateChanged,
+    ToolActivity,
+    TranscriptTurn,
+    TurnTiming,
+)
+from media.frames import samples_per_frame
+from media.leg import Leg
+from media.resample import FrameResampler, Reframer, StreamResampler, resample
+from media.vad import SUPPORTED_RATES, WebRtcVad
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
+TOOL_PROTOCOL_MESSAGES = ("client_tool_ack", "client_tool_result", "client_tool_error")
+
+
+# ---- events ---------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _SpeechStart:
+    at: float
+
+
+@dataclass(slots=True)
+class _SpeechEnd:
+    audio: np.ndarray  # at the leg rate
+    at: float
+
+
+@dataclass(slots=True)
+class _Partial:
+    text: str
+    utterance: int
+
+
+@dataclass(slots=True)
+class _Transcript:
+    text: str
+    utterance: int
+    speech_end_at: float
+    stt_ms: float
+
+
+@dataclass(slots=True)
+class _SttFailed:
+    error: Exception
+    utterance: int
+
+
+@dataclass(slots=True)
+class _AudioStarted:
+    reply: "_Reply"
+
+
+@dataclass(slots=True)
+class _PlaybackDone:
+    reply: "_Reply"
+
+
+@dataclass(slots=True)
+class _Message:
+    message: Any
+
+
+@dataclass(slots=True)
+class _Silence:
+    stretch: int
+    hang_up: bool
+
+
+@dataclass(slots=True)
+class _LegEnded:
+    reason: str
+
+
+# ---- a reply in flight ----------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _Segment:
+    """One sentence of agent speech and where its audio sits on the outbound play-position axis."""
+
+    text: str
+    message: dict[str, Any] | None
+    start: int | None = None
+    end: int | None = None
+    announced: bool = False
+
+
+@dataclass
+class _Reply:
+    kind: str  # "welcome" | "answer" | "alert" | "error"
+    speech_end_at: float | None = None
+    stt_ms: float | None = None
+    pieces: asyncio.Queue = field(default_factory=asyncio.Queue)
+    segments: list[_Segment] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    open_tool_calls: list[str] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    end_call: bool = False
+    cancelled: bool = False
+    all_queued: bool = False
+    done_posted: bool = False
+    start_pos: int | None = None
+    end_pos: int | None = None
+    first_audio_at: float | None = None
+    llm_first_token_ms: float | None = None
+    tts_first_audio_ms: float | None = None
+    task: asyncio.Task | None = None
+    speaker: asyncio.Task | None = None
+
+    def spoken_text(self) -> str:
+        return " ".join(s.text for s in self.segments)
+
+
+class Conversation:
+    def __init__(
+        self,
+        leg: Leg,
+        config: AgentConfig,
+        *,
+        tools: Any = None,
+        direction: str = "outbound",
+        history: History | list[dict[str, Any]] | None = None,
+    ) -> None:
+        if direction not in ("outbound", "inbound"):
+            raise ValueError("direction is 'outbound' or 'inbound'")
+        self.leg = leg
+        self.config = config
+        self.tools = tools
+        self.direction = direction
+        self.history = history if isinstance(history, History) else History(history, config.max_history_messages)
+        self.context = CallContext(channel=leg.channel, direction=direction)
+        self.updates: asyncio.Queue = asyncio.Queue()
+        self.state = "listening"
+        self.handlers: dict[str, MessageHandler] = {}
+        if tools is not None and hasattr(tools, "handle_client_message"):
+            for kind in TOOL_PROTOCOL_MESSAGES:
+                self.handlers[kind] = tools.handle_client_message
+        # SIP legs report DTMF here; nothing in the conversation acts on digits yet.
+        self.handlers.setdefault("dtmf", lambda message: None)
+
+        rate = leg.sample_rate
+        self.vad = config.vad or WebRtcVad(sample_rate=rate if rate in SUPPORTED_RATES else 16000)
+        self._vad_resampler = (None if self.vad.sample_rate == rate
+                               else FrameResampler(rate, self.vad.sample_rate, low_latency=True))
+        self._reframer = Reframer(samples_per_frame(rate))
+        self._detector = TurnDetector(
+            endpointing_ms=config.endpointing_ms, preroll_ms=config.preroll_ms,
+            start_frames=config.speech_start_frames, start_window=config.speech_start_window,
+            max_utterance_ms=config.max_utterance_ms)
+        self._last_voiced = False
+
+        self._events: asyncio.Queue = asyncio.Queue()
+        self._visible_state: str | None = None
+        self._reply: _Reply | None = None
+        self._utterance = 0  # id of the caller's current/last utterance
+        self._carry: np.ndarray | None = None  # audio of an utterance whose STT a new one interrupted
+        self._stt_task: asyncio.Task | None = None
+        self._partial_task: asyncio.Task | None = None
+        self._last_partial_at = 0.0
+        self._stretch = 0  # id of the current silence stretch
+        self._silence_timers: list[asyncio.TimerHandle] = []
+        self._alerted_stretch = -1
+        self._mic_open_at = 0.0
+        self._mic_open = config.initial_disable_mic_duration <= 0
+        self._watch_wakeup = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._end_reason: str | None = None
+        self._hang_up = False
+
+    # ---- public -----------------------------------------------------------------------------------
+
+    def register_handler(self, message_type: str, handler: MessageHandler) -> None:
+        """Handle data-channel messages of `message_type` (sync or async handler taking the dict)."""
+        self.handlers[message_type] = handler
+
+    def record_tool_activity(self, record: dict[str, Any]) -> None:
+        """An `on_activity` sink for the tools layer: its records go out on `updates`."""
+        self.updates.put_nowait(ToolActivity(record))
+
+    async def run(self) -> str:
+        """Run until the call ends; returns the end reason (the leg's, or ours when we hung up)."""
+        loop = asyncio.get_running_loop()
+        self._mic_open_at = loop.time() + self.config.initial_disable_mic_duration / 1000
+        self._spawn(self._read_inbound(), "inbound")
+        self._spawn(self._read_events(), "events")
+        self._spawn(self._watch_playback(), "playback")
+        self.leg.ended.add_done_callback(self._on_leg_ended)
+        welcome = self.config.welcome_for(self.direction)
+        try:
+            if self.leg.ended.done():
+                self._end_reason = self.leg.ended.result()
+            elif welcome:
+                self._start_fixed_reply("welcome", welcome)
+            else:
+                self._enter_listening(new_stretch=True)
+            while self._end_reason is None:
+                await self._handle(await self._events.get())
+        finally:
+            await self._shutdown()
+        return self._end_reason or "ended"
+
+    # ---- event loop -------------------------------------------------------------------------------
+
+    def _post(self, event: Any) -> None:
+        self._events.put_nowait(event)
+
+    async def _handle(self, event: Any) -> None:
+        if isinstance(event, _SpeechStart):
+            await self._on_speech_start()
+        elif isinstance(event, _SpeechEnd):
+            await self._on_speech_end(event)
+        elif isinstance(event, _Partial):
+            if self.state == "user_speaking" and event.utterance == self._utterance and event.text:
+                await self._send({"type": "transcription", "role": "user", "text": event.text, "is_final": False})
+        elif isinstance(event, _Transcript):
+            await self._on_transcript(event)
+        elif isinstance(event, _SttFailed):
+            if event.utterance == self._utterance and self.state == "thinking":
+                self._provider_failed("stt", event.error)
+                await self._after_failure()
+        elif isinstance(event, _AudioStarted):
+            if event.reply is self._reply and self.state in ("thinking", "listening"):
+                await self._set_state("speaking")
+        elif isinstance(event, _PlaybackDone):
+            if event.reply is self._reply:
+                await self._on_playback_done(event.reply)
+        elif isinstance(event, _Message):
+            await self._on_message(event.message)
+        elif isinstance(event, _Silence):
+            await self._on_silence(event)
+        elif isinstance(event, _LegEnded):
+            self._end_reason = self._end_reason or event.reason
+
+    async def _on_speech_start(self) -> None:
+        self._stretch += 1
+        self._cancel_silence_timers()
+        reply = self._reply
+        if reply is not None:
+            await self._barge_in(reply)
+        elif self.state == "thinking" and self._stt_task is not None:
+            # The caller went on talking while their last utterance was being transcribed: keep that
+            # audio and transcribe it together with what comes now.
+            self._stt_task.cancel()
+            self._stt_task = None
+        self._utterance += 1
+        await self._set_state("user_speaking")
+
+    async def _on_speech_end(self, event: _SpeechEnd) -> None:
+        if self.state != "user_speaking":
+            return
+        audio = event.audio
+        if self._carry is not None:
+            audio = np.concatenate((self._carry, audio))
+        self._carry = audio
+        if self._partial_task is not None:
+            self._partial_task.cancel()
+            self._partial_task = None
+        self._stt_task = self._spawn(self._transcribe(audio, self._utterance, event.at), "stt")
+        await self._set_state("thinking")
+
+    async def _on_transcript(self, event: _Transcript) -> None:
+        if event.utterance != self._utterance or self.state != "thinking":
+            return
+        self._stt_task = None
+        self._carry = None
+        text = event.text.strip()
+        if not text:
+            self._enter_listening(new_stretch=True)
+            await self._set_state("listening")
+            return
+        await self._send({"type": "transcription", "role": "user", "text": text, "is_final": True})
+        self.updates.put_nowait(TranscriptTurn("user", text))
+        self.history.add_user(text)
+        reply = self._new_reply("answer")
+        reply.speech_end_at, reply.stt_ms = event.speech_end_at, event.stt_ms
+        reply.task = self._spawn(self._run_llm_reply(reply), "llm")
+
+    async def _on_playback_done(self, reply: _Reply) -> None:
+        self._reply = None
+        for message in reply.messages:
+            if not message.get("content") and not message.get("tool_calls"):
+                self.history.remove(message)
+        text = reply.spoken_text()
+        if text:
+            await self._send({"type": "transcription", "role": "agent", "text": text, "is_final": True})
+            self.updates.put_nowait(TranscriptTurn("agent", text))
+        if reply.kind == "answer":
+            self.updates.put_nowait(TurnTiming(
+                stt_ms=reply.stt_ms, llm_first_token_ms=reply.llm_first_token_ms,
+                tts_first_audio_ms=reply.tts_first_audio_ms,
+                response_ms=None if reply.first_audio_at is None or reply.speech_end_at is None
+                else (reply.first_audio_at - reply.speech_end_at) * 1000))
+        for action in reply.actions:
+            self.updates.put_nowait(ActionRequested(action))
+        if reply.end_call:
+            self._end("agent_hangup", hang_up=True)
+            return
+        self._enter_listening(new_stretch=reply.kind != "alert")
+        await self._set_state("listening")
+
+    async def _on_message(self, message: Any) -> None:
+        kind = message.get("type") if isinstance(message, dict) else None
+        handler = self.handlers.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            shown = kind if isinstance(kind, str) else None
+            await self._send({"type": "error", "code": "UNKNOWN_MESSAGE_TYPE",
+                              "message": f"unknown message type {shown!r}" if shown
+                              else "a message needs a string 'type' field"})
+            return
+        try:
+            result = handler(message)
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception:
+            log.exception("data-channel handler for %r failed", kind)
+            await self._send({"type": "error", "code": "INTERNAL_ERROR",
+                              "message": f"the server could not handle a {kind!r} message"})
+
+    async def _on_silence(self, event: _Silence) -> None:
+        if event.stretch != self._stretch:
+            return
+        if event.hang_up:
+            if self.state == "listening" or (self._reply is not None and self._reply.kind == "alert"):
+                self._end("silence_timeout", hang_up=True)
+            return
+        if self.state == "listening" and self._alerted_stretch != self._stretch and self.config.silence_alert_message:
+            self._alerted_stretch = self._stretch
+            self._start_fixed_reply("alert", self.config.silence_alert_message)
+
+    # ---- state ------------------------------------------------------------------------------------
+
+    async def _set_state(self, state: str) -> None:
+        self.state = state
+        visible = "listening" if state == "user_speaking" else state
+        if visible != self._visible_state:
+            self._visible_state = visible
+            self.updates.put_nowait(StateChanged(visible))
+            await self._send({"type": "agent_state", "state": visible})
+
+    def _enter_listening(self, *, new_stretch: bool) -> None:
+        self.state = "listening"
+        if not new_stretch:
+            return
+        self._stretch += 1
+        self._cancel_silence_timers()
+        loop = asyncio.get_running_loop()
+        alert, end = self.config.call_user_alert_duration, self.config.call_end_duration
+        if alert > 0 and self.config.silence_alert_message:
+            self._silence_timers.append(loop.call_later(alert / 1000, self._post, _Silence(self._stretch, False)))
+        if end > 0:
+            self._silence_timers.append(loop.call_later(end / 1000, self._post, _Silence(self._stretch, True)))
+
+    def _cancel_silence_timers(self) -> None:
+        for timer in self._silence_timers:
+            timer.cancel()
+        self._silence_timers.clear()
+
+    def _end(self, reason: str, *, hang_up: bool) -> None:
+        if self._end_reason is None:
+            self._end_reason = reason
+            self._hang_up = hang_up
+
+    def _on_leg_ended(self, ended: asyncio.Future) -> None:
+        reason = "leg_ended" if ended.cancelled() else (ended.result() if ended.exception() is None else "leg_failed")
+        self._post(_LegEnded(reason))
+
+    # ---- caller audio -----------------------------------------------------------------------------
+
+    async def _read_inbound(self) -> None:
+        while True:
+            frame = await self.leg.inbound.get()
+            if frame is None:
+                self._post(_LegEnded(self.leg.ended.result() if self.leg.ended.done() else "leg_ended"))
+                return
+            for samples in self._reframer.push(frame.samples):
+                self._on_frame(samples)
+
+    async def _read_events(self) -> None:
+        while True:
+            self._post(_Message(await self.leg.events.get()))
+
+    def _on_frame(self, samples: np.ndarray) -> None:
+        """One exact 20 ms frame at the leg rate: VAD, turn detection, partials. Microseconds, on the loop."""
+        loop = asyncio.get_running_loop()
+        if not self._mic_open:
+            if loop.time() < self._mic_open_at:
+                return
+            self._mic_open = True
+            self._detector.reset()
+        if self._vad_resampler is None:
+            voiced = self.vad.is_speech(samples)
+        else:
+            decisions = [self.vad.is_speech(f.samples) for f in self._vad_resampler.push(samples)]
+            voiced = any(decisions) if decisions else self._last_voiced
+        self._last_voiced = voiced
+        event = self._detector.feed(samples, voiced)
+        if event == "start":
+            self._last_partial_at = loop.time()
+            self._post(_SpeechStart(loop.time()))
+        elif event == "end":
+            self._post(_SpeechEnd(self._detector.utterance(), loop.time()))
+        elif self._detector.speaking:
+            self._maybe_partial(loop.time())
+
+    def _maybe_partial(self, now: float) -> None:
+        interval = self.config.partial_interval_ms / 1000
+        if (interval <= 0 or now - self._last_partial_at < interval or self._stt_task is not None
+                or (self._partial_task is not None and not self._partial_task.done())):
+            return
+        self._last_partial_at = now
+        self._partial_task = self._spawn(self._transcribe_partial(self._detector.utterance(), self._utterance),
+                                         "stt-partial")
+
+    async def _transcribe_partial(self, audio: np.ndarray, utterance: int) -> None:
+        try:
+            text = await self.config.stt.transcribe(self._stt_audio(audio), final=False)
+        except ProviderError as exc:
+            log.info("partial transcription failed: %s", exc)
+            return
+        self._post(_Partial(text.strip(), utterance))
+
+    async def _transcribe(self, audio: np.ndarray, utterance: int, speech_end_at: float) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            text = await self.config.stt.transcribe(self._stt_audio(audio), final=True)
+        except ProviderError as exc:
+            self._post(_SttFailed(exc, utterance))
+            return
+        self._post(_Transcript(text, utterance, speech_end_at, (loop.time() - started) * 1000))
+
+    def _stt_audio(self, audio: np.ndarray) -> np.ndarray:
+        return resample(audio, self.leg.sample_rate, self.config.stt.sample_rate)
+
+    # ---- replies ----------------------------------------------------------------------------------
+
+    def _new_reply(self, kind: str) -> _Reply:
+        reply = _Reply(kind)
+        self._reply = reply
+        reply.speaker = self._spawn(self._speak(reply), "tts")
+        return reply
+
+    def _start_fixed_reply(self, kind: str, text: str) -> _Reply:
+        reply = self._new_reply(kind)
+        message = self.history.add_assistant(text)
+        reply.messages.append(message)
+        splitter = SentenceSplitter()
+        for piece in [*splitter.push(text), splitter.flush()]:
+            if piece:
+                reply.pieces.put_nowait((piece, message))
+        reply.pieces.put_nowait(None)
+        return reply
+
+    def _tool_definitions(self) -> list[dict[str, Any]]:
+        if self.tools is None:
+            return [END_CALL_DEFINITION]
+        return list(self.tools.definitions(self.leg.channel))
+
+    async def _run_llm_reply(self, reply: _Reply) -> None:
+        """The LLM loop: stream text into the speaker, run tool calls, call the LLM again (bounded)."""
+        loop = asyncio.get_running_loop()
+        definitions = self._tool_definitions()
+        try:
+            for round_no in range(self.config.max_tool_rounds + 1):
+                message = self.history.add_assistant("")
+                reply.messages.append(message)
+                splitter = SentenceSplitter()
+                calls: list[ToolCallRequest] = []
+                started = loop.time()
+                stream = self.config.llm.stream(
+                    self.history.messages(self.config.agent_prompt), tools=definitions or None,
+                    temperature=self.config.temperature, top_p=self.config.top_p)
+                async with aclosing(stream):
+                    async for chunk in stream:
+                        if reply.cancelled:
+                            return
+                        if reply.llm_first_token_ms is None:
+                            reply.llm_first_token_ms = (loop.time() - started) * 1000
+                        if isinstance(chunk, TextDelta):
+                            message["content"] += chunk.text
+                            for piece in splitter.push(chunk.text):
+                                reply.pieces.put_nowait((piece, message))
+                        elif isinstance(chunk, ToolCallRequest):
+                            calls.append(chunk if chunk.id else ToolCallRequest(
+                                f"call_{uuid.uuid4().hex[:16]}", chunk.name, chunk.arguments))
+                tail = splitter.flush()
+                if tail:
+                    reply.pieces.put_nowait((tail, message))
+                if not calls:
+                    return
+                if round_no == self.config.max_tool_rounds:
+                    log.warning("the LLM still asks for tools after %d rounds; answering without them", round_no)
+                    return
+                for call in calls:
+                    self.history.add_tool_call(message, call)
+                    reply.open_tool_calls.append(call.id)
+                for call in calls:
+                    outcome = await self._execute(call)
+                    if reply.cancelled:
+                        return
+                    self.history.add_tool_result(call.id, outcome.content)
+                    reply.open_tool_calls.remove(call.id)
+                    action = getattr(outcome, "action", None)
+                    if action and action.get("type") == "end_call":
+                        reply.end_call = True
+                    elif action:
+                        reply.actions.append(action)
+                if reply.end_call:
+                    return
+        except ProviderError as exc:
+            if reply.cancelled:
+                return
+            self._provider_failed("llm", exc)
+            if self.config.error_message:
+                reply.pieces.put_nowait((self.config.error_message, None))
+        finally:
+            reply.pieces.put_nowait(None)
+
+    async def _execute(self, call: ToolCallRequest) -> Any:
+        if self.tools is None:
+            return run_builtin(call)
+        try:
+            return await self.tools.execute(call, self.context)
+        except Exception as exc:  # the tools layer reports failures as outcomes; this is a bug there
+            log.exception("tool %s raised", call.name)
+            return BuiltinOutcome(call.id, call.name, {"status": "error", "error": f"the tool failed: {exc}"},
+                                  is_error=True)
+
+    async def _speak(self, reply: _Reply) -> None:
+        """Synthesize the reply's pieces in order and queue their audio on the leg as it comes."""
+        loop = asyncio.get_running_loop()
+        tts = self.config.tts
+        while True:
+            item = await reply.pieces.get()
+            if item is None:
+                break
+            text, message = item
+            segment = _Segment(text, message)
+            resampler = StreamResampler(tts.sample_rate, self.leg.sample_rate)
+            started = loop.time()
+            try:
+                audio = tts.synthesize(text, speed=self.config.speed)
+                async with aclosing(audio):
+                    async for chunk in audio:
+                        if reply.cancelled:
+                            return
+                        if reply.tts_first_audio_ms is None and len(chunk):
+                            reply.tts_first_audio_ms = (loop.time() - started) * 1000
+                        self._push(reply, segment, resampler.push(np.asarray(chunk, dtype=np.int16)))
+                if reply.cancelled:
+                    return
+                self._push(reply, segment, resampler.flush())
+            except ProviderError as exc:
+                self._provider_failed("tts", exc)
+                if segment.start is None and message is not None:
+                    message["content"] = message["content"].replace(text, "", 1).strip()
+        reply.all_queued = True
+        reply.end_pos = self._play_position()
+        self._watch_wakeup.set()
+
+    def _play_position(self) -> int:
+        out = self.leg.outbound
+        return out.played_total + out.queued_samples
+
+    def _push(self, reply: _Reply, segment: _Segment, samples: np.ndarray) -> None:
+        if not len(samples) or reply.cancelled:
+            return
+        position = self._play_position()
+        if segment.start is None:
+            segment.start = position
+            reply.segments.append(segment)
+            if reply.start_pos is None:
+                reply.start_pos = position
+            if reply.first_audio_at is None:
+                reply.first_audio_at = asyncio.get_running_loop().time()
+                self._post(_AudioStarted(reply))
+        self.leg.outbound.push(samples)
+        segment.end = position + len(samples)
+        self._watch_wakeup.set()
+
+    async def _watch_playback(self) -> None:
+        """Announce each sentence as it starts playing and post PlaybackDone when a reply has played.
+
+        Sleeps until the next position it waits for should be reached, instead of polling every frame.
+        """
+        rate = self.leg.sample_rate
+        while True:
+            reply = self._reply
+            played = self.leg.outbound.played_total
+            waiting_for: int | None = None
+            if reply is not None and not reply.cancelled:
+                for segment in reply.segments:
+                    if segment.announced or segment.start is None:
+                        continue
+                    if played > segment.start or (played == segment.start and segment.end == segment.start):
+                        segment.announced = True
+                        heard = " ".join(s.text for s in reply.segments if s.announced)
+                        self._spawn(self._send({"type": "transcription", "role": "agent", "text": heard,
+                                                "is_final": False}), "send")
+                    else:
+                        waiting_for = segment.start + 1
+                        break
+                if reply.all_queued and reply.end_pos is not None and not reply.done_posted:
+                    if played >= reply.end_pos:
+                        reply.done_posted = True
+                        self._post(_PlaybackDone(reply))
+                        continue
+                    waiting_for = waiting_for or reply.end_pos
+            self._watch_wakeup.clear()
+            if waiting_for is None:
+                await self._watch_wakeup.wait()
+                continue
+            delay = min(0.2, max(0.005, (waiting_for - played) / rate))
+            # A timer sets the same event (asyncio.wait_for in 3.11 can swallow a cancellation).
+            timer = asyncio.get_running_loop().call_later(delay, self._watch_wakeup.set)
+            try:
+                await self._watch_wakeup.wait()
+            finally:
+                timer.cancel()
+
+    async def _barge_in(self, reply: _Reply) -> None:
+        """The caller spoke over the agent: silence it at once, then keep only what was heard."""
+        outbound = self.leg.outbound
+        played = outbound.played_total
+        outbound.clear()
+        reply.cancelled = True
+        self._reply = None
+        await self._send({"type": "clearAudio"})
+        if self.tools is not None:
+            try:
+                await self.tools.cancel_pending("barge_in")
+            except Exception:
+                log.exception("cancelling pending client tools failed")
+        for task in (reply.task, reply.speaker):
+            if task is not None:
+                task.cancel()
+        # Keep in history only what the caller heard.
+        by_message: dict[int, list[str]] = {}
+        cut = False
+        for segment in reply.segments:
+            if segment.start is None or segment.end is None or played <= segment.start:
+                cut = True
+                continue
+            fraction = (played - segment.start) / max(1, segment.end - segment.start)
+            if fraction < 1.0:
+                cut = True
+            if segment.message is not None:
+                by_message.setdefault(id(segment.message), []).append(heard_part(segment.text, fraction))
+        cut = cut or not reply.all_queued
+        for message in reply.messages:
+            heard = " ".join(t for t in by_message.get(id(message), []) if t)
+            if heard:
+                message["content"] = heard + ELLIPSIS if cut else heard
+            elif message.get("tool_calls"):
+                message["content"] = ""
+            else:
+                self.history.remove(message)
+        for tool_call_id in reply.open_tool_calls:
+            self.history.add_tool_result(tool_call_id, '{"status": "interrupted", "reason": "barge_in"}')
+        heard_all = " ".join(t for texts in by_message.values() for t in texts if t)
+        played_ms = int((played - reply.start_pos) * 1000 / self.leg.sample_rate) if reply.start_pos is not None else 0
+        self.updates.put_nowait(BargeIn(max(0, played_ms)))
+        if heard_all:
+            text = heard_all + ELLIPSIS
+            await self._send({"type": "transcription", "role": "agent", "text": text, "is_final": True,
+                              "interrupted": True})
+            self.updates.put_nowait(TranscriptTurn("agent", text, interrupted=True))
+
+    # ---- failures, sending, tasks -----------------------------------------------------------------
+
+    def _provider_failed(self, stage: str, error: Exception) -> None:
+        log.warning("%s provider failed: %s", stage, error)
+        self.updates.put_nowait(ProviderFailure(stage, str(error)))
+
+    async def _after_failure(self) -> None:
+        """STT failed: apologise if there is something to say it with, else listen again."""
+        self._stt_task = None
+        self._carry = None
+        if self.config.error_message:
+            self._start_fixed_reply("error", self.config.error_message)
+        else:
+            self._enter_listening(new_stretch=True)
+            await self._set_state("listening")
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        try:
+            await self.leg.send_event(message)
+        except Exception as exc:  # the data channel is closing: the call goes on without it
+            log.debug("event %s not sent: %s", message.get("type"), exc)
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro, name=f"conversation-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("conversation task %s failed", task.get_name(), exc_info=task.exception())
+            self._end("internal_error", hang_up=True)
+            self._post(_LegEnded("internal_error"))
+
+    async def _shutdown(self) -> None:
+        self._cancel_silence_timers()
+        reply, self._reply = self._reply, None
+        if reply is not None:
+            reply.cancelled = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        reason = self._end_reason or "ended"
+        if self._hang_up and not self.leg.ended.done():
+            try:
+                await self.leg.hangup(reason)
+            except Exception:
+                log.exception("hang-up failed")
+        self.updates.put_nowait(Ended(reason))

@@ -1,0 +1,68 @@
+"""What a conversation reports while it runs, for the call record (the control API persists these).
+
+`Conversation.updates` is an `asyncio.Queue` of these small dataclasses; the call runner consumes it.
+`Ended` is always the last one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptTurn:
+    role: str  # "user" | "agent"
+    text: str  # for the agent: what the caller actually heard (ends with "…" when cut off)
+    interrupted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    state: str  # "listening" | "thinking" | "speaking"
+
+
+@dataclass(frozen=True, slots=True)
+class BargeIn:
+    played_ms: int  # how much of the agent's reply the caller heard before speaking over it
+
+
+@dataclass(frozen=True, slots=True)
+class ToolActivity:
+    record: dict[str, Any]  # one record from the tools layer (tool_call, tool_result, tool_cancel, …)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRequested:
+    """A tool asked the call runner to act (agent_transfer, human_transfer) once the agent's words played."""
+
+    action: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnTiming:
+    """Stage latencies of one agent response, in milliseconds (None where a stage did not happen).
+
+    `response_ms` runs from the end of the caller's speech (endpointing decided) to the first agent audio
+    handed to the leg; the endpointing silence itself is not in it.
+    """
+
+    stt_ms: float | None = None
+    llm_first_token_ms: float | None = None
+    tts_first_audio_ms: float | None = None
+    response_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderFailure:
+    stage: str  # "stt" | "llm" | "tts"
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Update = (TranscriptTurn | StateChanged | BargeIn | ToolActivity | ActionRequested | TurnTiming
+          | ProviderFailure | Ended)

@@ -1,0 +1,260 @@
+"""Conversation end to end on an in-memory leg: real VAD, real resampling, real 20 ms clock, FAKE providers."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agent_runtime.agent_config import AgentConfig
+from agent_runtime.conversation import Conversation
+from agent_runtime.providers.base import ProviderError
+from agent_runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS
+from agent_runtime.updates import BargeIn, Ended, ProviderFailure, StateChanged, TranscriptTurn
+from media.dsp import dbfs
+from legs import MemoryLeg, espeak_speech
+
+SENTENCE = "What time does the store open tomorrow?"
+
+
+def config(**overrides: Any) -> AgentConfig:
+    values: dict[str, Any] = dict(stt=FakeSTT(), llm=FakeLLM(), tts=FakeTTS(), welcome_message=None,
+                                  call_user_alert_duration=0, call_end_duration=0)
+    values.update(overrides)
+    return AgentConfig(**values)
+
+
+class Call:
+    """A conversation running on a MemoryLeg, for one test."""
+
+    def __init__(self, leg: MemoryLeg, conversation: Conversation) -> None:
+        self.leg = leg
+        self.conversation = conversation
+        self.task = asyncio.get_running_loop().create_task(conversation.run())
+
+    def states(self) -> list[str]:
+        return [e["state"] for e in self.leg.events_of("agent_state")]
+
+    def finals(self, role: str) -> list[str]:
+        return [e["text"] for e in self.leg.events_of("transcription") if e["role"] == role and e["is_final"]]
+
+    async def wait_state(self, state: str, count: int = 1, timeout: float = 15.0) -> None:
+        await self.leg.wait_for(lambda _: self.states().count(state) >= count, timeout)
+
+    async def wait_final(self, role: str, count: int = 1, timeout: float = 15.0) -> None:
+        await self.leg.wait_for(lambda _: len(self.finals(role)) >= count, timeout)
+
+    async def say(self, text: str = SENTENCE, trailing_silence: float = 0.8) -> None:
+        await self.leg.feed(espeak_speech(text, self.leg.sample_rate))
+        await self.leg.feed_silence(trailing_silence)
+
+    def updates(self) -> list[Any]:
+        items = []
+        while not self.conversation.updates.empty():
+            items.append(self.conversation.updates.get_nowait())
+        return items
+
+    async def finish(self) -> str:
+        if not self.task.done():
+            self.leg.remote_hangup()
+        reason = await asyncio.wait_for(self.task, 10)
+        await self.leg.close()
+        return reason
+
+
+async def start(rate: int = 48000, *, direction: str = "outbound", tools: Any = None, **overrides: Any) -> Call:
+    leg = MemoryLeg(rate)
+    return Call(leg, Conversation(leg, config(**overrides), tools=tools, direction=direction))
+
+
+@pytest.mark.parametrize("rate", [48000, 8000])
+async def test_welcome_then_a_spoken_turn_gets_a_transcript_and_a_spoken_reply(rate: int) -> None:
+    stt = FakeSTT("what time does the store open tomorrow")
+    call = await start(rate, stt=stt, welcome_message="Hello, this is Talkwire.")
+    try:
+        await call.wait_final("agent")
+        assert call.finals("agent") == ["Hello, this is Talkwire."]
+        welcome_audio = call.leg.sent_audio()
+        assert dbfs(welcome_audio) > -40, "the welcome message was not spoken"
+        assert stt.final_calls == 0
+
+        mark = asyncio.get_running_loop().time()
+        await call.say()
+        await call.wait_final("agent", 2)
+        assert call.finals("user") == ["what time does the store open tomorrow"]
+        assert call.finals("agent")[1] == "You said: what time does the store open tomorrow."
+        await call.wait_state("listening", 2)
+        reply = call.leg.sent_audio(since=mark)
+        assert dbfs(reply[-int(1.5 * rate):]) > -40 or dbfs(reply) > -45, "no agent reply audio"
+        # STT got the caller's utterance at its own rate, about as long as the speech (plus pre-roll/tail).
+        spoken = len(espeak_speech(SENTENCE, 16000)) / 16000
+        assert stt.last_audio is not None
+        assert spoken - 0.3 < len(stt.last_audio) / 16000 < spoken + 0.8
+        assert call.states() == ["speaking", "listening", "thinking", "speaking", "listening"]
+        partials = [e for e in call.leg.events_of("transcription") if e["role"] == "agent" and not e["is_final"]]
+        assert partials and partials[-1]["text"] == "You said: what time does the store open tomorrow."
+    finally:
+        await call.finish()
+    updates = call.updates()
+    assert TranscriptTurn("user", "what time does the store open tomorrow") in updates
+    assert StateChanged("thinking") in updates
+    assert isinstance(updates[-1], Ended)
+
+
+async def test_inbound_calls_use_the_inbound_welcome() -> None:
+    call = await start(direction="inbound", welcome_message="Outbound hello.",
+                       inbound_welcome_message="Thanks for calling.")
+    try:
+        await call.wait_final("agent")
+        assert call.finals("agent") == ["Thanks for calling."]
+    finally:
+        await call.finish()
+
+
+async def test_barge_in_clears_audio_and_keeps_only_what_was_heard() -> None:
+    long_request = ("please tell me everything about the opening hours of every store in the city "
+                    "and also about the parking and the holidays")
+    call = await start(stt=FakeSTT(long_request))
+    try:
+        await call.say()
+        await call.wait_state("speaking")
+        await asyncio.sleep(1.0)  # about a second of the ~8 s reply plays
+        assert not call.leg.outbound.clears
+        barge_started = asyncio.get_running_loop().time()
+        await call.leg.feed(espeak_speech("Stop, stop please.", call.leg.sample_rate))
+        await call.leg.wait_event(lambda e: e["type"] == "clearAudio")
+        assert call.leg.outbound.clears, "outbound queue was not cleared"
+        cleared_at, dropped = call.leg.outbound.clears[0]
+        assert dropped > 0
+        assert cleared_at - barge_started < 1.0
+        # After the clear, nothing of the old reply leaves the leg: sent frames are silence until the next reply.
+        await call.leg.feed_silence(0.1)
+        after = [f for f in call.leg.sent if f.at > cleared_at + 0.001]
+        assert after and all(f.samples is None for f in after[:3])
+
+        assistant = [m for m in call.conversation.history.items if m["role"] == "assistant"]
+        full = "You said: " + long_request + "."
+        heard = assistant[0]["content"]
+        assert heard.endswith("…")
+        assert full.startswith(heard[:-1].rstrip(","))
+        assert 0 < len(heard) < len(full) / 2
+        interrupted = [e for e in call.leg.events_of("transcription") if e.get("interrupted")]
+        assert interrupted and interrupted[0]["text"] == heard
+        await call.leg.feed_silence(0.8)
+        # The interruption is itself a turn: the caller gets an answer to it.
+        await call.wait_final("agent", 2)
+    finally:
+        await call.finish()
+    updates = call.updates()
+    barge = [u for u in updates if isinstance(u, BargeIn)]
+    assert len(barge) == 1 and 500 < barge[0].played_ms < 3000
+    assert TranscriptTurn("agent", heard, interrupted=True) in updates
+
+
+async def test_silence_alert_once_then_hang_up() -> None:
+    call = await start(silence_alert_message="Are you still there?", call_user_alert_duration=400,
+                       call_end_duration=2500)
+    reason = await asyncio.wait_for(call.task, 15)
+    assert reason == "silence_timeout"
+    assert call.leg.hangup_reason == "silence_timeout"
+    assert call.finals("agent") == ["Are you still there?"]
+    await call.leg.close()
+
+
+async def test_speech_resets_the_silence_timer() -> None:
+    call = await start(call_end_duration=2000, silence_alert_message=None, call_user_alert_duration=0)
+    try:
+        await call.leg.feed_silence(1.2)
+        await call.say(trailing_silence=0.6)
+        await call.wait_final("agent")
+        assert not call.task.done()
+        reason = await asyncio.wait_for(call.task, 10)
+        assert reason == "silence_timeout"
+    finally:
+        await call.leg.close()
+
+
+async def test_initial_mic_disable_ignores_early_speech() -> None:
+    stt = FakeSTT()
+    call = await start(stt=stt, initial_disable_mic_duration=3000)
+    try:
+        await call.say(trailing_silence=0.6)  # ~2.6 s of speech, all inside the muted window
+        assert stt.final_calls == 0 and not call.finals("user")
+        await call.leg.feed_silence(0.5)
+        await call.say()
+        await call.wait_final("user")
+        assert stt.final_calls == 1
+    finally:
+        await call.finish()
+
+
+async def test_unknown_or_untyped_messages_get_an_error_and_the_call_goes_on() -> None:
+    call = await start()
+    try:
+        call.leg.deliver_event({"type": "no_such_thing", "x": 1})
+        call.leg.deliver_event({"text": "no type at all"})
+        call.leg.deliver_event(["not", "an", "object"])  # type: ignore[arg-type]
+        await call.leg.wait_for(lambda leg: len(leg.events_of("error")) >= 3)
+        errors = call.leg.events_of("error")
+        assert {e["code"] for e in errors} == {"UNKNOWN_MESSAGE_TYPE"}
+        assert "no_such_thing" in errors[0]["message"]
+        await call.say()
+        await call.wait_final("agent")
+    finally:
+        await call.finish()
+
+
+class FlakyLLM(FakeLLM):
+    """Test double: fails its first `failures` requests with ProviderError, then echoes."""
+
+    def __init__(self, failures: int = 1) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def stream(self, messages: list[dict[str, Any]], **kwargs: Any) -> AsyncIterator[Any]:
+        if self.failures:
+            self.failures -= 1
+            raise ProviderError("model endpoint unreachable")
+        async for chunk in super().stream(messages, **kwargs):
+            yield chunk
+
+
+class FlakySTT(FakeSTT):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def transcribe(self, audio: np.ndarray, *, final: bool = True) -> str:
+        if final and not self.failed:
+            self.failed = True
+            raise ProviderError("whisper crashed")
+        return await super().transcribe(audio, final=final)
+
+
+@pytest.mark.parametrize("stage", ["llm", "stt"])
+async def test_provider_error_apologises_and_the_call_goes_on(stage: str) -> None:
+    providers = {"llm": FlakyLLM()} if stage == "llm" else {"stt": FlakySTT()}
+    call = await start(**providers)
+    try:
+        await call.say()
+        await call.wait_final("agent")
+        assert call.finals("agent") == ["Sorry, I had a problem."]
+        await call.wait_state("listening", 2)
+        await call.say()
+        await call.wait_final("agent", 2)
+        assert call.finals("agent")[1] == "You said: hello there."
+    finally:
+        await call.finish()
+    failures = [u for u in call.updates() if isinstance(u, ProviderFailure)]
+    assert [f.stage for f in failures] == [stage]
+
+
+async def test_remote_hangup_stops_everything_promptly() -> None:
+    call = await start(welcome_message="This is a rather long welcome message that keeps on going for a while.")
+    await call.wait_state("speaking")
+    call.leg.remote_hangup("user_hangup")
+    assert await asyncio.wait_for(call.task, 2) == "user_hangup"
+    assert call.leg.hangup_reason is None
+    await call.leg.close()
