@@ -11,7 +11,7 @@ from media.frames import AudioFrame
 from media.outbound import OutboundAudio
 from media.pacing import MediaClock, Tick
 from signalling.webrtc import AgentAudioTrack, InvalidOffer, WebRtcLeg
-from webrtc_caller import SILENCE_RMS, WebRtcCaller, dominant_frequency, tone
+from webrtc_caller import SILENCE_RMS, CallerError, WebRtcCaller, dominant_frequency, tone
 
 LOOPBACK = ["127.0.0.1"]
 
@@ -240,3 +240,20 @@ async def test_agent_track_serves_one_frame_per_tick_and_catches_up_missed_ticks
     assert np.array_equal(sent[:len(speech)], speech)
     assert not sent[len(speech):].any()
     track.stop()
+
+
+async def test_caller_phase_one_against_the_real_api(client, settings):
+    agent_id = (await client.get("/demo/config")).json()["agents"][0]["id"]
+    caller = WebRtcCaller()
+    try:
+        created = await caller.create_call(client, "http://testserver", agent_id, settings.publishable_key)
+        assert created["status"] == "in-progress"
+        assert caller.call_id == created["call_id"]
+        assert caller.worker_url.endswith(f"/webrtc?agent={agent_id}_{created['call_id']}")
+
+        with pytest.raises(CallerError) as failure:
+            await caller.create_call(client, "http://testserver", agent_id, "pk_live_not_a_key")
+        assert failure.value.status == 401
+        assert failure.value.body["error"]["code"] == "INVALID_API_KEY"
+    finally:
+        await caller.close()
