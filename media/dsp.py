@@ -119,7 +119,7 @@ def apply_gain(samples: np.ndarray, db: float | np.ndarray) -> np.ndarray:
 
     `db` may be one value, or one value per row of a (calls, samples) batch (shape (calls, 1) or (calls,)).
     """
-    if np.ndim(db) == 0:
+    if isinstance(db, (int, float, np.floating)):  # not np.ndim: it costs more than the multiply
         factor = np.float32(db_to_factor(float(db)))
     else:
         factor = np.power(np.float32(10.0), np.asarray(db, dtype=np.float32) / np.float32(20.0))
