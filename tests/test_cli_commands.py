@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from control_api.cli import main
 from control_api.storage import Database
 from control_api.storage.clients import find_key, hash_key
 
@@ -62,8 +63,6 @@ async def test_clients_and_keys_with_json(tmp_path: Path):
     common = ("--data-dir", str(data))
     client = talkwire_json("clients", "create", "Acme Corp", *common)
     assert set(client) == {"id", "name"} and client["name"] == "Acme Corp"
-    listed = talkwire_json("clients", "list", *common)
-    assert [c["id"] for c in listed] == [client["id"]]
 
     secret = talkwire_json("keys", "create", "--client", client["id"], "--kind", "secret", *common)
     assert set(secret) == {"id", "key", "kind", "client_id"}
@@ -78,27 +77,59 @@ async def test_clients_and_keys_with_json(tmp_path: Path):
     assert (await stored_key(data, publishable["key"])).allowed_origins == ["https://a.example", "https://b.example"]
     assert secret["key"].encode() not in (data / "talkwire.db").read_bytes()
 
-    keys = talkwire_json("keys", "list", "--client", client["id"], *common)
-    assert {k["id"] for k in keys} == {secret["id"], publishable["id"]}
-    assert all(secret["key"] not in json.dumps(k) for k in keys)
-
     revoked = talkwire_json("keys", "revoke", secret["id"], *common)
     assert revoked["id"] == secret["id"] and revoked["revoked_at"]
     assert (await stored_key(data, secret["key"])).revoked_at is not None
 
-    missing = talkwire("keys", "create", "--client", "no-such-client", "--kind", "secret", *common)
-    assert missing.returncode == 1 and "no client" in missing.stderr
-    missing = talkwire("keys", "revoke", "no-such-key", *common)  # human output, not JSON
-    assert missing.returncode == 1 and "no key" in missing.stderr and not missing.stdout
+
+# The rest calls the same entry point in-process (each subprocess pays the interpreter's imports again).
+
+def cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
-def test_data_dir_from_env_and_flag_overrides_it(tmp_path: Path):
+def test_listing_errors_and_human_output(tmp_path: Path, capsys, monkeypatch):
+    for name in [k for k in os.environ if k.startswith("TALKWIRE_")]:
+        monkeypatch.delenv(name)
+    common = ("--data-dir", str(tmp_path / "data"))
+    code, out, _ = cli(capsys, "clients", "create", "Beta", *common)
+    assert code == 0 and out.startswith("Created client Beta: ")
+    client_id = out.strip().rsplit(" ", 1)[1]
+    code, out, _ = cli(capsys, "clients", "list", "--json", *common)
+    assert [c["id"] for c in json.loads(out)] == [client_id]
+    code, out, _ = cli(capsys, "keys", "create", "--client", client_id, "--kind", "secret", *common)
+    key = re.search(r"sk_live_\S+", out).group(0)
+    assert code == 0 and "only its hash is kept" in out
+    code, out, _ = cli(capsys, "keys", "list", "--json", "--client", client_id, *common)
+    listed = json.loads(out)
+    assert len(listed) == 1 and listed[0]["prefix"] == key[:12] and key not in out
+
+    code, out, err = cli(capsys, "keys", "create", "--client", "no-such-client", "--kind", "secret", *common)
+    assert code == 1 and "no client" in err and not out
+    code, out, err = cli(capsys, "keys", "revoke", "no-such-key", *common)
+    assert code == 1 and "no key" in err and not out
+
+
+def test_data_dir_from_env_and_flag_overrides_it(tmp_path: Path, capsys, monkeypatch):
     env_dir, flag_dir = tmp_path / "from-env", tmp_path / "from-flag"
-    env = clean_env(TALKWIRE_DATA_DIR=str(env_dir))
-    in_env = talkwire_json("clients", "create", "EnvClient", env=env)
-    assert talkwire_json("clients", "list", "--data-dir", str(flag_dir), env=env) == []
-    listed = talkwire("clients", "list", env=env)  # human output
-    assert listed.returncode == 0 and in_env["id"] in listed.stdout and "EnvClient" in listed.stdout
+    monkeypatch.setenv("TALKWIRE_DATA_DIR", str(env_dir))
+    monkeypatch.delenv("TALKWIRE_DATABASE_URL", raising=False)
+    code, out, _ = cli(capsys, "clients", "create", "EnvClient", "--json")
+    in_env = json.loads(out)
+    assert code == 0 and (env_dir / "talkwire.db").exists()
+    code, out, _ = cli(capsys, "clients", "list", "--json", "--data-dir", str(flag_dir))
+    assert json.loads(out) == []
+    code, out, _ = cli(capsys, "clients", "list")
+    assert in_env["id"] in out and "EnvClient" in out
+
+
+@pytest.mark.parametrize("kind, bad", [("secret", "pk_live_abc"), ("publishable", "sk_live_abc")])
+def test_serve_rejects_a_configured_key_of_the_wrong_kind(tmp_path: Path, capsys, monkeypatch, kind, bad):
+    monkeypatch.setenv(f"TALKWIRE_{kind.upper()}_KEY", bad)
+    code, out, err = cli(capsys, "serve", "--port", "0", "--data-dir", str(tmp_path / "d"))
+    assert code == 1 and f"a {kind} key must start with" in err and not out
 
 
 async def _serve_until_banner(data: Path) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
@@ -149,25 +180,15 @@ async def test_serve_prints_keys_once_and_keeps_them_across_restarts(tmp_path: P
         assert await _stop(proc) == 0
 
 
-def test_keys_managed_by_the_cli_apply_to_a_running_server(live_server, settings):
+def test_keys_managed_by_the_cli_apply_to_a_running_server(live_server, settings, capsys):
     data = ("--data-dir", str(settings.data_dir))
-    client = talkwire_json("clients", "create", "Live Co", *data)
-    key = talkwire_json("keys", "create", "--client", client["id"], "--kind", "secret", *data)
+    client = json.loads(cli(capsys, "clients", "create", "Live Co", "--json", *data)[1])
+    key = json.loads(cli(capsys, "keys", "create", "--client", client["id"], "--kind", "secret", "--json", *data)[1])
     with httpx.Client(base_url=live_server.base_url, timeout=30) as http:
         assert http.get("/health").json() == {"status": "ok"}
         assert http.get("/assistant", headers={"X-API-Key": key["key"]}).status_code == 200
-        talkwire_json("keys", "revoke", key["id"], *data)
+        assert cli(capsys, "keys", "revoke", key["id"], *data)[0] == 0
         response = http.get("/assistant", headers={"Authorization": f"Bearer {key['key']}"})
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "INVALID_API_KEY"
         assert http.get("/assistant", headers={"X-API-Key": live_server.secret_key}).status_code == 200
-
-
-@pytest.mark.parametrize("kind, bad", [("secret", "pk_live_abc"), ("publishable", "sk_live_abc")])
-def test_serve_rejects_a_configured_key_of_the_wrong_kind(tmp_path: Path, kind: str, bad: str):
-    env = clean_env(**{f"TALKWIRE_{kind.upper()}_KEY": bad})
-    result = subprocess.run([str(TALKWIRE_BIN), "serve", "--port", "0", "--data-dir", str(tmp_path / "d")],
-                            capture_output=True, text=True, timeout=120, env=env)
-    assert result.returncode != 0
-    assert f"a {kind} key must start with" in result.stdout + result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
