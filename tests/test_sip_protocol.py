@@ -13,7 +13,7 @@ from signalling.sip.digest import DigestError, authorization, digest_response
 from signalling.sip.message import parse
 from signalling.sip.sdp import SdpError, build_sdp, negotiate, parse_sdp
 from signalling.sip.transaction import Timers
-from signalling.sip.trunk import Trunk, TrunkError
+from signalling.sip.trunk import Trunk, TrunkError, parse_hostport
 from signalling.sip.ua import Decision, SipUserAgent
 
 ANSWER = b"""v=0\r
@@ -86,6 +86,10 @@ def test_trunk_uri():
     for bad in ("http://x", "sip:a@b;transport=tcp", "sip:a@b:99999"):
         with pytest.raises(TrunkError):
             Trunk.parse(bad)
+    assert parse_hostport("127.0.0.1:5060") == ("127.0.0.1", 5060)
+    assert parse_hostport("0.0.0.0") == ("0.0.0.0", 5060)
+    with pytest.raises(TrunkError):
+        parse_hostport("host:port")
 
 
 # ---------------------------------------------------------------- the UA on the wire, from a raw socket

@@ -247,3 +247,35 @@ async def test_hold_resume_and_options_in_dialog(ua, tmp_path):
     assert leg.ended.result() == "remote_hangup"
     assert leg.rtp.packets_sent > sent_while_held  # resumed
     assert await sipp.wait() == 0, sipp.explain()
+
+
+@pytest.mark.skipif(not HAVE_SPEECH_TOOLS, reason="espeak-ng and sox are needed to make speech")
+async def test_real_conversation_with_fake_providers_over_sip(ua, tmp_path):
+    """The real Conversation on a SIP leg: sipp's speech is detected at 8 kHz, transcribed (FAKE STT),
+    answered (FAKE LLM) and spoken (FAKE TTS, resampled to 8 kHz and sent as RTP)."""
+    from agent_runtime.agent_config import AgentConfig
+    from agent_runtime.conversation import Conversation
+    from agent_runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS
+    from agent_runtime.updates import TranscriptTurn
+
+    make_speech("Hello there, I would like to check my order status please.", tmp_path)
+    sipp = await start_sipp(tmp_path, "uas_answer_stream.xml")
+    leg = await ua.dial("+15551230013", trunk_for(sipp))
+    assert (await asyncio.wait_for(leg.answered, 20)).answered
+    config = AgentConfig(stt=FakeSTT("hello there"), llm=FakeLLM(), tts=FakeTTS(), welcome_message="Hi.")
+    conversation = Conversation(leg, config, direction="outbound")
+    run = asyncio.ensure_future(conversation.run())
+    turns: list[TranscriptTurn] = []
+    try:
+        while not any(t.role == "agent" and "hello there" in t.text.lower() for t in turns):
+            update = await asyncio.wait_for(conversation.updates.get(), 30)
+            if isinstance(update, TranscriptTurn):
+                turns.append(update)
+        assert any(t.role == "user" and t.text == "hello there" for t in turns)
+        sent_before = leg.rtp.packets_sent
+        await leg.hangup("agent_hangup")
+        assert await asyncio.wait_for(run, 10) == "agent_hangup"
+    finally:
+        run.cancel()
+    assert await sipp.wait() == 0, sipp.explain()
+    assert sent_before > 50

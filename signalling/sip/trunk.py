@@ -40,3 +40,12 @@ class Trunk:
             raise TrunkError(f"only UDP trunks are supported, got transport={transport}")
         caller = uri.user if uri.user and uri.user.lstrip("+").isdigit() else None
         return cls(uri.host, uri.port or 5060, uri.user, uri.password, caller)
+
+
+def parse_hostport(text: str, default_port: int = 5060) -> tuple[str, int]:
+    """`127.0.0.1:5060` / `0.0.0.0` / `[::1]:5060` → (host, port), e.g. for TALKWIRE_SIP_BIND."""
+    try:
+        uri = parse_uri("sip:" + text.strip())
+    except SipParseError as exc:
+        raise TrunkError(f"bad host:port {text!r}") from exc
+    return uri.host, uri.port if uri.port is not None else default_port
