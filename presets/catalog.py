@@ -42,12 +42,6 @@ class Preset:
     def field(self, name: str) -> ClientField | None:
         return next((f for f in self.fields if f.name == name), None)
 
-    def defaults(self) -> dict[str, Any]:
-        """The client_fields a new tool of this preset starts with (preset_id included)."""
-        out: dict[str, Any] = {"preset_id": self.preset_id}
-        out.update({f.name: f.default for f in self.fields if f.default is not None})
-        return out
-
 
 def _f(name: str, type_: FieldType, default: Any = None, *, fixed: bool = False) -> ClientField:
     return ClientField(name, type_, default, fixed)
