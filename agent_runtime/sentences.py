@@ -15,9 +15,8 @@ ELLIPSIS = "…"
 
 
 class SentenceSplitter:
-    def __init__(self, min_comma_words: int = 6, min_chars: int = 2) -> None:
+    def __init__(self, min_comma_words: int = 6) -> None:
         self.min_comma_words = min_comma_words
-        self.min_chars = min_chars
         self._buffer = ""
 
     def push(self, text: str) -> list[str]:
@@ -29,7 +28,7 @@ class SentenceSplitter:
             if cut is None:
                 return pieces
             piece, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
-            if len(piece) >= self.min_chars and any(c.isalnum() for c in piece):
+            if any(c.isalnum() for c in piece):
                 pieces.append(piece)
             elif pieces and piece:
                 pieces[-1] += piece  # stray punctuation ("..." after a cut) joins the previous piece
