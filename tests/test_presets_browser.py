@@ -99,14 +99,15 @@ def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed")
     with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"])
         yield chromium
         chromium.close()
 
 
 @pytest.fixture
 def page(browser: Any, page_server: str) -> Iterator[Any]:
-    context = browser.new_context()
+    context = browser.new_context(permissions=["camera"])
     tab = context.new_page()
     tab.console_messages = []
     tab.on("console", lambda m: tab.console_messages.append(m.text))
@@ -187,6 +188,14 @@ def test_click_with_route_type_select_and_date(page):
     assert (sent(page, "d1"))["result"]["value"] == "15/06/2026"
     assert page.input_value("#departure-date") == "15/06/2026"
 
+    page.evaluate("call('e1', 'vanira_erase_text', {element_id: '#answer-input', delay_ms: 0, "
+                  "agent_arguments: {mode: 'words', num_words: 1}})")
+    assert (sent(page, "e1"))["result"]["remaining"] == "x ="
+    assert page.input_value("#answer-input") == "x ="
+    page.evaluate("call('sc', 'vanira_screen_click', {css_selector: '#buy-button', perform_click: true})")
+    assert (sent(page, "sc"))["result"]["clicked"]["css_selector"] == "#buy-button"
+    assert page.evaluate("window.bought") == 2
+
     page.evaluate("call('x1', 'vanira_click_element', {element_id: 'nope'})")
     got = sent(page, "x1")
     assert got["kind"] == "error" and "not found" in got["message"]
@@ -235,3 +244,26 @@ def test_upload_calendar_and_screenshot(page, tmp_path):
     if result.get("media_id"):
         shot = (page.evaluate("client.uploads"))[-1]
         assert shot["type"] == "image/jpeg" and shot["size"] > 0 and shot["reason"] == "tab_screenshot"
+
+
+def test_camera_capture_and_live_vision_with_a_fake_camera(page):
+    page.evaluate("call('cam', 'vanira_camera', {reason: 'camera_capture', facing_mode: 'user'}, 'fire_and_forget')")
+    capture = page.locator('[data-talkwire-preset="vanira_camera"] [data-talkwire-action="capture"]')
+    capture.wait_for()
+    page.wait_for_function("document.querySelector('[data-talkwire-camera]').videoWidth > 0", timeout=10_000)
+    capture.click()
+    page.wait_for_function("client.uploads.length === 1", timeout=10_000)
+    upload = page.evaluate("client.uploads[0]")
+    assert upload["name"] == "camera.jpg" and upload["type"] == "image/jpeg" and upload["size"] > 1000
+    assert upload["reason"] == "camera_capture"
+    assert page.evaluate("client.sent.length") == 0  # fire_and_forget: no tool result
+
+    page.evaluate("call('lv', 'vanira_live_vision', {target_fps: 4, max_width: 320, reason: 'damage'}, 'fire_and_forget')")
+    page.wait_for_function("client.events.filter((e) => e.type === 'client_media_frame').length >= 2", timeout=15_000)
+    frame = page.evaluate("client.events.find((e) => e.type === 'client_media_frame')")
+    assert frame["reason"] == "damage" and frame["width"] <= 320 and frame["image"].startswith("/9j/")  # JPEG
+    page.evaluate("call('lc', 'vanira_close_live_camera', {})")
+    assert sent(page, "lc")["result"] == {"status": "success", "was_streaming": True}
+    kinds = page.evaluate("client.events.map((e) => e.type)")
+    assert kinds[0] == "client_live_camera_started" and kinds[-1] == "client_live_camera_stopped"
+    assert page.locator("[data-talkwire-preview]").count() == 0
