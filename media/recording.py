@@ -10,7 +10,8 @@ frame, which keeps the two channels aligned.
 The file is written in the background: every `flush_interval` seconds the part of the timeline that
 both channels have covered is interleaved and appended in a worker thread, and the header's sizes are
 rewritten, so a crash leaves a playable WAV holding everything up to the last flush. Nothing here
-blocks the event loop: per frame it is a list append and, for other rates, a ~5 µs soxr call.
+blocks the event loop: per frame it is a list append and, for other rates, a ~5 µs soxr call
+(skipped for digital silence, such as the idle ticks of the agent's side).
 """
 from __future__ import annotations
 
@@ -68,6 +69,14 @@ class _Track:
             self.pending += len(samples)
 
     def push(self, samples: np.ndarray, rate: int) -> None:
+        if not samples.any():
+            # Digital silence (a leg's idle ticks, most of the agent's side): its resampled form is
+            # known, so end the stream and skip soxr. The next sound starts a fresh stream, whose
+            # zero history is exactly this silence.
+            self.end_stream()
+            self.append(np.zeros(len(samples) * self.rate // rate, dtype=np.int16))
+            self.origin = self.end
+            return
         if self.resampler is None or self.resampler.in_rate != rate:
             self.end_stream()
             self.resampler = StreamResampler(rate, self.rate)
