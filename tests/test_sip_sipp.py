@@ -279,3 +279,12 @@ async def test_real_conversation_with_fake_providers_over_sip(ua, tmp_path):
         run.cancel()
     assert await sipp.wait() == 0, sipp.explain()
     assert sent_before > 50
+
+
+async def test_challenged_bye_is_answered_with_the_trunk_credentials(ua, tmp_path):
+    sipp = await start_sipp(tmp_path, "uas_bye_auth.xml")
+    leg = await ua.dial("+15551230014", trunk_for(sipp, "alice", "secret"))
+    assert (await asyncio.wait_for(leg.answered, 20)).answered
+    await leg.hangup()
+    assert leg.ended.result() == "agent_hangup"
+    assert await sipp.wait() == 0, sipp.explain()

@@ -459,7 +459,12 @@ class SipUserAgent(asyncio.DatagramProtocol):
         if decision.status != 200:
             reply(decision.status, to_tag=to_tag)
             return
-        rtp = await RtpSession.open(self.rtp_host, self.rtp_ports)
+        try:
+            rtp = await RtpSession.open(self.rtp_host, self.rtp_ports)
+        except OSError as exc:
+            log.error("inbound call %s: no RTP port: %s", req.call_id, exc)
+            reply(503, to_tag=to_tag)
+            return
         if txn.cancelled:
             rtp.close()
             return
@@ -811,30 +816,47 @@ class SipUserAgent(asyncio.DatagramProtocol):
     # ------------------------------------------------------------------ in-dialog requests
     async def _dialog_request(self, leg: SipLeg, method: str, *, body: bytes = b"", content_type: str | None = None,
                               extra: list[tuple[str, str]] | None = None) -> Response:
+        """Send an in-dialog request and return its final response; a 401/407 is answered once with
+        the trunk's credentials (trunks may challenge BYE and REFER too)."""
         d = leg.dialog
-        headers = Headers()
-        headers.add("Via", self._via())
-        for route in d.route_set:
-            headers.add("Route", route)
-        headers.add("Max-Forwards", "70")
-        headers.add("From", str(d.local))
-        headers.add("To", str(d.remote))
-        headers.add("Call-ID", d.call_id)
-        headers.add("CSeq", f"{d.next_cseq()} {method}")
-        headers.add("Contact", self._contact(leg.local_number or "talkwire"))
-        headers.add("User-Agent", USER_AGENT)
-        for name, value in extra or []:
-            headers.add(name, value)
-        if content_type:
-            headers.add("Content-Type", content_type)
         if d.peer is not None and not d.route_set:
-            dest = d.peer  # inbound call: answer where the INVITE came from (NAT-friendly, like rport)
+            dest = d.peer  # inbound call: where the INVITE came from (NAT-friendly, like rport)
         else:
             hop = d.next_hop()
             dest = await self._resolve(hop.host, hop.port or 5060)
-        txn = ClientTransaction(self, Request(headers, body, method, d.remote_target), dest)
-        txn.start()
-        return await txn.final
+        auth: list[tuple[str, str]] = []
+        for _attempt in range(2):
+            headers = Headers()
+            headers.add("Via", self._via())
+            for route in d.route_set:
+                headers.add("Route", route)
+            headers.add("Max-Forwards", "70")
+            headers.add("From", str(d.local))
+            headers.add("To", str(d.remote))
+            headers.add("Call-ID", d.call_id)
+            headers.add("CSeq", f"{d.next_cseq()} {method}")
+            headers.add("Contact", self._contact(leg.local_number or "talkwire"))
+            headers.add("User-Agent", USER_AGENT)
+            for name, value in (extra or []) + auth:
+                headers.add(name, value)
+            if content_type:
+                headers.add("Content-Type", content_type)
+            txn = ClientTransaction(self, Request(headers, body, method, d.remote_target), dest)
+            txn.start()
+            resp = await txn.final
+            trunk = leg.trunk
+            if resp.status not in (401, 407) or auth or trunk is None or trunk.username is None:
+                return resp
+            challenge = resp.headers.get("WWW-Authenticate" if resp.status == 401 else "Proxy-Authenticate")
+            if challenge is None:
+                return resp
+            try:
+                value = authorization(challenge, username=trunk.username, password=trunk.password or "",
+                                      method=method, uri=d.remote_target)
+            except DigestError:
+                return resp
+            auth = [("Authorization" if resp.status == 401 else "Proxy-Authorization", value)]
+        return resp
 
     async def _bye(self, leg: SipLeg, reason: str) -> None:
         """End an established call: finish the leg at once, send BYE in the background."""
