@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # imported where used: `talkwire --help` and `--version` stay instant
     import uvicorn
 
+    from control_api.runtime import Runtime
     from control_api.settings import Settings
     from control_api.storage import Database
 
@@ -49,10 +50,10 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def make_server(settings: "Settings", *, log_level: str = "info",
-                announce: Callable[[str], None] | None = None) -> "uvicorn.Server":
+                announce: Callable[["Runtime"], None] | None = None) -> "uvicorn.Server":
     """The app and a uvicorn server for it (one process, one event loop).
 
-    With `announce`, the server passes Talkwire's banner (demo URL, keys) to it once it is listening.
+    With `announce`, the server passes it the opened Runtime (for the banner) once it is listening.
     """
     import uvicorn
 
@@ -62,14 +63,10 @@ def make_server(settings: "Settings", *, log_level: str = "info",
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
             if announce is not None and not self.should_exit:
-                announce(self.config.app.state.runtime.banner())
+                announce(self.config.app.state.runtime)
 
     app = create_app(settings)
     return BannerServer(uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False))
-
-
-def _print_banner(text: str) -> None:
-    print(text, flush=True)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -80,9 +77,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for kind, key in (("secret", settings.secret_key), ("publishable", settings.publishable_key)):
         if key:
             check_kind(key, kind)  # a clear error now rather than a failed start-up later
-    sock = bind_socket(settings.host, settings.port)
+    try:
+        sock = bind_socket(settings.host, settings.port)
+    except OSError as exc:
+        return _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
     settings.port = sock.getsockname()[1]
-    server = make_server(settings, log_level=args.log_level, announce=_print_banner)
+
+    def announce(runtime: "Runtime") -> None:
+        print(json.dumps(runtime.banner_info()) if args.json else runtime.banner(), flush=True)
+
+    server = make_server(settings, log_level=args.log_level, announce=announce)
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # Ctrl-C is how a foreground server is stopped: uvicorn has shut down cleanly
@@ -98,8 +102,6 @@ def _with_db(args: argparse.Namespace, action: Callable[["Database"], Awaitable[
     settings = build_settings(args)
 
     async def run() -> int:
-        if settings.effective_database_url.startswith("sqlite"):
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = await Database.open(settings.effective_database_url)
         try:
             return await action(db)

@@ -74,9 +74,20 @@ class Runtime:
             await clock.stop()
             await db.close()
 
-    def banner(self, base_url: str | None = None) -> str:
+    def banner_info(self) -> dict[str, Any]:
+        """What the banner says, as data (`talkwire serve --json`)."""
+        base = self.settings.base_url
+        return {
+            "url": base + "/",
+            "data_dir": str(self.settings.data_dir.resolve()),
+            "client_id": self.bootstrap.client_id,
+            "publishable_key": self.bootstrap.publishable_key,
+            "secret_key": self.bootstrap.created_secret_key,  # null unless generated on this start
+        }
+
+    def banner(self) -> str:
         """The start-up text: where the demo is and which keys to use (a generated secret key only once)."""
-        base = (base_url or self.settings.base_url).rstrip("/")
+        base = self.settings.base_url
         lines = [
             "Talkwire is running.",
             f"  Demo page:        {base}/",

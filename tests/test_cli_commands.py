@@ -132,19 +132,21 @@ def test_serve_rejects_a_configured_key_of_the_wrong_kind(tmp_path: Path, capsys
     assert code == 1 and f"a {kind} key must start with" in err and not out
 
 
-async def _serve_until_banner(data: Path) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
+async def _serve_until_banner(data: Path, *flags: str) -> tuple[asyncio.subprocess.Process, dict]:
     proc = await asyncio.create_subprocess_exec(
         str(TALKWIRE_BIN), "serve", "--port", "0", "--providers", "fake", "--data-dir", str(data),
-        "--log-level", "warning", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        "--log-level", "warning", *flags, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env=clean_env(),
     )
-    banner: dict[str, str] = {}
+    banner: dict = {}
     output = []
     while "Secret key" not in banner:
         line = (await asyncio.wait_for(proc.stdout.readline(), 120)).decode()
         if not line:
             raise AssertionError("serve exited before printing its banner:\n" + "".join(output))
         output.append(line)
+        if line.startswith("{"):
+            return proc, json.loads(line)
         if ":" in line and line.startswith("  "):
             name, _, value = line.strip().partition(":")
             banner[name] = value.strip()
@@ -170,11 +172,11 @@ async def test_serve_prints_keys_once_and_keeps_them_across_restarts(tmp_path: P
             assert (await http.get("/assistant", headers={"X-API-Key": secret})).status_code == 200
     finally:
         assert await _stop(proc) == 0
-    proc, again = await _serve_until_banner(data)
+    proc, again = await _serve_until_banner(data, "--json")
     try:
-        assert again["Publishable key"] == banner["Publishable key"]
-        assert not again["Secret key"].startswith("sk_live_")  # stored hashed: never shown again
-        async with httpx.AsyncClient(base_url=again["Demo page"], timeout=30) as http:
+        assert again["publishable_key"] == banner["Publishable key"]
+        assert again["secret_key"] is None  # stored hashed: never shown again
+        async with httpx.AsyncClient(base_url=again["url"], timeout=30) as http:
             assert (await http.get("/assistant", headers={"X-API-Key": secret})).status_code == 200
     finally:
         assert await _stop(proc) == 0
