@@ -212,6 +212,13 @@ def test_page_scan_then_point_at_and_outline(page):
     assert page.locator('[data-talkwire-outline="point"]').count() == 1
     page.evaluate(f"call('p3', 'vanira_outline_targets', {{targets: '{json.dumps([buy['id'], 'e999'])}'}})")
     assert (sent(page, "p3"))["result"] == {"status": "success", "outlined": [buy["id"]], "missing": ["e999"]}
+    page.evaluate("call('ink', 'vanira_screen_ink', {color: '#f97316', agent_arguments: "
+                  "{points: [[0.1, 0.1], [0.5, 0.2]], css_selector: '#buy-button', close: false}})")
+    assert sent(page, "ink")["result"] == {"status": "success", "strokes": 2, "interactive": False}
+    assert page.locator("svg[data-talkwire-ink] path").count() == 2
+    page.evaluate("call('ico', 'vanira_clear_screen_overlay', {})")
+    sent(page, "ico")
+    assert page.locator("svg[data-talkwire-ink]").count() == 0
     page.evaluate("call('p4', 'vanira_clear_guide', {})")
     sent(page, "p4")
     assert page.locator("[data-talkwire-cursor], [data-talkwire-outline]").count() == 0
@@ -236,6 +243,19 @@ def test_upload_calendar_and_screenshot(page, tmp_path):
     page.locator('[data-talkwire-preset="vanira_calendar"] [data-talkwire-action="confirm"]').click()
     result = (sent(page, "k1"))["result"]
     assert result["status"] == "success" and result["time"].endswith("14:30") and result["timezone"] == "UTC"
+
+    page.evaluate("call('cl', 'vanira_clip_region', {reason: 'page_clip', min_region_px: 24, "
+                  "agent_arguments: {prompt: 'What is this?'}})")
+    page.locator("[data-talkwire-clip]").wait_for()
+    page.mouse.move(4, 4)
+    page.mouse.down()
+    page.mouse.move(300, 130, steps=5)
+    page.mouse.up()
+    clip = sent(page, "cl")["result"]
+    assert clip["status"] == "success" and clip["region"]["width"] == 296 and clip["prompt"] == "What is this?"
+    assert "Shop" in clip["text"] and "Buy now" in clip["text"]
+    assert clip.get("media_id") or clip.get("note")
+    assert page.locator("[data-talkwire-clip]").count() == 0
 
     page.evaluate("call('ts', 'vanira_tab_screenshot', {max_width: 640, max_elements: 10})")
     result = (sent(page, "ts"))["result"]

@@ -175,6 +175,13 @@ async def test_connection_refused_is_an_error(caller):
     assert not result.ok and "Could not reach the webhook" in result.error
 
 
+async def test_templated_url_that_breaks_is_an_error(caller):
+    t = tool("http://127.0.0.1:1/x?id={{order_id}}")
+    t["server"]["url"] = "http://127.0.0.1:{{order_id}}/x"  # as if stored before validation existed
+    result = await caller.call(t, {"order_id": "abc"})
+    assert not result.ok and result.error.startswith("Invalid webhook URL")
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "10.1.2.3", "169.254.169.254"])
 async def test_private_destinations_refused_without_the_setting(webhook, host):
     hooks = WebhookCaller(allow_private=False, timeout=2)

@@ -90,6 +90,8 @@ class WebhookCaller:
             result = WebhookResult(False, error=f"Webhook refused: {exc}")
         except httpx.HTTPError as exc:
             result = WebhookResult(False, error=f"Could not reach the webhook: {type(exc).__name__}: {exc}")
+        except (httpx.InvalidURL, ValueError) as exc:  # a templated URL that is no URL
+            result = WebhookResult(False, error=f"Invalid webhook URL: {exc}")
         result.elapsed_ms = round((time.monotonic() - started) * 1000, 1)
         return result
 
