@@ -114,6 +114,45 @@ async def test_piper_recovers_after_the_worker_is_killed(piper_tts: PiperTTS) ->
     assert rms(audio) > 500
 
 
+async def test_piper_interleaves_requests_sentence_by_sentence(piper_tts: PiperTTS) -> None:
+    done: list[str] = []
+
+    async def speak(label: str, text: str) -> None:
+        [c async for c in piper_tts.synthesize(text)]
+        done.append(label)
+
+    long_text = " ".join(f"Sentence number {n}." for n in range(5))
+    long_task = asyncio.create_task(speak("long", long_text))
+    await asyncio.sleep(0)  # the long request is sent first
+    await asyncio.gather(long_task, speak("short", "Yes."))
+    assert done == ["short", "long"]  # the short reply did not wait behind all five sentences
+
+
+async def test_piper_retries_a_request_the_dead_worker_never_answered(piper_tts: PiperTTS) -> None:
+    [c async for c in piper_tts.synthesize("Warm up.")]
+    old = piper_tts.worker_pid
+    os.kill(old, signal.SIGSTOP)  # frozen: it takes the request but cannot answer
+    stream = piper_tts.synthesize("Are you still there?")
+    first = asyncio.create_task(anext(stream))
+    await asyncio.sleep(0.3)
+    assert not first.done()
+    os.kill(old, signal.SIGKILL)
+    assert len(await asyncio.wait_for(first, 60)) > 0  # answered by a fresh worker
+    [c async for c in stream]  # and the rest of it, without error
+    assert piper_tts.worker_pid not in (None, old)
+
+
+async def test_piper_death_mid_answer_is_a_provider_error(piper_tts: PiperTTS) -> None:
+    text = " ".join(f"This is sentence number {n} of a long answer." for n in range(12))
+    stream = piper_tts.synthesize(text)
+    await anext(stream)
+    os.kill(piper_tts.worker_pid, signal.SIGKILL)
+    with pytest.raises(ProviderError, match="died"):
+        async for _chunk in stream:
+            pass
+    assert len(np.concatenate([c async for c in piper_tts.synthesize("Fine again.")])) > 0
+
+
 async def test_piper_rejects_unknown_voice() -> None:
     with pytest.raises(ProviderError):
         PiperTTS("nobody")

@@ -6,6 +6,7 @@ this program over pipes (see `piper.py`). It also keeps synthesis out of the ser
 Protocol. Requests on stdin, one JSON object per line:
     {"id": 7, "text": "Hello there. How are you?", "speed": 1.0}   synthesize (speed optional)
     {"cancel": 7}                                                  stop request 7 at the next sentence
+Open requests are answered sentence by sentence in turn (round-robin), each sentence as soon as it exists.
 Responses on stdout, binary frames: a 9-byte header `<IBI` = (u32 request id, u8 kind, u32 payload length)
 followed by the payload. Kinds:
     AUDIO  0  PCM s16le mono at the voice's rate, one frame per sentence, sent as soon as it exists
@@ -23,7 +24,9 @@ import queue
 import struct
 import sys
 import threading
-from typing import BinaryIO
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 HEADER = struct.Struct("<IBI")
 AUDIO, END, ERROR, READY = 0, 1, 2, 3
@@ -48,21 +51,54 @@ class _Output:
         self._stream.flush()
 
 
-def _read_requests(requests: "queue.Queue[dict | None]", cancelled: set[int], lock: threading.Lock) -> None:
-    """stdin reader thread: cancels take effect at once, synthesis requests queue in order."""
+def _read_messages(inbox: "queue.Queue[dict | None]") -> None:
+    """stdin reader thread, so new requests and cancels are seen between two sentences."""
     for line in sys.stdin.buffer:
         try:
             message = json.loads(line)
         except ValueError:
             continue
-        if not isinstance(message, dict):
+        if isinstance(message, dict) and ("id" in message or "cancel" in message):
+            inbox.put(message)
+    inbox.put(None)
+
+
+def serve(voice: Any, inbox: "queue.Queue[dict | None]", out: _Output) -> None:
+    """Answer requests sentence by sentence, round-robin across the open requests, so one call's long
+    answer does not hold back another call's first sentence."""
+    from piper import SynthesisConfig
+
+    active: OrderedDict[int, Iterator[Any]] = OrderedDict()
+    while True:
+        while True:  # take every waiting message; wait for one only when there is nothing to say
+            try:
+                message = inbox.get(block=not active)
+            except queue.Empty:
+                break
+            if message is None:
+                return
+            if "cancel" in message:
+                if active.pop(int(message["cancel"]), None) is not None:
+                    out.frame(int(message["cancel"]), END)
+                continue  # a cancel for a finished request crossed its END: nothing to do
+            request_id = int(message["id"])
+            try:
+                speed = min(max(float(message.get("speed") or 1.0), 0.25), 4.0)
+                config = SynthesisConfig(length_scale=1.0 / speed)
+                active[request_id] = iter(voice.synthesize(str(message.get("text", "")), syn_config=config))
+            except (TypeError, ValueError) as exc:
+                out.frame(request_id, ERROR, repr(exc).encode())
+        request_id, chunks = active.popitem(last=False)
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            out.frame(request_id, END)
             continue
-        if "cancel" in message:
-            with lock:
-                cancelled.add(int(message["cancel"]))
-        elif "id" in message:
-            requests.put(message)
-    requests.put(None)
+        except Exception as exc:  # report a synthesis failure to the server and keep serving the others
+            out.frame(request_id, ERROR, repr(exc).encode())
+            continue
+        out.frame(request_id, AUDIO, chunk.audio_int16_bytes)
+        active[request_id] = chunks  # back of the line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,37 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
 
-    from piper import PiperVoice, SynthesisConfig
+    from piper import PiperVoice
 
     voice = PiperVoice.load(args.model or voice_model_path(args.voice))
     out.frame(0, READY, json.dumps({"sample_rate": voice.config.sample_rate}).encode())
-
-    requests: queue.Queue[dict | None] = queue.Queue()
-    cancelled: set[int] = set()
-    lock = threading.Lock()
-    threading.Thread(target=_read_requests, args=(requests, cancelled, lock), daemon=True).start()
-
-    def is_cancelled(request_id: int) -> bool:
-        with lock:
-            return request_id in cancelled
-
-    while (request := requests.get()) is not None:
-        request_id = int(request["id"])
-        try:
-            speed = float(request.get("speed") or 1.0)
-            config = SynthesisConfig(length_scale=1.0 / min(max(speed, 0.25), 4.0))
-            if not is_cancelled(request_id):
-                for chunk in voice.synthesize(str(request.get("text", "")), syn_config=config):
-                    if is_cancelled(request_id):
-                        break
-                    out.frame(request_id, AUDIO, chunk.audio_int16_bytes)
-            out.frame(request_id, END)
-        except BrokenPipeError:
-            return 0
-        except Exception as exc:  # report any synthesis failure to the server and keep serving
-            out.frame(request_id, ERROR, repr(exc).encode())
-        with lock:  # ids only grow: a late cancel for this or an earlier request is stale now
-            cancelled.difference_update([i for i in cancelled if i <= request_id])
+    inbox: queue.Queue[dict | None] = queue.Queue()
+    threading.Thread(target=_read_messages, args=(inbox,), daemon=True).start()
+    try:
+        serve(voice, inbox, out)
+    except BrokenPipeError:
+        pass  # the server went away
     return 0
 
 
