@@ -58,7 +58,7 @@ def test_mix_saturates() -> None:
         dsp.mix(a, b[:2])
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(int16_arrays, int16_arrays)
 def test_mix_matches_clipped_integer_sum(a: np.ndarray, b: np.ndarray) -> None:
     n = min(len(a), len(b))
