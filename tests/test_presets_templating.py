@@ -2,9 +2,15 @@
 unknown placeholders untouched, auto-mapping, and the LLM function definitions."""
 from __future__ import annotations
 
+import json
+
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
 from agent_runtime.tools.definitions import llm_definition
 from presets.catalog import seed_bodies
-from presets.templating import client_arguments, resolve, server_request
+from presets.templating import as_text, client_arguments, resolve, server_request
 from presets.validation import validate_tool
 
 ARGS = {"n": 3, "flag": False, "items": ["a", "b"], "obj": {"k": 1.5}, "name": "Teja", "none": None}
@@ -100,3 +106,20 @@ def test_llm_definitions():
     assert form["description"].startswith("Call this tool to display a form")
     nav = llm_definition(validate_tool(seed_bodies()["vanira_navigate"]))["function"]
     assert nav["parameters"] == {"type": "object", "properties": {}}
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(value=_json, arg=_json)
+def test_resolution_properties(value, arg):
+    # Static values (no placeholders) come back unchanged; a whole placeholder yields the argument itself.
+    if "{{" not in json.dumps(value):
+        assert resolve(value, {"p": arg}, {"p"}) == value
+    assert resolve({"k": ["{{p}}"]}, {"p": arg}, {"p"}) == {"k": [arg]}
+    assert resolve("<{{p}}>", {"p": arg}, {"p"}) == f"<{as_text(arg)}>"
