@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute, Route
 
 from control_api.auth import Principal, authenticate
 from control_api.errors import ApiError, validation_message
-from control_api.schemas.common import ErrorEnvelope, parse_uuid
+from control_api.schemas.common import E164_PATTERN, ErrorEnvelope, parse_uuid
 
 Auth = Literal["secret", "publishable", "none"]
 MAX_BODY_BYTES = 1024 * 1024
@@ -163,7 +163,7 @@ class Operation:
             if len(raw) > MAX_BODY_BYTES:
                 raise ApiError(413, "PAYLOAD_TOO_LARGE", f"Body is larger than {MAX_BODY_BYTES} bytes")
         try:
-            data = json.loads(raw) if raw.strip() else {}
+            data = json.loads(raw, parse_constant=_reject_constant) if raw.strip() else {}
         except (ValueError, UnicodeDecodeError):
             raise ApiError(400, "BAD_REQUEST", "Body is not valid JSON") from None
         assert self.body is not None
@@ -172,6 +172,10 @@ class Operation:
         except ValidationError as exc:
             custom = self.on_invalid_body(exc) if self.on_invalid_body else None
             raise (custom or ApiError(422, "VALIDATION_ERROR", validation_message(exc))) from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 class ApiRoute(Route):
@@ -286,7 +290,7 @@ def _operation(op: Operation, keys: dict, schemas: dict[str, Any]) -> dict[str, 
     spec["security"] = [] if op.auth == "none" else [{"ApiKey": []}, {"Bearer": []}]
 
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": _path_schema(name)}
         for name in _PATH_PARAM.findall(op.path)
     ]
     if op.query is not None:
@@ -324,6 +328,13 @@ def _operation(op: Operation, keys: dict, schemas: dict[str, Any]) -> dict[str, 
         }
     spec["responses"] = responses
     return spec
+
+
+def _path_schema(name: str) -> dict[str, Any]:
+    """Every path id is a UUID, except a phone number (E.164, `+` URL-encoded as %2B)."""
+    if name == "number":
+        return {"type": "string", "pattern": E164_PATTERN.pattern, "examples": ["+918071387205"]}
+    return {"type": "string", "format": "uuid"}
 
 
 def _resolve(schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:

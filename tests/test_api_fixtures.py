@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import pytest
 from starlette.applications import Starlette
 
 from agent_runtime.providers.base import CatalogEntry, ProviderRegistry
+from control_api.openapi import ApiRoute
 from control_api.settings import Settings
 from control_api.storage.clients import add_key, create_client
 from conftest import make_keys
@@ -72,6 +74,7 @@ class Api:
     publishable: str
     other: str  # a second client's secret key
     other_publishable: str
+    _document: dict[str, Any] | None = None
 
     def headers(self, key: str | None) -> dict[str, str]:
         return {"X-API-Key": key} if key else {}
@@ -81,19 +84,40 @@ class Api:
         return await self.http.request(method, path, headers=self.headers(key), **kwargs)
 
     async def ok(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Assert 200 and that the body matches the response schema the OpenAPI document gives for it."""
         response = await self.call(method, path, **kwargs)
         assert response.status_code == 200, f"{method} {path}: {response.status_code} {response.text}"
+        documented = await self.documented(method, path)
+        if documented is not None:
+            schema = documented["responses"]["200"]["content"]["application/json"]["schema"]
+            jsonschema_rs.Draft202012Validator({**schema, "components": self._document["components"]}).validate(
+                response.json())
         return response.json()
 
     async def error(self, method: str, path: str, status: int, code: str, **kwargs: Any) -> str:
-        """Assert the error envelope with this status and code; returns the message."""
+        """Assert the error envelope with this status and code, both documented for the operation; returns the
+        message."""
         response = await self.call(method, path, **kwargs)
         assert response.status_code == status, f"{method} {path}: {response.status_code} {response.text}"
         body = response.json()
         assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
         assert body["error"]["code"] == code, body
         assert "Traceback" not in body["error"]["message"]
+        documented = await self.documented(method, path)
+        if documented is not None:
+            listed = documented["responses"].get(str(status), {}).get("description", "")
+            assert code in listed.split(", "), f"{method} {path}: {status} {code} is not documented ({listed!r})"
         return body["error"]["message"]
+
+    async def documented(self, method: str, path: str) -> dict[str, Any] | None:
+        """The OpenAPI operation that serves `method path` (None for routes outside the document)."""
+        if self._document is None:
+            self._document = (await self.http.get("/openapi.json")).json()
+        bare = path.split("?", 1)[0]
+        for route in self.app.routes:
+            if isinstance(route, ApiRoute) and route.operation.method == method and route.path_regex.match(bare):
+                return self._document["paths"][route.operation.path][method.lower()]
+        return None
 
     # ---- shortcuts creating objects ----------------------------------------------------------------
 

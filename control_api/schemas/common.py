@@ -11,13 +11,33 @@ import re
 import uuid
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 E164_PATTERN = re.compile(r"^\+?[1-9]\d{6,14}$")
 
 
+def _reject_nul(value: Any, where: str = "") -> None:
+    """PostgreSQL text cannot hold U+0000, so no string anywhere in a request may contain it."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where or 'value'}: must not contain the NUL character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _reject_nul(key, where)
+            _reject_nul(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _reject_nul(item, f"{where}.{i}" if where else str(i))
+
+
 class RequestModel(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        _reject_nul(data)
+        return data
 
 
 class ResponseModel(BaseModel):
@@ -34,7 +54,12 @@ def normalise_e164(value: str) -> str:
     return compact if compact.startswith("+") else f"+{compact}"
 
 
-E164 = Annotated[str, AfterValidator(normalise_e164), Field(examples=["+918071387205"])]
+# The document shows the canonical form; input may also carry spaces, dashes or dots, or omit the "+".
+E164 = Annotated[
+    str,
+    AfterValidator(normalise_e164),
+    Field(examples=["+918071387205"], json_schema_extra={"pattern": E164_PATTERN.pattern}),
+]
 
 
 def _check_uuid(value: str) -> str:
