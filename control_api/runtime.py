@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from agent_runtime.providers.base import ProviderRegistry
+from agent_runtime.providers.catalog import build_registry, preload
+from agent_runtime.providers.catalog import shutdown as shutdown_providers
 from control_api.settings import Settings
 from control_api.storage import Database
 from control_api.storage.clients import DefaultClient, ensure_default_client
@@ -68,11 +71,33 @@ class Runtime:
                 db, secret_key=settings.secret_key, publishable_key=settings.publishable_key
             )
             await seed_demo_agent(db, bootstrap.client_id)
+            providers = await build_registry(
+                mode=settings.providers,
+                openai_base_url=settings.openai_base_url,
+                openai_api_key=settings.openai_api_key,
+                openai_timeout=settings.openai_timeout,
+                whisper_model_path=settings.whisper_model_path,
+                llm_threads=settings.llm_threads,
+            )
+            warming = asyncio.get_running_loop().create_task(preload(providers), name="preload-providers")
             clock.start()
-            yield cls(settings=settings, db=db, clock=clock, bootstrap=bootstrap)
+            runtime = cls(settings=settings, db=db, clock=clock, bootstrap=bootstrap, providers=providers)
+            try:
+                yield runtime
+            finally:
+                warming.cancel()
+                await runtime.end_calls("server_shutdown")
+                await shutdown_providers()
         finally:
             await clock.stop()
             await db.close()
+
+    async def end_calls(self, reason: str) -> None:
+        """Hang up every live call and wait for its record to be finished."""
+        sessions = [s for s in self.calls.values() if s is not None]
+        for session in sessions:
+            await session.leg.hangup(reason)
+        await asyncio.gather(*(s.task for s in sessions if s.task is not None), return_exceptions=True)
 
     def banner_info(self) -> dict[str, Any]:
         """What the banner says, as data (`talkwire serve --json`)."""

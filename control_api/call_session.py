@@ -1,0 +1,187 @@
+"""One live call: a leg joined to a conversation, with its recording and its record in the database.
+
+    leg (WebRTC or SIP) ──► Conversation(agent config, tools) ──► updates ──► call record (timeline, status)
+                     └──► CallRecorder (stereo WAV in <data_dir>/recordings/)
+
+The session is transport-agnostic: the WebRTC offer endpoint and the SIP dialer both build a leg and hand it
+here. It owns nothing the conversation does; it only wires and persists.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from agent_runtime.agent_config import AgentConfig
+from agent_runtime.conversation import Conversation
+from agent_runtime.providers.base import ProviderRegistry
+from agent_runtime.tools.executor import ToolExecutor
+from agent_runtime.updates import (
+    ActionRequested,
+    BargeIn,
+    Ended,
+    ProviderFailure,
+    ToolActivity,
+    TranscriptTurn,
+    TurnTiming,
+    Update,
+)
+from control_api.storage import Database
+from control_api.storage import calls as call_store
+from control_api.storage.models import Agent, AgentTool, Tool
+from media.leg import Leg
+from media.recording import CallRecorder
+
+if TYPE_CHECKING:
+    from control_api.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+RECORDING_RATE = 16000
+CONNECT_TIMEOUT = 30.0
+# End reasons that mean the call itself failed rather than ended normally.
+FAILED_REASONS = frozenset({"connect_timeout", "network_error", "error"})
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    return {column.key: getattr(row, column.key) for column in row.__table__.columns}
+
+
+async def load_agent(db: Database, client_id: str, agent_id: str) -> dict[str, Any] | None:
+    async with db.session() as session:
+        agent = await session.get(Agent, agent_id)
+        if agent is None or agent.client_id != client_id:
+            return None
+        return row_dict(agent)
+
+
+async def load_agent_tools(db: Database, agent_id: str) -> list[dict[str, Any]]:
+    """The agent's attached tools as plain dicts; a detached/inactive attachment has `is_active: False`."""
+    query = select(Tool, AgentTool.is_active).join(AgentTool, AgentTool.tool_id == Tool.id).where(
+        AgentTool.agent_id == agent_id)
+    async with db.session() as session:
+        rows = (await session.execute(query)).all()
+    return [{**row_dict(tool), "is_active": active} for tool, active in rows]
+
+
+def build_agent_config(agent: Mapping[str, Any], providers: ProviderRegistry) -> AgentConfig:
+    """The conversation's config: the agent's seed fields plus provider instances for its choices."""
+    def choice(kind: str, field: str, name_key: str) -> tuple[str | None, str | None]:
+        value = agent.get(field) or {}
+        return value.get("provider"), value.get(name_key)
+
+    def create(kind: str, provider: str | None, name: str | None) -> Any:
+        if provider and name and providers.has(kind, provider, name):
+            return providers.create(kind, provider, name)
+        if provider or name:
+            log.warning("agent %s: %s %s/%s is not configured here; using the default",
+                        agent.get("id"), kind, provider, name)
+        return providers.create(kind)
+
+    return AgentConfig.from_agent(
+        agent,
+        stt=create("stt", *choice("stt", "transcription", "model")),
+        llm=create("llm", *choice("llm", "model", "model")),
+        tts=create("tts", *choice("tts", "voice", "name")),
+    )
+
+
+class CallSession:
+    def __init__(self, runtime: "Runtime", call_id: str, client_id: str, leg: Leg, *,
+                 direction: str = "outbound", ready: Awaitable[Any] | None = None,
+                 ready_timeout: float = CONNECT_TIMEOUT) -> None:
+        """`direction` is the conversation's ("inbound" only for phone calls to our numbers: it picks the
+        inbound welcome message). `ready` resolves once media can flow (WebRTC: ICE and DTLS up); the
+        conversation starts then, and the call fails with `connect_timeout` if it does not in time."""
+        self.runtime = runtime
+        self.call_id = call_id
+        self.client_id = client_id
+        self.leg = leg
+        self.direction = direction
+        self.ready = ready
+        self.ready_timeout = ready_timeout
+        self.conversation: Conversation | None = None
+        self.task: asyncio.Task | None = None
+
+    @property
+    def db(self) -> Database:
+        return self.runtime.db
+
+    def start(self, agent: Mapping[str, Any], tools: list[dict[str, Any]]) -> None:
+        """Build the conversation and run the call in the background (registered in runtime.calls)."""
+        settings = self.runtime.settings
+        config = build_agent_config(agent, self.runtime.providers)
+        executor = ToolExecutor(
+            tools,
+            channel=self.leg.channel,
+            send_event=self.leg.send_event,
+            allow_private_webhooks=settings.allow_private_webhooks,
+            webhook_timeout=settings.webhook_timeout,
+            on_activity=lambda record: self.conversation.record_tool_activity(record),
+        )
+        self.conversation = Conversation(self.leg, config, tools=executor, direction=self.direction)
+        self.runtime.calls[self.call_id] = self
+        self.task = asyncio.get_running_loop().create_task(self._run(executor), name=f"call:{self.call_id}")
+
+    async def _run(self, executor: ToolExecutor) -> None:
+        recordings = self.runtime.settings.data_dir / "recordings"
+        recordings.mkdir(parents=True, exist_ok=True)
+        path = recordings / f"{self.call_id}.wav"
+        recorder = CallRecorder(path, RECORDING_RATE)
+        self.leg.attach_tap(recorder)
+        await call_store.set_recording(self.db, self.call_id, str(path))
+        persist = asyncio.get_running_loop().create_task(self._persist_updates(), name=f"persist:{self.call_id}")
+        reason = "error"
+        try:
+            if self.ready is not None:
+                await asyncio.wait_for(self.ready, self.ready_timeout)
+            reason = await self.conversation.run()
+        except asyncio.TimeoutError:
+            reason = "connect_timeout"
+        except Exception:
+            log.exception("call %s: conversation failed", self.call_id)
+        finally:
+            if not self.leg.ended.done():
+                await self.leg.hangup(reason)
+            await self.conversation.updates.put(Ended(reason))
+            await persist
+            await executor.aclose()
+            await recorder.close()
+            status = "failed" if reason in FAILED_REASONS else "completed"
+            await call_store.finish_call(self.db, self.call_id, status=status, end_reason=reason)
+            self.runtime.calls.pop(self.call_id, None)
+
+    async def _persist_updates(self) -> None:
+        """Write the conversation's updates to the call's timeline, in order, until Ended."""
+        updates = self.conversation.updates
+        while True:
+            update: Update = await updates.get()
+            if isinstance(update, Ended):
+                return
+            try:
+                await self._persist(update)
+            except Exception:
+                log.exception("call %s: could not store %r", self.call_id, update)
+
+    async def _persist(self, update: Update) -> None:
+        db, client, call = self.db, self.client_id, self.call_id
+        if isinstance(update, TranscriptTurn):
+            extra = {"interrupted": True} if update.interrupted else {}
+            await call_store.add_transcript_turn(db, client, call, update.role, update.text, **extra)
+        elif isinstance(update, ToolActivity):
+            await call_store.append_event(db, client, call, "tool", update.record)
+        elif isinstance(update, BargeIn):
+            await call_store.append_event(db, client, call, "barge_in", {"played_ms": update.played_ms})
+        elif isinstance(update, TurnTiming):
+            await call_store.append_event(db, client, call, "timing", {
+                "stt_ms": update.stt_ms, "llm_first_token_ms": update.llm_first_token_ms,
+                "tts_first_audio_ms": update.tts_first_audio_ms, "response_ms": update.response_ms})
+        elif isinstance(update, ProviderFailure):
+            await call_store.append_event(db, client, call, "provider_error",
+                                          {"stage": update.stage, "message": update.message})
+        elif isinstance(update, ActionRequested):
+            await call_store.append_event(db, client, call, "action", update.action)
+
