@@ -144,6 +144,12 @@ def test_form_submit_and_cancel_from_server(page):
     assert got["result"] == {"status": "interrupted", "reason": "barge_in"}
     assert page.locator("[data-talkwire-modal]").count() == 0
 
+    page.evaluate("call('f3', 'vanira_form', {fields: 'Phone'})")
+    page.locator('[data-talkwire-preset="vanira_form"]').wait_for()
+    page.evaluate("client.emit('disconnected')")  # hang-up: the UI closes, nothing is sent on a dead channel
+    page.locator("[data-talkwire-modal]").wait_for(state="detached")
+    assert page.evaluate("client.sent.map((s) => s.id)") == ["f1", "f2"]
+
 
 def test_navigate_with_and_without_listener(page):
     page.evaluate("call('n1', 'vanira_navigate', {target_url: '/pricing'})")
@@ -270,13 +276,15 @@ def test_camera_capture_and_live_vision_with_a_fake_camera(page):
     page.evaluate("call('cam', 'vanira_camera', {reason: 'camera_capture', facing_mode: 'user'}, 'fire_and_forget')")
     capture = page.locator('[data-talkwire-preset="vanira_camera"] [data-talkwire-action="capture"]')
     capture.wait_for()
+    page.evaluate("call('ps', 'vanira_page_scan', {})")  # the open camera (fire_and_forget) blocks nothing
+    assert sent(page, "ps")["result"]["status"] == "success"
     page.wait_for_function("document.querySelector('[data-talkwire-camera]').videoWidth > 0", timeout=10_000)
     capture.click()
     page.wait_for_function("client.uploads.length === 1", timeout=10_000)
     upload = page.evaluate("client.uploads[0]")
     assert upload["name"] == "camera.jpg" and upload["type"] == "image/jpeg" and upload["size"] > 1000
     assert upload["reason"] == "camera_capture"
-    assert page.evaluate("client.sent.length") == 0  # fire_and_forget: no tool result
+    assert page.evaluate("client.sent.length") == 1  # only page_scan's: fire_and_forget gets no tool result
 
     page.evaluate("call('lv', 'vanira_live_vision', {target_fps: 4, max_width: 320, reason: 'damage'}, 'fire_and_forget')")
     page.wait_for_function("client.events.filter((e) => e.type === 'client_media_frame').length >= 2", timeout=15_000)

@@ -244,7 +244,7 @@ export class PresetRenderer {
       else if (message.type === "client_tool_cancel") this.cancelToolCall(message.tool_call_id, message.reason);
     };
     const onCancel = (message) => this.cancelToolCall(message?.tool_call_id, message?.reason);
-    const onEnd = () => this.destroy();
+    const onEnd = () => this.reset("call_ended", { answer: false });
     const subs = [["tool_call", onCall], ["message", onMessage], ["tool_cancel", onCancel], ["disconnected", onEnd]];
     for (const [event, fn] of subs) {
       this.client.on(event, fn);
@@ -252,16 +252,28 @@ export class PresetRenderer {
     }
   }
 
-  /** Close everything: pending calls are interrupted, live streams stop, overlays go. */
-  destroy(reason = "call_ended") {
-    for (const id of [...this.active.keys()]) this.cancelToolCall(id, reason);
+  /**
+   * Close everything: running calls stop (answered "interrupted" unless answer is false — after a
+   * hang-up there is no one to answer), live streams stop, overlays go. The renderer keeps listening,
+   * so a reconnecting client (sessionBehavior "continue") keeps its presets.
+   */
+  reset(reason = "call_ended", { answer = true } = {}) {
+    for (const id of [...this.active.keys()]) this.cancelToolCall(id, reason, { answer });
     this._stopLive("camera");
     this._stopLive("screen");
     for (const node of this.root.querySelectorAll("[data-talkwire-ui]")) node.remove();
+  }
+
+  /** reset(), then stop listening to the client. */
+  destroy(reason = "call_ended") {
+    this.reset(reason);
     this._unsubscribe.splice(0).forEach((fn) => fn());
   }
 
-  /** Run one client_tool_call (presets here; other tools go to onCustomTool). Calls run one at a time. */
+  /**
+   * Run one client_tool_call (presets here; other tools go to onCustomTool). Blocking calls run one at
+   * a time, in order; fire_and_forget ones (camera, live streams) start at once, since nothing waits.
+   */
   enqueueToolCall(raw) {
     const call = raw && raw.toolCall ? raw.toolCall : raw;
     if (!call || !call.tool_call_id || this.seen.has(call.tool_call_id)) return;
@@ -283,17 +295,18 @@ export class PresetRenderer {
     const blocking = call.execution_mode !== "fire_and_forget";
     const entry = { call, controller, blocking, interruptInfo: {} };
     this.active.set(call.tool_call_id, entry);
+    if (!blocking) return this._run(presetId, entry, args);
     this.queue = this.queue.then(() => this._run(presetId, entry, args));
     return this.queue;
   }
 
   /** The server cancelled (barge-in, hang-up, timeout): close the UI, answer "interrupted". */
-  cancelToolCall(toolCallId, reason = "cancelled") {
+  cancelToolCall(toolCallId, reason = "cancelled", { answer = true } = {}) {
     const entry = this.active.get(toolCallId);
     if (!entry) return;
     this.active.delete(toolCallId);
     entry.controller.abort(reason || "cancelled");
-    if (entry.blocking) {
+    if (entry.blocking && answer) {
       this._send("sendToolResult", toolCallId, { status: "interrupted", reason: reason || "cancelled", ...entry.interruptInfo });
     }
   }
