@@ -1,9 +1,9 @@
 """TTS provider `PIPER`: Piper voices synthesized in a long-lived worker process.
 
 Piper is GPL-3.0, so it is never imported here: `piper_worker.py` runs as a child process and speaks a
-small framed protocol on its pipes (documented there). One worker per voice is shared by every call in
-this process; requests are multiplexed by id and the worker answers them in order, sentence by sentence,
-so a caller hears the first sentence while the next is being synthesized. The worker starts on first use
+small framed protocol on its pipes (documented there). One worker per voice (and event loop) serves every
+call in this process; requests are multiplexed by id and the worker answers the open ones in turn,
+sentence by sentence, so a caller hears the first sentence while the next is being synthesized. The worker starts on first use
 (or `warm()`), and a dead worker is replaced on the next request; a request that was cut off by the
 crash before any of its audio arrived is retried once on the fresh worker.
 """
@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -42,12 +43,11 @@ class _Worker:
         self.model_path = model_path
         self.sample_rate = SAMPLE_RATE
         self._proc: asyncio.subprocess.Process | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: asyncio.Task[None] | None = None
         self._stderr: asyncio.Task[None] | None = None
         self._streams: dict[int, asyncio.Queue[object]] = {}
         self._next_id = 1
-        self._start_lock: asyncio.Lock | None = None
+        self._start_lock = asyncio.Lock()
         self._closing = False
 
     @property
@@ -59,23 +59,17 @@ class _Worker:
                 and not self._reader.done())
 
     async def ensure(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a new event loop (tests): the old pipes belong to the old loop
-            self._abandon()
-            self._loop, self._start_lock = loop, asyncio.Lock()
-        assert self._start_lock is not None
         async with self._start_lock:
             if not self._alive():
                 await self._start()
 
-    def _abandon(self) -> None:
+    def abandon(self) -> None:
+        """Kill the process of a worker whose event loop is gone (its pipes cannot be used any more)."""
         if self._proc is not None and self._proc.returncode is None:
             try:
                 os.kill(self._proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        self._proc = self._reader = self._stderr = None
-        self._streams.clear()
 
     async def _start(self) -> None:
         args = [sys.executable, "-m", "agent_runtime.providers.piper_worker"]
@@ -202,19 +196,30 @@ class _Worker:
         self._closing = False
 
 
-_workers: dict[tuple[str, str | None], _Worker] = {}
+# Workers per event loop: asyncio pipes belong to the loop that opened them, and a process may run more
+# than one loop (a test's loop beside a live server's loop in a thread).
+_workers: dict[asyncio.AbstractEventLoop, dict[tuple[str, str | None], _Worker]] = {}
+_workers_lock = threading.Lock()
 
 
 def _worker(voice: str, model_path: str | None) -> _Worker:
-    key = (voice, model_path)
-    if key not in _workers:
-        _workers[key] = _Worker(voice, model_path)
-    return _workers[key]
+    loop = asyncio.get_running_loop()
+    with _workers_lock:
+        for old_loop in [lp for lp in _workers if lp.is_closed()]:
+            for worker in _workers.pop(old_loop).values():
+                worker.abandon()
+        workers = _workers.setdefault(loop, {})
+        key = (voice, model_path)
+        if key not in workers:
+            workers[key] = _Worker(voice, model_path)
+        return workers[key]
 
 
 async def shutdown_workers() -> None:
-    """Stop every Piper worker of this process (server shutdown, test teardown)."""
-    for worker in list(_workers.values()):
+    """Stop the Piper workers of the running event loop (server shutdown, test teardown)."""
+    with _workers_lock:
+        workers = list(_workers.pop(asyncio.get_running_loop(), {}).values())
+    for worker in workers:
         await worker.close()
 
 
@@ -238,18 +243,19 @@ class PiperTTS:
         if model_path is not None:
             self.sample_rate = _configured_rate(model_path)
         self.voice = voice
-        self._worker = _worker(voice, model_path)
+        self.model_path = model_path
 
     @property
     def worker_pid(self) -> int | None:
-        return self._worker.pid
+        """The process id of this voice's worker for the running loop (None before it started)."""
+        return _worker(self.voice, self.model_path).pid
 
     async def warm(self) -> None:
         """Start the worker and load the voice now (server start) so the first reply is not delayed."""
-        await self._worker.ensure()
+        await _worker(self.voice, self.model_path).ensure()
 
     async def synthesize(self, text: str, *, speed: float | None = None) -> AsyncIterator[np.ndarray]:
         if not text.strip():
             return
-        async for pcm in self._worker.synthesize(text, speed):
+        async for pcm in _worker(self.voice, self.model_path).synthesize(text, speed):
             yield np.frombuffer(pcm, dtype=np.int16)
