@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RECORDING_RATE = 16000
+RECORDING_RATE = 16000  # recordings are at most this rate (SIP legs record at their 8 kHz)
 CONNECT_TIMEOUT = 30.0
 # End reasons that mean the call itself failed rather than ended normally.
 FAILED_REASONS = frozenset({"connect_timeout", "network_error", "error"})
@@ -130,7 +130,7 @@ class CallSession:
         recordings = self.runtime.settings.data_dir / "recordings"
         recordings.mkdir(parents=True, exist_ok=True)
         path = recordings / f"{self.call_id}.wav"
-        recorder = CallRecorder(path, RECORDING_RATE)
+        recorder = CallRecorder(path, min(self.leg.sample_rate, RECORDING_RATE))
         self.leg.attach_tap(recorder)
         await call_store.set_recording(self.db, self.call_id, str(path))
         persist = asyncio.get_running_loop().create_task(self._persist_updates(), name=f"persist:{self.call_id}")
