@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from starlette.applications import Starlette
@@ -232,3 +233,40 @@ async def test_redirect_hops_are_checked_again(webhook, monkeypatch):
 )
 def test_address_policy(address, allowed):
     assert address_allowed(ipaddress.ip_address(address)) is allowed
+
+
+async def test_request_goes_to_the_checked_address_with_the_name_in_host(webhook, monkeypatch):
+    """Test double for DNS: hooks.example "resolves" to the webhook's 127.0.0.1 and passes the check. The
+    connection must go to that checked address (no second lookup) while Host keeps the name."""
+    port = int(webhook.base_url.rsplit(":", 1)[1])
+    looked_up: list[str] = []
+
+    async def fake_check(host: str, p: int):
+        looked_up.append(host)
+        return [ipaddress.ip_address("127.0.0.1")] if host == "hooks.example" else []
+
+    monkeypatch.setattr(server_module, "checked_addresses", fake_check)
+    hooks = WebhookCaller(allow_private=False, timeout=3)
+    try:
+        result = await hooks.call(tool(f"http://hooks.example:{port}/hook/pinned"), {"order_id": "1"})
+        pinned, _, host = await hooks._pin(httpx.URL("https://hooks.example/x"))
+    finally:
+        await hooks.aclose()
+    assert result.ok, result.error  # hooks.example does not exist: only the pinned address could answer
+    assert webhook.requests[0]["headers"]["host"] == f"hooks.example:{port}"
+    assert looked_up[0] == "hooks.example"
+    assert str(pinned) == "https://127.0.0.1/x" and host == "hooks.example"
+
+
+async def test_ipv6_address_is_bracketed_when_pinned(monkeypatch):
+    async def fake_check(host: str, p: int):
+        return [ipaddress.ip_address("2606:4700:4700::1111")]
+
+    monkeypatch.setattr(server_module, "checked_addresses", fake_check)
+    hooks = WebhookCaller(timeout=3)
+    try:
+        pinned, extensions, host = await hooks._pin(httpx.URL("https://hooks.example:8443/x?a=1"))
+    finally:
+        await hooks.aclose()
+    assert str(pinned) == "https://[2606:4700:4700::1111]:8443/x?a=1"
+    assert extensions == {"sni_hostname": "hooks.example"} and host == "hooks.example:8443"
