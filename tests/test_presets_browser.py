@@ -164,6 +164,12 @@ def test_navigate_with_and_without_listener(page):
     assert got["result"] == {"status": "success", "navigated_to": "/pricing#faq", "target_url": "/pricing#faq"}
     assert page.evaluate("location.pathname + location.hash") == "/pricing#faq"
 
+    page.evaluate("call('n3', 'vanira_navigate', {target_url: 'https://docs.example.invalid/start'})")
+    got = sent(page, "n3")["result"]
+    assert got["status"] == "success" and got["target_url"] == "https://docs.example.invalid/start"
+    assert got["opened_in_new_tab"] or got["link_shown"]  # a new tab, or a link when popups are blocked
+    assert page.evaluate("location.pathname") == "/pricing"  # this page stays
+
 
 def test_click_with_route_type_select_and_date(page):
     # On /pricing the button is gone; the route rule navigates to /checkout, where the SPA renders it.

@@ -883,8 +883,19 @@ PresetRenderer.handlers = {
       throw new ToolFailure(`invalid target_url ${JSON.stringify(targetUrl)}`);
     }
     if (target.origin !== location.origin) {
-      const opened = window.open(target.href, "_blank", "noopener");
-      return { status: "success", navigated_to: target.href, target_url: targetUrl, opened_in_new_tab: true, popup_blocked: opened === null ? true : undefined };
+      const opened = window.open(target.href, "_blank");
+      if (opened) {
+        opened.opener = null;
+        return { status: "success", navigated_to: target.href, target_url: targetUrl, opened_in_new_tab: true };
+      }
+      // A tool call is no user gesture, so browsers may block the tab: offer the link instead.
+      const { card, close } = this._modal(ctx, "vanira_navigate", "Open link", target.href);
+      card.append(el("div", { "data-talkwire-actions": "" },
+        el("button", { type: "button", "data-talkwire-action": "dismiss", onclick: () => close() }, "Dismiss"),
+        el("a", { href: target.href, target: "_blank", rel: "noopener", "data-talkwire-link": "", onclick: () => close() }, "Open in a new tab")));
+      setTimeout(close, 30_000);
+      return { status: "success", navigated_to: null, target_url: targetUrl, opened_in_new_tab: false, link_shown: true,
+        message: "The browser blocked opening a new tab; the user was shown a link to open it." };
     }
     const path = target.pathname + target.search + target.hash;
     const handled = await this._dispatchNavigate(path, targetUrl, signal);
