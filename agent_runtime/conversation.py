@@ -11,8 +11,9 @@ A `Conversation` joins one Leg to one agent. It is a state machine fed by events
 States: `listening`, `user_speaking` (internal; the client sees `listening`), `thinking`, `speaking`.
 
 Latency choices. The VAD runs at the leg's own rate when it can (WebRTC VAD takes 8/16/32/48 kHz), so no
-streaming resampler delays speech detection; the caller's utterance is buffered at the leg rate and
-resampled once, whole, for STT. A reply is split into sentences while the LLM streams; a speaker task
+streaming resampler delays speech detection. While the caller speaks, their utterance is resampled to
+the STT rate frame by frame (a few µs each), so at the end of speech it is ready for STT at once instead
+of costing milliseconds of whole-buffer resampling on the loop. A reply is split into sentences while the LLM streams; a speaker task
 synthesizes them in order and pushes audio as soon as each chunk exists, so TTS runs ahead of playback.
 
 Barge-in. Every piece of agent audio is placed on the outbound "play position" axis (played_total +
@@ -68,7 +69,7 @@ class _SpeechStart:
 
 @dataclass(slots=True)
 class _SpeechEnd:
-    audio: np.ndarray  # at the leg rate
+    audio: np.ndarray  # at the STT rate
     at: float
 
 
@@ -194,6 +195,8 @@ class Conversation:
             start_frames=config.speech_start_frames, start_window=config.speech_start_window,
             max_utterance_ms=config.max_utterance_ms)
         self._last_voiced = False
+        self._stt_resampler: StreamResampler | None = None
+        self._stt_chunks: list[np.ndarray] = []
 
         self._events: asyncio.Queue = asyncio.Queue()
         self._visible_state: str | None = None
@@ -443,10 +446,24 @@ class Conversation:
         if event == "start":
             self._last_partial_at = loop.time()
             self._post(_SpeechStart(loop.time()))
+            self._stt_resampler = StreamResampler(self.leg.sample_rate, self.config.stt.sample_rate)
+            self._stt_chunks = [self._stt_resampler.push(self._detector.utterance())]
         elif event == "end":
-            self._post(_SpeechEnd(self._detector.utterance(), loop.time()))
+            self._post(_SpeechEnd(self._utterance_for_stt(samples), loop.time()))
         elif self._detector.speaking:
+            if self._stt_resampler is not None:
+                self._stt_chunks.append(self._stt_resampler.push(samples))
             self._maybe_partial(loop.time())
+
+    def _utterance_for_stt(self, last_frame: np.ndarray) -> np.ndarray:
+        """The ended utterance at the STT rate, cut like `TurnDetector.utterance()` (trailing silence)."""
+        if self._stt_resampler is None:
+            return resample(self._detector.utterance(), self.leg.sample_rate, self.config.stt.sample_rate)
+        self._stt_chunks += [self._stt_resampler.push(last_frame), self._stt_resampler.flush()]
+        audio = np.concatenate(self._stt_chunks)
+        self._stt_resampler, self._stt_chunks = None, []
+        keep = round(len(self._detector.utterance()) * self.config.stt.sample_rate / self.leg.sample_rate)
+        return audio[:keep]
 
     def _maybe_partial(self, now: float) -> None:
         interval = self.config.partial_interval_ms / 1000
@@ -454,12 +471,12 @@ class Conversation:
                 or (self._partial_task is not None and not self._partial_task.done())):
             return
         self._last_partial_at = now
-        self._partial_task = self._spawn(self._transcribe_partial(self._detector.utterance(), self._utterance),
-                                         "stt-partial")
+        audio = np.concatenate(self._stt_chunks) if self._stt_chunks else np.zeros(0, np.int16)
+        self._partial_task = self._spawn(self._transcribe_partial(audio, self._utterance), "stt-partial")
 
     async def _transcribe_partial(self, audio: np.ndarray, utterance: int) -> None:
         try:
-            text = await self.config.stt.transcribe(self._stt_audio(audio), final=False)
+            text = await self.config.stt.transcribe(audio, final=False)
         except ProviderError as exc:
             log.info("partial transcription failed: %s", exc)
             return
@@ -469,14 +486,11 @@ class Conversation:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            text = await self.config.stt.transcribe(self._stt_audio(audio), final=True)
+            text = await self.config.stt.transcribe(audio, final=True)
         except ProviderError as exc:
             self._post(_SttFailed(exc, utterance))
             return
         self._post(_Transcript(text, utterance, speech_end_at, (loop.time() - started) * 1000))
-
-    def _stt_audio(self, audio: np.ndarray) -> np.ndarray:
-        return resample(audio, self.leg.sample_rate, self.config.stt.sample_rate)
 
     # ---- replies ----------------------------------------------------------------------------------
 

@@ -17,10 +17,12 @@ from media.dsp import dbfs
 from legs import MemoryLeg, espeak_speech
 
 SENTENCE = "What time does the store open tomorrow?"
+SHORT = "Hello there."
 
 
 def config(**overrides: Any) -> AgentConfig:
-    values: dict[str, Any] = dict(stt=FakeSTT(), llm=FakeLLM(), tts=FakeTTS(), welcome_message=None,
+    # speed 2.0: the fake voice talks twice as fast, which halves the time tests wait for replies to play.
+    values: dict[str, Any] = dict(stt=FakeSTT(), llm=FakeLLM(), tts=FakeTTS(), welcome_message=None, speed=2.0,
                                   call_user_alert_duration=0, call_end_duration=0)
     values.update(overrides)
     return AgentConfig(**values)
@@ -46,7 +48,7 @@ class Call:
     async def wait_final(self, role: str, count: int = 1, timeout: float = 15.0) -> None:
         await self.leg.wait_for(lambda _: len(self.finals(role)) >= count, timeout)
 
-    async def say(self, text: str = SENTENCE, trailing_silence: float = 0.8) -> None:
+    async def say(self, text: str = SHORT, trailing_silence: float = 0.7) -> None:
         await self.leg.feed(espeak_speech(text, self.leg.sample_rate))
         await self.leg.feed_silence(trailing_silence)
 
@@ -81,7 +83,7 @@ async def test_welcome_then_a_spoken_turn_gets_a_transcript_and_a_spoken_reply(r
         assert stt.final_calls == 0
 
         mark = asyncio.get_running_loop().time()
-        await call.say()
+        await call.say(SENTENCE)
         await call.wait_final("agent", 2)
         assert call.finals("user") == ["what time does the store open tomorrow"]
         assert call.finals("agent")[1] == "You said: what time does the store open tomorrow."
@@ -116,14 +118,14 @@ async def test_inbound_calls_use_the_inbound_welcome() -> None:
 async def test_barge_in_clears_audio_and_keeps_only_what_was_heard() -> None:
     long_request = ("please tell me everything about the opening hours of every store in the city "
                     "and also about the parking and the holidays")
-    call = await start(stt=FakeSTT(long_request))
+    call = await start(stt=FakeSTT([long_request, "sorry"]))
     try:
         await call.say()
         await call.wait_state("speaking")
         await asyncio.sleep(1.0)  # about a second of the ~8 s reply plays
         assert not call.leg.outbound.clears
         barge_started = asyncio.get_running_loop().time()
-        await call.leg.feed(espeak_speech("Stop, stop please.", call.leg.sample_rate))
+        await call.leg.feed(espeak_speech("Stop please.", call.leg.sample_rate))
         await call.leg.wait_event(lambda e: e["type"] == "clearAudio")
         assert call.leg.outbound.clears, "outbound queue was not cleared"
         cleared_at, dropped = call.leg.outbound.clears[0]
@@ -164,9 +166,9 @@ async def test_silence_alert_once_then_hang_up() -> None:
 
 
 async def test_speech_resets_the_silence_timer() -> None:
-    call = await start(call_end_duration=2000, silence_alert_message=None, call_user_alert_duration=0)
+    call = await start(call_end_duration=1500, silence_alert_message=None, call_user_alert_duration=0)
     try:
-        await call.leg.feed_silence(1.2)
+        await call.leg.feed_silence(1.0)
         await call.say(trailing_silence=0.6)
         await call.wait_final("agent")
         assert not call.task.done()
@@ -178,11 +180,11 @@ async def test_speech_resets_the_silence_timer() -> None:
 
 async def test_initial_mic_disable_ignores_early_speech() -> None:
     stt = FakeSTT()
-    call = await start(stt=stt, initial_disable_mic_duration=3000)
+    call = await start(stt=stt, initial_disable_mic_duration=1500)
     try:
-        await call.say(trailing_silence=0.6)  # ~2.6 s of speech, all inside the muted window
+        await call.say(trailing_silence=0.6)  # all inside the muted window
         assert stt.final_calls == 0 and not call.finals("user")
-        await call.leg.feed_silence(0.5)
+        await call.leg.feed_silence(0.3)
         await call.say()
         await call.wait_final("user")
         assert stt.final_calls == 1
