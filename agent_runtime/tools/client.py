@@ -208,13 +208,14 @@ class ClientToolBroker:
 
     def _record(self, entry: _Pending, event: str, **data: Any) -> None:
         elapsed_ms = round((time.monotonic() - entry.started) * 1000, 1)
-        self._emit({"event": event, "kind": "client", "tool_call_id": entry.tool_call_id,
+        self.emit_activity({"event": event, "kind": "client", "tool_call_id": entry.tool_call_id,
                     "name": entry.name, "elapsed_ms": elapsed_ms, **data})
 
     def _record_raw(self, tool_call_id: str, event: str, **data: Any) -> None:
-        self._emit({"event": event, "kind": "client", "tool_call_id": tool_call_id, **data})
+        self.emit_activity({"event": event, "kind": "client", "tool_call_id": tool_call_id, **data})
 
-    def _emit(self, record: dict[str, Any]) -> None:
+    def emit_activity(self, record: dict[str, Any]) -> None:
+        """Stamp a record with `at` (epoch seconds) and hand it to the sink; a failing sink is logged."""
         record["at"] = time.time()
         if self._on_activity is None:
             return

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -94,7 +93,6 @@ class ToolExecutor:
         end_call: bool = True,
     ) -> None:
         self.channel = normalize_channel(channel)
-        self._on_activity = on_activity
         self.client = ClientToolBroker(send_event, on_activity=on_activity, ack_timeout=ack_timeout)
         self._owns_webhooks = webhooks is None
         self.webhooks = webhooks or WebhookCaller(allow_private=allow_private_webhooks, timeout=webhook_timeout)
@@ -238,10 +236,4 @@ class ToolExecutor:
         return ToolOutcome(tool_call_id, name, {"status": "error", "error": message}, is_error=True, kind=kind)
 
     def _record(self, tool_call_id: str, name: str, event: str, **data: Any) -> None:
-        if self._on_activity is None:
-            return
-        record = {"event": event, "tool_call_id": tool_call_id, "name": name, "at": time.time(), **data}
-        try:
-            self._on_activity(record)
-        except Exception:
-            log.exception("tool activity sink failed")
+        self.client.emit_activity({"event": event, "tool_call_id": tool_call_id, "name": name, **data})
