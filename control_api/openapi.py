@@ -18,6 +18,7 @@ what the handlers accept and return; schemathesis checks that in the test suite.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -32,6 +34,8 @@ from starlette.routing import BaseRoute, Route
 from control_api.auth import Principal, authenticate
 from control_api.errors import ApiError, validation_message
 from control_api.schemas.common import E164_PATTERN, ErrorEnvelope, parse_uuid
+
+log = logging.getLogger(__name__)
 
 Auth = Literal["secret", "publishable", "none"]
 MAX_BODY_BYTES = 1024 * 1024
@@ -51,6 +55,7 @@ ERROR_STATUS: dict[str, int] = {
     "PAYLOAD_TOO_LARGE": 413,
     "VALIDATION_ERROR": 422,
     "validation_error": 422,
+    "DATABASE_ERROR": 500,
     "UPSTREAM_SERVICE_TIMEOUT": 503,
 }
 
@@ -134,9 +139,18 @@ class Operation:
         if self.query is not None or "{" in self.path:
             codes.append("VALIDATION_ERROR")
         codes += self.errors
+        if self.auth != "none":
+            codes.append("DATABASE_ERROR")
         return list(dict.fromkeys(codes))
 
     async def respond(self, request: Request) -> Response:
+        try:
+            return await self._respond(request)
+        except SQLAlchemyError:
+            log.exception("database error on %s %s", request.method, request.url.path)
+            raise ApiError(500, "DATABASE_ERROR", "The database failed to answer; try again") from None
+
+    async def _respond(self, request: Request) -> Response:
         principal = None
         if self.auth != "none":
             principal = await authenticate(request, publishable_ok=self.auth == "publishable")

@@ -229,3 +229,18 @@ async def test_deleting_an_agent_removes_its_children(api: Api):
     await api.ok("DELETE", f"/assistant/{agent_id}")
     await api.error("PATCH", f"/assistant/data-collection/{dc['id']}", 404, "DATA_COLLECTION_NOT_FOUND",
                     json={"is_active": False})
+
+
+async def test_a_database_failure_is_database_error_without_details(api: Api):
+    from sqlalchemy import text
+
+    agent_id = await api.agent()
+    before = await api.ok("GET", "/assistant")
+    async with api.app.state.runtime.db.engine.begin() as conn:
+        await conn.execute(text("DROP TABLE widgets"))
+    message = await api.error("GET", f"/assistant/{agent_id}/widget", 500, "DATABASE_ERROR")
+    assert "widgets" not in message and "SELECT" not in message
+    # creating an agent also creates its widget: the failure rolls the whole create back
+    await api.error("POST", "/assistant", 500, "DATABASE_ERROR",
+                    json={"name": "Half", "welcome_message": "", "agent_prompt": ""})
+    assert await api.ok("GET", "/assistant") == before
