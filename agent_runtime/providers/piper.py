@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +30,7 @@ SAMPLE_RATE = 22050
 START_TIMEOUT = 60.0  # loading the ONNX voice takes ~1 s, more on a loaded machine
 
 _DIED = object()
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds agent_runtime/
 
 
 class _WorkerDied(Exception):
@@ -75,8 +77,12 @@ class _Worker:
         args = [sys.executable, "-m", "agent_runtime.providers.piper_worker"]
         args += ["--model", self.model_path] if self.model_path else ["--voice", self.voice]
         log.info("starting Piper worker for voice %s", self.voice)
+        # The worker imports this package: make it importable wherever the server was started from.
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         proc = await asyncio.create_subprocess_exec(
-            *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=env)
         self._stderr = asyncio.create_task(self._log_stderr(proc))
         try:
             header = await asyncio.wait_for(proc.stdout.readexactly(HEADER.size), START_TIMEOUT)
