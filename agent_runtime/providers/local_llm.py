@@ -113,7 +113,8 @@ def plain_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
-def fit_context(history: list[dict[str, str]], count_tokens: Callable[[str], int], budget: int) -> list[dict[str, str]]:
+def fit_context(history: list[dict[str, str]], count_tokens: Callable[[str], int],
+                budget: int) -> list[dict[str, str]]:
     """Drop the oldest turns (never the system prompt, never the last turn) until the prompt fits `budget`
     tokens: a long call must keep answering instead of failing once it outgrows the context window."""
     per_message = 8  # the chat template's role markers around each turn

@@ -3,9 +3,9 @@
 Piper is GPL-3.0, so it is never imported here: `piper_worker.py` runs as a child process and speaks a
 small framed protocol on its pipes (documented there). One worker per voice (and event loop) serves every
 call in this process; requests are multiplexed by id and the worker answers the open ones in turn,
-sentence by sentence, so a caller hears the first sentence while the next is being synthesized. The worker starts on first use
-(or `warm()`), and a dead worker is replaced on the next request; a request that was cut off by the
-crash before any of its audio arrived is retried once on the fresh worker.
+sentence by sentence, so a caller hears the first sentence while the next is being synthesized. The
+worker starts on first use (or `warm()`), and a dead worker is replaced on the next request; a request
+that was cut off by the crash before any of its audio arrived is retried once on the fresh worker.
 """
 from __future__ import annotations
 
