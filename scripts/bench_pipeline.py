@@ -119,14 +119,15 @@ async def feed_frames(leg: MemoryLeg, frames: np.ndarray) -> list[float]:
     return times
 
 
-async def run_call(rate: int, turns: int, barge_ins: int) -> dict:
+async def run_call(rate: int, turns: int, barge_ins: int, tts_speed: float = 1.0) -> dict:
     speech = espeak_speech(SENTENCE, rate)
     frames = frames_of(np.concatenate((speech, np.zeros(rate, dtype=np.int16))), rate)  # + 1 s of silence
     first_voiced, start_idx, end_idx = offline_marks(frames, rate)
 
     leg = MemoryLeg(rate)
     config = AgentConfig(stt=FakeSTT("what time does the store open tomorrow"), llm=FakeLLM(), tts=FakeTTS(),
-                         endpointing_ms=ENDPOINTING_MS, call_user_alert_duration=0, call_end_duration=0)
+                         endpointing_ms=ENDPOINTING_MS, call_user_alert_duration=0, call_end_duration=0,
+                         speed=tts_speed)
     conversation = Conversation(leg, config)
     task = asyncio.get_running_loop().create_task(conversation.run())
     states = lambda: [e["state"] for e in leg.events_of("agent_state")]  # noqa: E731
@@ -141,8 +142,8 @@ async def run_call(rate: int, turns: int, barge_ins: int) -> dict:
             feeder = asyncio.get_running_loop().create_task(feed_frames(leg, frames[end_idx + 1:]))
             await leg.wait_for(lambda _: len(leg.outbound.pushes) > pushes_before, 10)
             added.append((leg.outbound.pushes[pushes_before][0] - decided_at) * 1000)
-            await feeder
             if turn >= turns:  # barge-in turn: speak again 300 ms into the reply
+                feeder.cancel()  # the rest was silence: stop it, the barge-in speech follows
                 await leg.wait_for(lambda _: states().count("speaking") > speaking_before, 10)
                 await asyncio.sleep(0.3)
                 sent_before = len(leg.sent)
@@ -154,6 +155,8 @@ async def run_call(rate: int, turns: int, barge_ins: int) -> dict:
                 barge.append((stopped - onset) * 1000)
                 leg.outbound.clears.clear()
                 await feed_frames(leg, frames[start_idx + 8:])
+            else:
+                await feeder
             # Idle again: the reply (to the barge-in speech, on barge-in turns) has played out.
             await leg.wait_for(lambda _: conversation.state == "listening" and not leg.outbound.queued_samples, 20)
         while not conversation.updates.empty():
@@ -199,11 +202,13 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--barge-ins", type=int, default=10)
     parser.add_argument("--rate", type=int, default=48000, choices=(48000, 16000, 8000))
+    parser.add_argument("--tts-speed", type=float, default=1.0,
+                        help="fake voice speed; > 1 shortens replies (and the run) without changing what is measured")
     parser.add_argument("--json", type=Path, help="write figures (and raw samples) to this file")
     args = parser.parse_args()
     turns, barge_ins = (3, 2) if args.quick else (args.turns, args.barge_ins)
     started = time.monotonic()
-    raw = asyncio.run(run_call(args.rate, turns, barge_ins))
+    raw = asyncio.run(run_call(args.rate, turns, barge_ins, args.tts_speed))
     summary = report(raw, args.rate)
     print(f"bench_pipeline: {turns} turns + {barge_ins} barge-ins at {args.rate} Hz, FAKE providers, "
           f"MemoryLeg on the 20 ms MediaClock ({time.monotonic() - started:.0f} s)")
