@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 import secrets
+import socket
 import struct
 import time
 from collections.abc import Callable
@@ -24,9 +25,11 @@ from signalling.sip.sdp import Negotiated
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("!BBHII")
+_FAST = struct.Struct("!BHII")  # the header after its first byte
 FRAME_SAMPLES = 160
 RTCP_INTERVAL_TICKS = 250  # 5 s
 _NTP_EPOCH = 2208988800
+_monotonic = time.monotonic
 
 
 class RtpPacket:
@@ -92,6 +95,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self.timestamp = random.randrange(1 << 32)
         self.local_port = 0
         self.transport: asyncio.DatagramTransport | None = None
+        self._sendto: Callable[[bytes, tuple[str, int]], int] | None = None
         self.rtcp_transport: asyncio.DatagramTransport | None = None
         self.remote: tuple[str, int] | None = None
         self.remote_rtcp: tuple[str, int] | None = None
@@ -135,20 +139,26 @@ class RtpSession(asyncio.DatagramProtocol):
         last_error: OSError | None = None
         for port in candidates[:64]:
             session = cls(on_dtmf)
+            rtp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            rtcp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             try:
-                transport, _ = await loop.create_datagram_endpoint(lambda: session, local_addr=(host, port))
+                rtp_sock.bind((host, port))
+                rtcp_sock.bind((host, port + 1))
             except OSError as exc:
+                rtp_sock.close()
+                rtcp_sock.close()
                 last_error = exc
                 continue
-            try:
-                rtcp, _ = await loop.create_datagram_endpoint(lambda: _RtcpProtocol(session), local_addr=(host, port + 1))
-            except OSError as exc:
-                transport.close()
-                last_error = exc
-                continue
+            rtp_sock.setblocking(False)
+            rtcp_sock.setblocking(False)
+            transport, _ = await loop.create_datagram_endpoint(lambda: session, sock=rtp_sock)
+            rtcp, _ = await loop.create_datagram_endpoint(lambda: _RtcpProtocol(session), sock=rtcp_sock)
             session.transport = transport
             session.rtcp_transport = rtcp
             session.local_port = port
+            # Media packets are sent on the raw non-blocking socket: the asyncio transport's checks and
+            # buffering cost more than the packet itself, and a full socket buffer just drops a packet.
+            session._sendto = rtp_sock.sendto
             return session
         raise OSError(f"no free RTP port pair in {port_range}: {last_error}")
 
@@ -180,16 +190,25 @@ class RtpSession(asyncio.DatagramProtocol):
             log.exception("dropping RTP packet from %s", addr)
 
     def _receive(self, data: bytes, addr: tuple) -> None:
-        pkt = parse_rtp(data)
         neg = self.negotiated
-        if pkt is None or neg is None:
+        if neg is None or len(data) < 12:
             self.invalid_received += 1
             return
-        if pkt.ssrc == self.ssrc:
+        if data[0] == 0x80:  # the common case: no padding, extension or CSRCs
+            b1, seq, timestamp, ssrc = _FAST.unpack_from(data, 1)
+            pt = b1 & 0x7F
+            payload = data[12:]
+        else:
+            pkt = parse_rtp(data)
+            if pkt is None:
+                self.invalid_received += 1
+                return
+            pt, seq, timestamp, ssrc, payload = pkt.payload_type, pkt.seq, pkt.timestamp, pkt.ssrc, pkt.payload
+        if ssrc == self.ssrc:
             # RFC 3550 §8.2 loop detection: our own packets coming back (an echoing peer, a loop).
             self.own_ssrc_discarded += 1
             return
-        if pkt.payload_type not in (neg.payload_type, neg.dtmf_payload_type):
+        if pt != neg.payload_type and pt != neg.dtmf_payload_type:
             self.invalid_received += 1
             return
         if not self.latched:
@@ -197,37 +216,35 @@ class RtpSession(asyncio.DatagramProtocol):
             self.latched = True
             self.remote = (addr[0], addr[1])
             self.remote_rtcp = (addr[0], addr[1] + 1)
-        if pkt.ssrc != self.remote_ssrc:
+        if ssrc != self.remote_ssrc:
             if self.remote_ssrc is not None:
                 self.ssrc_changes += 1
                 self.jitter.reset()
-            self.remote_ssrc = pkt.ssrc
-            self._base_seq = self._max_seq = pkt.seq
+            self.remote_ssrc = ssrc
+            self._base_seq = self._max_seq = seq
             self._source_received = 0
             self._transit = None
-        delta = (pkt.seq - self._max_seq) & 0xFFFF
+        delta = (seq - self._max_seq) & 0xFFFF
         if delta < 0x8000:
             self._max_seq += delta
         self._source_received += 1
         self.packets_received += 1
-        self._update_jitter(pkt.timestamp)
+        self._update_jitter(timestamp)
         if not self.receiving:
             return
-        if pkt.payload_type == neg.dtmf_payload_type:
-            digit = self.dtmf.feed(pkt.timestamp, pkt.payload)
+        if pt == neg.dtmf_payload_type:
+            digit = self.dtmf.feed(timestamp, payload)
             if digit is not None and self.on_dtmf is not None:
                 self.on_dtmf(digit)
             return
-        if len(pkt.payload) != FRAME_SAMPLES:
+        if len(payload) != FRAME_SAMPLES:
             # Another ptime: keep the 20 ms framing of the jitter buffer by padding/cutting.
-            payload = pkt.payload[:FRAME_SAMPLES].ljust(FRAME_SAMPLES, b"\xff" if neg.codec == g711.PCMU else b"\xd5")
-        else:
-            payload = pkt.payload
-        self.jitter.put(pkt.seq, g711.decode(neg.codec, payload))
+            payload = payload[:FRAME_SAMPLES].ljust(FRAME_SAMPLES, b"\xff" if neg.codec == g711.PCMU else b"\xd5")
+        table = g711.ULAW_DECODE if neg.codec == g711.PCMU else g711.ALAW_DECODE
+        self.jitter.put(seq, table[np.frombuffer(payload, dtype=np.uint8)])
 
     def _update_jitter(self, rtp_ts: int) -> None:
-        arrival = time.monotonic() * 8000
-        transit = arrival - rtp_ts
+        transit = _monotonic() * 8000 - rtp_ts
         if self._transit is not None:
             d = abs(transit - self._transit)
             if d < 8000 * 10:  # ignore timestamp jumps (a new talkspurt after a long pause)
@@ -237,14 +254,11 @@ class RtpSession(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         log.debug("RTP socket error: %s", exc)
 
-    def pop_inbound(self) -> np.ndarray | None:
-        return self.jitter.pop() if self.receiving else None
-
     # ---- sending
     def send_payload(self, payload: bytes) -> None:
         """Called once per tick with this tick's encoded audio; DTMF events take the slot when queued."""
         neg = self.negotiated
-        if self.transport is None or self.remote is None or neg is None or self.closed:
+        if self.remote is None or neg is None or self._sendto is None or self.closed:
             return
         self._ticks += 1
         if self._ticks % RTCP_INTERVAL_TICKS == 0:
@@ -252,14 +266,21 @@ class RtpSession(asyncio.DatagramProtocol):
         if self._dtmf_plan:
             self._send_dtmf_step(neg)
         else:
-            self._emit(build_rtp(self._marker_next, neg.payload_type, self.seq, self.timestamp, self.ssrc, payload), len(payload))
+            self._emit(_HEADER.pack(0x80, (0x80 if self._marker_next else 0) | neg.payload_type, self.seq,
+                                    self.timestamp, self.ssrc) + payload, len(payload))
             self._marker_next = False
         self.timestamp = (self.timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
 
     def _emit(self, packet: bytes, payload_len: int) -> None:
-        assert self.transport is not None and self.remote is not None
-        self.transport.sendto(packet, self.remote)
-        self.seq = (self.seq + 1) & 0xFFFF
+        assert self._sendto is not None and self.remote is not None
+        self.seq = (self.seq + 1) & 0xFFFF  # a packet we fail to send is lost, as on the network
+        try:
+            self._sendto(packet, self.remote)
+        except (BlockingIOError, InterruptedError):
+            return  # socket buffer full
+        except OSError as exc:  # e.g. ICMP port unreachable reported on the socket: the peer is gone for now
+            log.debug("RTP send failed: %s", exc)
+            return
         self.packets_sent += 1
         self.octets_sent += payload_len
 

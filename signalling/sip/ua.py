@@ -581,47 +581,47 @@ class SipUserAgent(asyncio.DatagramProtocol):
 
     async def _media_loop(self) -> None:
         clock = self.clock
-        loop = asyncio.get_running_loop()
         while True:
             tick = await clock.tick()
             try:
-                self._media_tick(loop.time())
+                self._media_tick(tick.scheduled)
             except Exception:
                 self.handler_errors += 1
                 log.exception("SIP media tick failed")
-            self.send_lags.append(max(0.0, loop.time() - tick.scheduled))
 
-    def _media_tick(self, now: float) -> None:
+    def _media_tick(self, scheduled: float) -> None:
+        """Send every call's frame of this tick first (that is what is late or not), then hand each
+        call's inbound frame from its jitter buffer to the conversation."""
         legs = self._media_legs
-        if not legs:
-            return
-        senders: list[SipLeg] = []
+        loop_time = asyncio.get_running_loop().time
+        senders = [leg for leg in legs if leg.rtp.sending and leg.rtp.remote is not None]
+        if senders:
+            frames = np.zeros((len(senders), FRAME_SAMPLES), dtype=np.int16)
+            alaw_rows = []
+            for i, leg in enumerate(senders):
+                rtp = leg.rtp
+                if not rtp._dtmf_plan:
+                    frame = leg.outbound.pop_frame()
+                    if frame is not None:
+                        frames[i] = frame
+                elif leg.outbound.tap is not None:
+                    leg.outbound.tap(None)  # a DTMF tick: the recorder still sees the tick, as silence
+                if rtp.negotiated.codec == g711.PCMA:
+                    alaw_rows.append(i)
+            encoded = g711.ULAW_ENCODE.take(frames.view(np.uint16))
+            if alaw_rows:
+                encoded[alaw_rows] = g711.ALAW_ENCODE.take(frames[alaw_rows].view(np.uint16))
+            payloads = encoded.tobytes()
+            for i, leg in enumerate(senders):
+                leg.rtp.send_payload(payloads[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES])
+        self.send_lags.append(max(0.0, loop_time() - scheduled))
+        now = loop_time()
         for leg in legs:
             rtp = leg.rtp
             if rtp.receiving:
-                samples = rtp.pop_inbound()
+                samples = rtp.jitter.pop()
                 if samples is not None:
                     leg.deliver_audio(AudioFrame(samples, 8000, now))
-            if rtp.sending and rtp.remote is not None:
-                senders.append(leg)
-        if not senders:
-            return
-        frames = np.zeros((len(senders), FRAME_SAMPLES), dtype=np.int16)
-        alaw_rows = []
-        for i, leg in enumerate(senders):
-            if not leg.rtp.dtmf_pending:
-                frame = leg.outbound.pop_frame()
-                if frame is not None:
-                    frames[i] = frame
-            elif leg.outbound.tap is not None:
-                leg.outbound.tap(None)  # a DTMF tick: the recorder still sees the tick, as silence
-            if leg.rtp.negotiated is not None and leg.rtp.negotiated.codec == g711.PCMA:
-                alaw_rows.append(i)
-        encoded = g711.ULAW_ENCODE.take(frames.view(np.uint16))
-        if alaw_rows:
-            encoded[alaw_rows] = g711.ALAW_ENCODE.take(frames[alaw_rows].view(np.uint16))
-        for i, leg in enumerate(senders):
-            leg.rtp.send_payload(encoded[i].tobytes())
 
     # ------------------------------------------------------------------ outbound calls
     async def dial(self, to_number: str, trunk: Trunk | str, from_number: str | None = None,
