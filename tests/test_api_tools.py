@@ -1,6 +1,7 @@
 """Tools and their attachment to agents: the seed's bodies, defaults, validation, error codes."""
 from __future__ import annotations
 
+import asyncio
 import copy
 
 from presets.catalog import seed_bodies
@@ -128,6 +129,11 @@ async def test_attach_list_detach(api: Api):
     assert set(attached) == {"id", "is_active"} and attached["is_active"] is True
     again = await api.ok("POST", f"/assistant/{agent_id}/tools", json={"tool_id": tool["id"]})
     assert again == attached  # attaching twice keeps one attachment
+    second = await api.tool(name="say_bye")
+    racing = await asyncio.gather(*(api.ok("POST", f"/assistant/{agent_id}/tools", json={"tool_id": second["id"]})
+                                    for _ in range(4)))
+    assert len({r["id"] for r in racing}) == 1  # concurrent attaches agree on one attachment
+    await api.ok("DELETE", f"/assistant/{agent_id}/tools/{racing[0]['id']}")
 
     listed = await api.ok("GET", f"/assistant/{agent_id}/tools")
     assert listed["total"] == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from control_api.auth import get_owned
 from control_api.openapi import Ctx, Resource, api_error
@@ -133,20 +134,25 @@ async def list_agent_tools(ctx: Ctx) -> AgentToolList:
 
 
 @api.post("/assistant/{id}/tools", body=AgentToolAttach, response=AgentToolAttached,
-          errors=("AGENT_NOT_FOUND", "TOOL_NOT_FOUND"))
+          errors=("AGENT_NOT_FOUND", "TOOL_NOT_FOUND", "CONFLICT"))
 async def attach_tool(ctx: Ctx) -> AgentToolAttached:
     """Attach one of your tools to an agent. Attaching an attached tool returns the existing attachment."""
-    async with ctx.db.session() as session:
-        agent = await owned_agent(ctx, session)
-        tool = await get_owned(session, Tool, parse_uuid(ctx.body.tool_id), ctx.principal, *TOOL_404)
-        link = await session.scalar(
-            select(AgentTool).where(AgentTool.agent_id == agent.id, AgentTool.tool_id == tool.id)
-        )
-        if link is None:
-            link = AgentTool(client_id=ctx.client_id, agent_id=agent.id, tool_id=tool.id)
-            session.add(link)
-            await session.flush()
-    return AgentToolAttached(id=link.id, is_active=link.is_active)
+    for _attempt in range(2):  # a concurrent attach of the same tool wins the unique key: read its row
+        try:
+            async with ctx.db.session() as session:
+                agent = await owned_agent(ctx, session)
+                tool = await get_owned(session, Tool, parse_uuid(ctx.body.tool_id), ctx.principal, *TOOL_404)
+                link = await session.scalar(
+                    select(AgentTool).where(AgentTool.agent_id == agent.id, AgentTool.tool_id == tool.id)
+                )
+                if link is None:
+                    link = AgentTool(client_id=ctx.client_id, agent_id=agent.id, tool_id=tool.id)
+                    session.add(link)
+                    await session.flush()
+            return AgentToolAttached(id=link.id, is_active=link.is_active)
+        except IntegrityError:
+            continue
+    raise api_error("CONFLICT", "The tool is being attached concurrently; try again")
 
 
 @api.delete("/assistant/{id}/tools/{agent_tool_id}", response=ToolDeleted, errors=("AGENT_NOT_FOUND", "TOOL_NOT_FOUND"))

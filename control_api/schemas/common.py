@@ -91,7 +91,6 @@ def _json_object_string(value: Any) -> Any:
     return value
 
 
-JSONObject = Annotated[dict[str, Any], BeforeValidator(_json_object_string)]
 HeaderMap = Annotated[dict[str, str], BeforeValidator(_json_object_string), Field(max_length=50)]
 
 
