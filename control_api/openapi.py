@@ -56,6 +56,7 @@ ERROR_STATUS: dict[str, int] = {
     "VALIDATION_ERROR": 422,
     "validation_error": 422,
     "DATABASE_ERROR": 500,
+    "PERSISTENCE_ERROR": 500,
     "UPSTREAM_SERVICE_TIMEOUT": 503,
 }
 
@@ -127,6 +128,7 @@ class Operation:
     description: str | None = None
     response_media: dict[str, Any] = field(default_factory=dict)  # for non-JSON responses, e.g. audio/wav
     on_invalid_body: InvalidBodyHook | None = None
+    database_error: str = "DATABASE_ERROR"  # the seed names it PERSISTENCE_ERROR for agent creation
 
     @property
     def all_errors(self) -> list[str]:
@@ -140,7 +142,7 @@ class Operation:
             codes.append("VALIDATION_ERROR")
         codes += self.errors
         if self.auth != "none":
-            codes.append("DATABASE_ERROR")
+            codes.append(self.database_error)
         return list(dict.fromkeys(codes))
 
     async def respond(self, request: Request) -> Response:
@@ -148,7 +150,7 @@ class Operation:
             return await self._respond(request)
         except SQLAlchemyError:
             log.exception("database error on %s %s", request.method, request.url.path)
-            raise ApiError(500, "DATABASE_ERROR", "The database failed to answer; try again") from None
+            raise ApiError(500, self.database_error, "The database failed to answer; try again") from None
 
     async def _respond(self, request: Request) -> Response:
         principal = None

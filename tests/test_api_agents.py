@@ -241,6 +241,6 @@ async def test_a_database_failure_is_database_error_without_details(api: Api):
     message = await api.error("GET", f"/assistant/{agent_id}/widget", 500, "DATABASE_ERROR")
     assert "widgets" not in message and "SELECT" not in message
     # creating an agent also creates its widget: the failure rolls the whole create back
-    await api.error("POST", "/assistant", 500, "DATABASE_ERROR",
+    await api.error("POST", "/assistant", 500, "PERSISTENCE_ERROR",
                     json={"name": "Half", "welcome_message": "", "agent_prompt": ""})
     assert await api.ok("GET", "/assistant") == before

@@ -134,3 +134,13 @@ async def test_a_second_client_never_sees_or_touches_the_firsts_objects(api: Api
 
     after = {path: await api.ok("GET", path) for path in before}
     assert json.dumps(after, sort_keys=True) == json.dumps(before, sort_keys=True)
+
+
+async def test_every_operation_needs_a_valid_key(api: Api):
+    ids = await owned_objects(api)
+    for (method, template), (path, body) in requests_for(ids).items():
+        for key, code in ((None, "UNAUTHORIZED"), ("sk_live_not-a-key", "INVALID_API_KEY"),
+                          ("pk_live_not-a-key", "INVALID_API_KEY")):
+            await api.error(method, path, 401, code, key=key, json=body)
+        bearer = await api.http.request(method, path, json=body, headers={"Authorization": "Bearer sk_live_x"})
+        assert bearer.status_code == 401 and bearer.json()["error"]["code"] == "INVALID_API_KEY"

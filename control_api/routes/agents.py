@@ -129,7 +129,7 @@ async def get_agent(ctx: Ctx) -> AgentDetail:
     return _detail(agent)
 
 
-@api.post("/assistant", body=AgentCreate, response=AgentCreated)
+@api.post("/assistant", body=AgentCreate, response=AgentCreated, database_error="PERSISTENCE_ERROR")
 async def create_agent(ctx: Ctx) -> AgentCreated:
     """Create an agent.
 
