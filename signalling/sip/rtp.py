@@ -134,10 +134,11 @@ class RtpSession(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         low, high = port_range
         low += low % 2
-        candidates = list(range(low, high, 2))
-        random.shuffle(candidates)
+        if low + 1 > high:
+            raise OSError(f"RTP port range {port_range} holds no even/odd port pair")
         last_error: OSError | None = None
-        for port in candidates[:64]:
+        for _attempt in range(64):
+            port = random.randrange(low, high, 2)  # even RTP port, RTCP on port + 1 <= high
             session = cls(on_dtmf)
             rtp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             rtcp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
