@@ -248,3 +248,23 @@ async def test_ua_to_ua_call_with_rfc4733_dtmf_both_ways():
     finally:
         await a.close()
         await b.close()
+
+
+async def test_closing_the_ua_hangs_up_its_calls():
+    calls: asyncio.Queue = asyncio.Queue()
+    a = await SipUserAgent.start(bind=("127.0.0.1", 0), rtp_ports=(20000, 29999))
+    b = await SipUserAgent.start(bind=("127.0.0.1", 0), rtp_ports=(20000, 29999), on_incoming=calls, linger=0.2)
+    try:
+        host, port = b.local_address
+        leg = await a.dial("100", f"sip:{host}:{port}")
+        assert (await asyncio.wait_for(leg.answered, 5)).answered
+        inbound = await asyncio.wait_for(calls.get(), 5)
+        await a.close()
+        assert leg.ended.result() == "agent_hangup"
+        assert await asyncio.wait_for(inbound.ended, 5) == "remote_hangup"
+        # RTP arriving after the BYE (peers keep sending for a while) is absorbed, not delivered.
+        inbound.rtp.datagram_received(b"\x80\x00\x00\x01" + bytes(8) + bytes(160), ("127.0.0.1", 9))
+        assert inbound.rtp.invalid_received == 0 and inbound.inbound.get_nowait() is None
+    finally:
+        await a.close()
+        await b.close()

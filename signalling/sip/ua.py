@@ -179,6 +179,8 @@ class SipUserAgent(asyncio.DatagramProtocol):
                     await asyncio.wait_for(self.hangup_leg(leg, AGENT_HANGUP), timeout=1.0)
                 except (asyncio.TimeoutError, OSError):
                     self._end(leg, AGENT_HANGUP)
+        if self._tasks:  # let the BYEs and CANCELs just started go out (and mostly be answered)
+            await asyncio.wait(list(self._tasks), timeout=1.0)
         self.closed = True
         if self._media_task is not None:
             self._media_task.cancel()
