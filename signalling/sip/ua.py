@@ -130,6 +130,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
         self.malformed_datagrams = 0
         self.handler_errors = 0
         self.send_lags: collections.deque[float] = collections.deque(maxlen=100_000)
+        self._own_clock = False  # a clock we made (no shared one given) is ours to stop
         self.closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -154,6 +155,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
             public_host, public_port = (h, int(p)) if sep and p.isdigit() else (public_address, None)
         ua = cls(public_host=public_host or host, public_port=public_port or port, rtp_host=host, rtp_ports=rtp_ports,
                  clock=clock or MediaClock(), resolver=resolver, on_incoming=on_incoming, timers=timers, linger=linger)
+        ua._own_clock = clock is None
         transport, _ = await loop.create_datagram_endpoint(lambda: ua, local_addr=(host, port))
         ua.transport = transport
         bound_host, bound_port = transport.get_extra_info("sockname")[:2]
@@ -170,21 +172,22 @@ class SipUserAgent(asyncio.DatagramProtocol):
         return self.transport.get_extra_info("sockname")[:2]
 
     async def close(self) -> None:
-        """Hang up every call (BYE/CANCEL, not awaited beyond one round), stop media, close the socket."""
+        """Hang up every call (BYE/CANCEL, up to 1 s for their answers), stop media, close the sockets."""
         if self.closed:
             return
         for leg in list(self.legs.values()):
             if not leg.ended.done():
-                try:
-                    await asyncio.wait_for(self.hangup_leg(leg, AGENT_HANGUP), timeout=1.0)
-                except (asyncio.TimeoutError, OSError):
-                    self._end(leg, AGENT_HANGUP)
-        if self._tasks:  # let the BYEs and CANCELs just started go out (and mostly be answered)
+                self._spawn(self.hangup_leg(leg, AGENT_HANGUP), f"sip-close-{leg.call_id}")
+        if self._tasks:  # let the BYEs and CANCELs go out (and mostly be answered), all calls at once
             await asyncio.wait(list(self._tasks), timeout=1.0)
+        for leg in list(self.legs.values()):
+            self._end(leg, AGENT_HANGUP)  # no-op for the calls that ended
         self.closed = True
         if self._media_task is not None:
             self._media_task.cancel()
             await asyncio.gather(self._media_task, return_exceptions=True)
+        if self._own_clock:
+            await self.clock.stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
