@@ -4,6 +4,7 @@ from __future__ import annotations
 import wave
 
 from control_api.storage import calls as call_store
+from control_api.storage.clients import add_key
 from test_api_fixtures import Api, api, settings  # noqa: F401  (fixtures)
 
 MISSING = "6d1f8a52-0000-4000-8000-000000000000"
@@ -171,3 +172,18 @@ async def test_leads(api: Api):
     await api.error("GET", "/leads/123", 422, "VALIDATION_ERROR")
     await api.error("GET", "/leads", 401, "UNAUTHORIZED", key=None)
     await api.error("GET", f"/leads/{lead['id']}", 404, "LEAD_NOT_FOUND", key=api.other)
+
+
+async def test_publishable_key_origins(api: Api):
+    agent_id = await api.agent()
+    client_id = (await api.ok("GET", f"/assistant/{agent_id}"))["client_id"]
+    shop_key = (await add_key(api.app.state.runtime.db, client_id, "publishable",
+                              origins=["https://shop.example"])).key
+    body = {"agent_id": agent_id, "type": "web"}
+    for path, method, json in (("/calls/create", "POST", body), ("/discovery/ice-servers", "GET", None)):
+        allowed = await api.http.request(method, path, json=json,
+                                         headers={"X-API-Key": shop_key, "Origin": "https://shop.example"})
+        assert allowed.status_code == 200, allowed.text
+        assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+        await api.error(method, path, 403, "ORIGIN_NOT_ALLOWED", key=None, json=json,
+                        headers={"X-API-Key": shop_key, "Origin": "https://evil.example"})

@@ -81,7 +81,8 @@ class Api:
 
     async def call(self, method: str, path: str, *, key: str | None = "default", **kwargs: Any) -> httpx.Response:
         key = self.secret if key == "default" else key
-        return await self.http.request(method, path, headers=self.headers(key), **kwargs)
+        headers = {**self.headers(key), **kwargs.pop("headers", {})}
+        return await self.http.request(method, path, headers=headers, **kwargs)
 
     async def ok(self, method: str, path: str, **kwargs: Any) -> Any:
         """Assert 200 and that the body matches the response schema the OpenAPI document gives for it."""
