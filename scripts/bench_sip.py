@@ -2,8 +2,9 @@
 
 sipp (on another core) answers N calls from Talkwire's SIP user agent and streams looped speech into
 each (tests/sipp/uas_bench.xml); every call runs a real `Conversation` (WebRTC VAD, turn-taking, the
-instant FAKE STT/LLM/TTS, resampling to and from 8 kHz), so the agent keeps replying. This process
-is pinned to one core. Reported over a steady window after all calls are up:
+instant FAKE STT/LLM/TTS, resampling to and from 8 kHz), so the agent keeps replying; or, with
+`--agent listener`, only a consumer of the leg (the SIP layer's own cost). This process is pinned to
+one core. Reported over a steady window after all calls are up:
 
 - CPU per call: this process's CPU time / wall time / calls (percent of one core);
 - outbound lag: per 20 ms tick, the time from the tick's due time until every call's RTP packet of that
@@ -69,7 +70,19 @@ def pin(cpu: int | None) -> str:
         return f"not pinned ({exc})"
 
 
-async def bench(calls: int, seconds: float, warmup: float, cpu: int | None, peer_cpu: int | None) -> dict:
+async def listener(leg) -> str:
+    """The SIP layer alone: drain the caller's audio and keep a reply queued, without any agent work."""
+    reply = (np.sin(np.arange(8000) * 2 * np.pi * 220 / 8000) * 6000).astype(np.int16)
+    while True:
+        if leg.outbound.queued_samples < 1600:
+            leg.outbound.push(reply)
+        frame = await leg.inbound.get()
+        if frame is None:
+            return await leg.ended
+
+
+async def bench(calls: int, seconds: float, warmup: float, cpu: int | None, peer_cpu: int | None,
+                agent: str = "conversation") -> dict:
     pinned = pin(cpu)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8 * calls + 256)), hard))
@@ -95,6 +108,9 @@ async def bench(calls: int, seconds: float, warmup: float, cpu: int | None, peer
         results = await asyncio.wait_for(asyncio.gather(*(leg.answered for leg in legs)), 60)
         answered = sum(r.answered for r in results)
         for leg in legs:
+            if agent == "listener":
+                tasks.append(asyncio.ensure_future(listener(leg)))
+                continue
             llm = FakeLLM()
             llms.append(llm)
             config = AgentConfig(stt=FakeSTT("when will my order arrive"), llm=llm, tts=FakeTTS(),
@@ -131,6 +147,7 @@ async def bench(calls: int, seconds: float, warmup: float, cpu: int | None, peer
     cpu_share = (cpu1 - cpu0) / wall
     return {
         "calls": calls,
+        "agent": agent,
         "answered": answered,
         "up_during_window": up,
         "seconds": round(wall, 2),
@@ -154,6 +171,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds after all calls are up, before measuring")
     parser.add_argument("--cpu", type=int, default=0, help="core to pin this process to (-1: no pinning)")
     parser.add_argument("--peer-cpu", type=int, default=1, help="core for sipp (-1: no pinning)")
+    parser.add_argument("--agent", choices=["conversation", "listener"], default="conversation",
+                        help="conversation: the real Conversation on FAKE providers; listener: the SIP layer "
+                             "alone (drain inbound audio, keep a reply queued)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 5 calls, 2 s")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
     args = parser.parse_args()
@@ -161,8 +181,8 @@ def main() -> None:
         args.calls, args.seconds, args.warmup = 5, 2.0, 1.0
     cpu = None if args.cpu < 0 else args.cpu
     peer_cpu = None if args.peer_cpu < 0 or (os.cpu_count() or 1) < 2 else args.peer_cpu
-    result = asyncio.run(bench(args.calls, args.seconds, args.warmup, cpu, peer_cpu))
-    print(f"{result['answered']}/{result['calls']} calls answered, {result['up_during_window']} up through the window "
+    result = asyncio.run(bench(args.calls, args.seconds, args.warmup, cpu, peer_cpu, args.agent))
+    print(f"{result['answered']}/{result['calls']} calls answered ({result['agent']}), {result['up_during_window']} up through the window "
           f"({result['pinning']})")
     print(f"CPU: {result['cpu_percent_of_one_core']}% of one core, {result['cpu_percent_per_call']}% per call")
     print(f"RTP per call: {result['packets_sent_per_call_per_s']} pkt/s out, {result['packets_received_per_call_per_s']} pkt/s in")
