@@ -132,6 +132,10 @@ class CallSession:
         path = recordings / f"{self.call_id}.wav"
         recorder = CallRecorder(path, min(self.leg.sample_rate, RECORDING_RATE))
         self.leg.attach_tap(recorder)
+        metrics = self.runtime.metrics
+        self.leg.outbound.tap = metrics.frame_lag_tap(self.leg.kind, asyncio.get_running_loop(),
+                                                      self.leg.outbound.tap)
+        metrics.call_started(self.leg.kind)
         await call_store.set_recording(self.db, self.call_id, str(path))
         persist = asyncio.get_running_loop().create_task(self._persist_updates(), name=f"persist:{self.call_id}")
         reason = "error"
@@ -151,6 +155,7 @@ class CallSession:
             await executor.aclose()
             await recorder.close()
             status = "failed" if reason in FAILED_REASONS else "completed"
+            metrics.call_finished(self.leg.kind, status, reason)
             await call_store.finish_call(self.db, self.call_id, status=status, end_reason=reason)
             self.runtime.calls.pop(self.call_id, None)
 
@@ -176,10 +181,12 @@ class CallSession:
         elif isinstance(update, BargeIn):
             await call_store.append_event(db, client, call, "barge_in", {"played_ms": update.played_ms})
         elif isinstance(update, TurnTiming):
+            self.runtime.metrics.observe_timing(update)
             await call_store.append_event(db, client, call, "timing", {
                 "stt_ms": update.stt_ms, "llm_first_token_ms": update.llm_first_token_ms,
                 "tts_first_audio_ms": update.tts_first_audio_ms, "response_ms": update.response_ms})
         elif isinstance(update, ProviderFailure):
+            self.runtime.metrics.provider_error(update.stage)
             await call_store.append_event(db, client, call, "provider_error",
                                           {"stage": update.stage, "message": update.message})
         elif isinstance(update, ActionRequested):

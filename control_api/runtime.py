@@ -3,6 +3,7 @@
     async with Runtime.open(settings) as runtime:
         runtime.db          # control_api.storage.Database (migrated)
         runtime.clock       # media.pacing.MediaClock, started: the one 20 ms clock of this worker
+        runtime.metrics     # control_api.metrics.Metrics: what GET /metrics exports
         runtime.providers   # ProviderRegistry
         runtime.calls       # live calls by id
         runtime.bootstrap   # the default client and its keys, for the start-up banner and demo page
@@ -21,6 +22,7 @@ from sqlalchemy import func, select
 from agent_runtime.providers.base import ProviderRegistry
 from agent_runtime.providers.catalog import build_registry, preload
 from agent_runtime.providers.catalog import shutdown as shutdown_providers
+from control_api.metrics import Metrics
 from control_api.settings import Settings
 from control_api.storage import Database
 from control_api.storage.clients import DefaultClient, ensure_default_client
@@ -59,6 +61,7 @@ class Runtime:
     bootstrap: DefaultClient
     providers: ProviderRegistry = field(default_factory=ProviderRegistry)
     calls: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
     @asynccontextmanager
@@ -66,6 +69,8 @@ class Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = await Database.open(settings.effective_database_url)
         clock = MediaClock()
+        metrics = Metrics()
+        clock.lag_observers.append(metrics.tick_lag.observe)
         try:
             bootstrap = await ensure_default_client(
                 db, secret_key=settings.secret_key, publishable_key=settings.publishable_key
@@ -81,7 +86,9 @@ class Runtime:
             )
             warming = asyncio.get_running_loop().create_task(preload(providers), name="preload-providers")
             clock.start()
-            runtime = cls(settings=settings, db=db, clock=clock, bootstrap=bootstrap, providers=providers)
+            metrics.start_loop_probe()
+            runtime = cls(settings=settings, db=db, clock=clock, bootstrap=bootstrap, providers=providers,
+                          metrics=metrics)
             try:
                 yield runtime
             finally:
@@ -89,6 +96,7 @@ class Runtime:
                 await runtime.end_calls("server_shutdown")
                 await shutdown_providers()
         finally:
+            await metrics.stop_loop_probe()
             await clock.stop()
             await db.close()
 

@@ -1,0 +1,149 @@
+"""Server metrics for `GET /metrics` (Prometheus text format), one registry per app.
+
+Each `Runtime` owns a `Metrics` with its own `CollectorRegistry` (not prometheus-client's global one), so
+several servers in one process (tests) never clash. What is measured, and where:
+
+- `talkwire_active_calls{leg}`                 calls running now, by leg kind (webrtc, sip)
+- `talkwire_calls_total{leg,status,reason}`    finished calls: status completed|failed and the end reason
+- `talkwire_outbound_frame_lag_seconds{leg}`   per frame handed to the transport: how late it is against
+                                               the leg's own 20 ms schedule (see FrameLagMeter)
+- `talkwire_clock_tick_lag_seconds`            the shared MediaClock's wake-up lag per 20 ms tick
+- `talkwire_event_loop_lag_seconds`            how late a 50 ms sleep on the event loop wakes up
+- `talkwire_pipeline_stage_seconds{stage}`     per agent response: stt (VAD end → STT final),
+                                               llm_first_token, tts_first_audio, response (end of the
+                                               caller's speech → first agent audio handed to the leg)
+- `talkwire_provider_errors_total{stage}`      STT/LLM/TTS failures the conversation reported
+- `process_*`                                  CPU seconds and resident memory of the server process
+
+The lag histograms have bucket bounds at 20 ms and 40 ms exactly, so "p99 over 20 ms" and "any frame
+over 40 ms late" (the load tester's ramp thresholds) are read from bucket counts without interpolation.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
+STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+LOOP_PROBE_INTERVAL = 0.05
+STAGES = {"stt": "stt_ms", "llm_first_token": "llm_first_token_ms", "tts_first_audio": "tts_first_audio_ms",
+          "response": "response_ms"}
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        ProcessCollector(registry=r)
+        self.active_calls = Gauge("talkwire_active_calls", "Calls running now, by leg kind", ["leg"], registry=r)
+        self.calls = Counter("talkwire_calls", "Finished calls by leg, status and end reason",
+                             ["leg", "status", "reason"], registry=r)
+        self.frame_lag = Histogram("talkwire_outbound_frame_lag_seconds",
+                                   "Lateness of each outbound frame against its leg's 20 ms schedule",
+                                   ["leg"], buckets=LAG_BUCKETS, registry=r)
+        self.tick_lag = Histogram("talkwire_clock_tick_lag_seconds", "Wake-up lag of the shared 20 ms clock",
+                                  buckets=LAG_BUCKETS, registry=r)
+        self.loop_lag = Histogram("talkwire_event_loop_lag_seconds",
+                                  f"How late a {int(LOOP_PROBE_INTERVAL * 1000)} ms sleep on the event loop wakes",
+                                  buckets=LAG_BUCKETS, registry=r)
+        self.stage_latency = Histogram("talkwire_pipeline_stage_seconds",
+                                       "Pipeline stage latency per agent response", ["stage"],
+                                       buckets=STAGE_BUCKETS, registry=r)
+        self.provider_errors = Counter("talkwire_provider_errors", "Provider failures by pipeline stage",
+                                       ["stage"], registry=r)
+        for stage in ("stt", "llm", "tts"):
+            self.provider_errors.labels(stage)  # exported as 0 from the start, so rates work
+        self._probe: asyncio.Task | None = None
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    # ---- calls ------------------------------------------------------------------------------------
+
+    def call_started(self, leg: str) -> None:
+        self.active_calls.labels(leg).inc()
+
+    def call_finished(self, leg: str, status: str, reason: str) -> None:
+        self.active_calls.labels(leg).dec()
+        self.calls.labels(leg, status, reason).inc()
+
+    def observe_timing(self, timing: object) -> None:
+        """A TurnTiming update (milliseconds, None where the stage did not run)."""
+        for stage, attr in STAGES.items():
+            value = getattr(timing, attr, None)
+            if value is not None:
+                self.stage_latency.labels(stage).observe(value / 1000)
+
+    def provider_error(self, stage: str) -> None:
+        self.provider_errors.labels(stage).inc()
+
+    def frame_lag_tap(self, leg: str, loop: asyncio.AbstractEventLoop,
+                      inner: Callable[[np.ndarray | None], None] | None) -> Callable[[np.ndarray | None], None]:
+        """An OutboundAudio tap that measures each frame's lag, then calls `inner` (the recorder's tap)."""
+        meter = FrameLagMeter(loop, self.frame_lag.labels(leg).observe)
+
+        def tap(samples: np.ndarray | None) -> None:
+            meter.frame()
+            if inner is not None:
+                inner(samples)
+
+        return tap
+
+    # ---- event loop -------------------------------------------------------------------------------
+
+    def start_loop_probe(self) -> None:
+        if self._probe is None:
+            self._probe = asyncio.get_running_loop().create_task(self._loop_probe(), name="metrics-loop-probe")
+
+    async def stop_loop_probe(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+            self._probe = None
+
+    async def _loop_probe(self) -> None:
+        loop = asyncio.get_running_loop()
+        observe = self.loop_lag.observe
+        while True:
+            due = loop.time() + LOOP_PROBE_INTERVAL
+            await asyncio.sleep(LOOP_PROBE_INTERVAL)
+            observe(max(0.0, loop.time() - due))
+
+
+class FrameLagMeter:
+    """Lateness of a leg's frames against an ideal 20 ms grid anchored at the leg's earliest frame.
+
+    Frame n is due at anchor + n × 20 ms, where the anchor is the smallest (arrival − n × 20 ms) seen, so a
+    frame served on time measures 0 and a frame served late (the loop or the sender fell behind, even if a
+    catch-up later restores the cadence) measures how late it was. This is what the shared clock's own
+    tick lag cannot show: with many legs, the clock wakes on time but the last leg's sender runs later.
+    After a stall longer than 5 frames the grid is re-anchored, as the clock itself does.
+    """
+
+    __slots__ = ("_loop", "_observe", "_period", "_anchor", "_count")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, observe: Callable[[float], None],
+                 period: float = 0.02) -> None:
+        self._loop = loop
+        self._observe = observe
+        self._period = period
+        self._anchor: float | None = None
+        self._count = 0
+
+    def frame(self) -> float:
+        offset = self._loop.time() - self._count * self._period
+        self._count += 1
+        if self._anchor is None or offset < self._anchor:
+            self._anchor = offset
+        lag = offset - self._anchor
+        self._observe(lag)
+        if lag > 5 * self._period:
+            self._anchor, self._count = None, 0  # the next frame starts a new grid
+        return lag
