@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import schemathesis
 from hypothesis import HealthCheck, Phase, given
+from hypothesis import strategies as st
 from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -45,23 +46,77 @@ async def test_docs_page_is_self_contained(api: Api):
     assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page  # no CDN
 
 
+def real_objects(schema, headers: dict[str, str]) -> dict[str, str]:
+    """One object of each kind, created through the API, so fuzzed requests can also aim at existing ids."""
+
+    def post(path: str, body: dict | None = None, method: str = "POST", **params: str) -> dict:
+        case = schema[path][method].Case(body=body, path_parameters=params, media_type="application/json")
+        response = case.call(headers=headers)
+        assert response.status_code == 200, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    agent = post("/assistant", {"name": "Fuzz", "welcome_message": "Hi", "agent_prompt": "Be brief."})["id"]
+    tool = post("/tools", {"name": "fuzz_tool", "description": "A tool", "type": "client"})["id"]
+    trunk = post("/sip-trunks", {"host": "sip.example.net"})["id"]
+    post("/phone-numbers/import", {"phone_number": "+918071387205", "agent_id": agent, "trunk_id": trunk})
+    call = post("/calls/create", {"agent_id": agent, "type": "web"})["call_id"]
+    return {
+        "agent": agent,
+        "tool": tool,
+        "trunk": trunk,
+        "call": call,
+        "widget": post("/assistant/{id}/widget", method="GET", id=agent)["id"],
+        "collection": post("/assistant/{id}/data-collection", {"key": "email", "prompt": "Email?"}, id=agent)["id"],
+        "handler": post("/assistant/{id}/media-handlers",
+                        {"reason": "kyc", "route": "vision", "inject_as": "user", "interrupt": False}, id=agent)["id"],
+        "link": post("/assistant/{id}/tools", {"tool_id": tool}, id=agent)["id"],
+        "campaign": post("/campaigns", {"name": "Fuzz", "agent_id": agent, "use_vanira_managed": True,
+                                        "candidates": [{"phone": "+14155550100"}]})["campaign_id"],
+        "lead": post("/calls/{id}", method="GET", id=call)["prospect"]["id"],
+    }
+
+
+def aimed_parameters(path: str, ids: dict[str, str]) -> dict[str, str]:
+    """Path parameters of `path` that name the real objects."""
+    kind = {"/assistant/widget/": "widget", "/assistant/data-collection/": "collection",
+            "/assistant/media-handlers/": "handler", "/assistant/": "agent", "/tools/": "tool", "/calls/": "call",
+            "/campaigns/": "campaign", "/sip-trunks/": "trunk", "/leads/": "lead"}
+    first = next(ids[k] for prefix, k in kind.items() if path.startswith(prefix))
+    params = {"id": first, "widget_id": first, "collection_id": first}
+    if "{agent_tool_id}" in path:
+        params["agent_tool_id"] = ids["link"]
+    return params
+
+
 def test_schemathesis_finds_no_server_errors_and_no_schema_violations(settings):  # noqa: F811
     """Every operation, fuzzed from the document: a few generated requests each, all checks on each response.
 
+    About half the requests to an operation with ids aim at real objects (except deletes, which would remove
+    them for the operations after), so handlers run past the 404 with generated bodies.
     (Driven by hand rather than with schemathesis' pytest plugin, whose lazy loader fails on pytest 9.)
     """
     app = create_app(settings)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)  # starts the app's lifespan
     app.state.runtime.providers = test_registry()
     headers = {"X-API-Key": settings.secret_key}
+    ids = real_objects(schema, headers)
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     failures: list[str] = []
     tested = 0
     for result in schema.get_all_operations():
         operation = result.ok()
+        strategy = operation.as_strategy()
+        if "{" in operation.path and operation.method.upper() != "DELETE":
+            real = aimed_parameters(operation.path, ids)
 
-        @given(case=operation.as_strategy())
-        @hypothesis_settings(max_examples=6, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
+            def aim(case, real=real):
+                case.path_parameters.update({k: v for k, v in real.items() if k in case.path_parameters})
+                return case
+
+            strategy = st.one_of(strategy, strategy.map(aim))
+
+        @given(case=strategy)
+        @hypothesis_settings(max_examples=8, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
                              suppress_health_check=list(HealthCheck))
         def fuzz(case) -> None:
             case.call_and_validate(headers=headers, checks=checks)
