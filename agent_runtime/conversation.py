@@ -119,6 +119,16 @@ class _LegEnded:
     reason: str
 
 
+@dataclass(slots=True)
+class _SwitchAgent:
+    config: AgentConfig
+
+
+@dataclass(slots=True)
+class _Callback:
+    fn: Callable[[], Awaitable[None]]
+
+
 # ---- a reply in flight ----------------------------------------------------------------------------
 
 @dataclass(slots=True)
@@ -167,7 +177,9 @@ class Conversation:
         tools: Any = None,
         direction: str = "outbound",
         history: History | list[dict[str, Any]] | None = None,
+        greet: bool = True,
     ) -> None:
+        """`greet=False` skips the welcome message (a continued session: the caller heard it already)."""
         if direction not in ("outbound", "inbound"):
             raise ValueError("direction is 'outbound' or 'inbound'")
         self.leg = leg
@@ -179,6 +191,12 @@ class Conversation:
         self.updates: asyncio.Queue = asyncio.Queue()
         self.state = "listening"
         self.handlers: dict[str, MessageHandler] = {}
+        # Handles `client_*` message types no handler is registered for (see set_fallback_handler).
+        self.fallback_handler: MessageHandler | None = None
+        # Extra messages for the next LLM request only (e.g. the latest live camera frame), not kept in history.
+        self.turn_extras: Callable[[], list[dict[str, Any]]] | None = None
+        self.greet = greet
+        self._pending_context: list[dict[str, Any]] = []
         if tools is not None and hasattr(tools, "handle_client_message"):
             for kind in TOOL_PROTOCOL_MESSAGES:
                 self.handlers[kind] = tools.handle_client_message
@@ -222,6 +240,80 @@ class Conversation:
         """Handle data-channel messages of `message_type` (sync or async handler taking the dict)."""
         self.handlers[message_type] = handler
 
+    def set_fallback_handler(self, handler: MessageHandler | None) -> None:
+        """Handle `client_*` messages whose type has no handler (instead of an UNKNOWN_MESSAGE_TYPE error)."""
+        self.fallback_handler = handler
+
+    def add_context(self, message: dict[str, Any]) -> None:
+        """Silent context for the LLM (no reply). It joins the history before the next LLM request, never
+        between a tool call and its result (OpenAI rejects anything in between)."""
+        self._pending_context.append(message)
+
+    @property
+    def pending_context(self) -> list[dict[str, Any]]:
+        """Context not yet in the history (a continued session carries it over)."""
+        return list(self._pending_context)
+
+    async def interrupt(self, reason: str, *, audio_only: bool = False) -> bool:
+        """Cut the agent's speech now; returns whether there was a reply to cut.
+
+        Full interrupt: like a barge-in (pending blocking client tools get `client_tool_cancel` with `reason`).
+        `audio_only`: the audio stops but pending client tools stay open (an upload preset waiting for the file
+        must survive the upload's own interrupt); a reply that waits on a tool is only silenced.
+        Call it from a data-channel handler (they run on the conversation's loop, in order).
+        """
+        reply = self._reply
+        if reply is None:
+            return False
+        if audio_only and reply.open_tool_calls:
+            self.leg.outbound.clear()
+            await self._send({"type": "clearAudio"})
+            return True
+        await self._barge_in(reply, cancel_reason=None if audio_only else reason)
+        self._enter_listening(new_stretch=True)
+        await self._set_state("listening")
+        return True
+
+    async def respond(self, message: dict[str, Any] | None = None) -> None:
+        """Answer now: add `message` (if any) to the history and start an LLM reply, cutting the current one.
+
+        For client action triggers and media that asks for a reaction. While the caller is talking the message
+        only joins the history: their turn's reply will see it.
+        """
+        if self._reply is not None:
+            await self.interrupt("new_action")
+        if message is not None:
+            self.add_context(message)
+        if self.state in ("user_speaking", "thinking"):
+            return
+        self._cancel_silence_timers()
+        reply = self._new_reply("answer")
+        reply.task = self._spawn(self._run_llm_reply(reply), "llm")
+        await self._set_state("thinking")
+
+    def run_soon(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run `fn()` on the conversation's event loop, in order with its other events (for work that finished
+        in the background, e.g. a media webhook's answer, and now wants `respond`/`add_context`)."""
+        self._post(_Callback(fn))
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Send a data-channel message to the caller (dropped quietly when the channel is closing)."""
+        await self._send(message)
+
+    @property
+    def waiting_on_tool(self) -> bool:
+        """The current reply waits for a tool's result (the LLM continues once it arrives)."""
+        return self._reply is not None and bool(self._reply.open_tool_calls)
+
+    @property
+    def replying(self) -> bool:
+        return self._reply is not None
+
+    def switch_agent(self, config: AgentConfig) -> None:
+        """agent_transfer: go on with another agent's prompt, voice and settings, history kept. The new agent
+        speaks its welcome message (or answers from the history when it has none)."""
+        self._post(_SwitchAgent(config))
+
     def record_tool_activity(self, record: dict[str, Any]) -> None:
         """An `on_activity` sink for the tools layer: its records go out on `updates`."""
         self.updates.put_nowait(ToolActivity(record))
@@ -234,7 +326,7 @@ class Conversation:
         self._spawn(self._read_events(), "events")
         self._spawn(self._watch_playback(), "playback")
         self.leg.ended.add_done_callback(self._on_leg_ended)
-        welcome = self.config.welcome_for(self.direction)
+        welcome = self.config.welcome_for(self.direction) if self.greet else None
         try:
             if self.leg.ended.done():
                 self._end_reason = self.leg.ended.result()
@@ -279,6 +371,13 @@ class Conversation:
             await self._on_silence(event)
         elif isinstance(event, _LegEnded):
             self._end_reason = self._end_reason or event.reason
+        elif isinstance(event, _SwitchAgent):
+            await self._on_switch_agent(event.config)
+        elif isinstance(event, _Callback):
+            try:
+                await event.fn()
+            except Exception:
+                log.exception("a scheduled conversation callback failed")
 
     async def _on_speech_start(self) -> None:
         self._stretch += 1
@@ -319,6 +418,7 @@ class Conversation:
             return
         await self._send({"type": "transcription", "role": "user", "text": text, "is_final": True})
         self.updates.put_nowait(TranscriptTurn("user", text))
+        self._flush_context()
         self.history.add_user(text)
         reply = self._new_reply("answer")
         reply.speech_end_at, reply.stt_ms = event.speech_end_at, event.stt_ms
@@ -350,6 +450,8 @@ class Conversation:
     async def _on_message(self, message: Any) -> None:
         kind = message.get("type") if isinstance(message, dict) else None
         handler = self.handlers.get(kind) if isinstance(kind, str) else None
+        if handler is None and isinstance(kind, str) and kind.startswith("client_"):
+            handler = self.fallback_handler
         if handler is None:
             shown = kind if isinstance(kind, str) else None
             await self._send({"type": "error", "code": "UNKNOWN_MESSAGE_TYPE",
@@ -364,6 +466,16 @@ class Conversation:
             log.exception("data-channel handler for %r failed", kind)
             await self._send({"type": "error", "code": "INTERNAL_ERROR",
                               "message": f"the server could not handle a {kind!r} message"})
+
+    async def _on_switch_agent(self, config: AgentConfig) -> None:
+        if self._reply is not None:
+            await self.interrupt("agent_transfer")
+        self.config = config
+        welcome = config.welcome_message
+        if welcome:
+            self._start_fixed_reply("welcome", welcome)
+        else:
+            await self.respond()
 
     async def _on_silence(self, event: _Silence) -> None:
         if event.stretch != self._stretch:
@@ -511,6 +623,11 @@ class Conversation:
         reply.pieces.put_nowait(None)
         return reply
 
+    def _flush_context(self) -> None:
+        for message in self._pending_context:
+            self.history._add(message)
+        self._pending_context.clear()
+
     def _tool_definitions(self) -> list[dict[str, Any]]:
         if self.tools is None:
             return [END_CALL_DEFINITION]
@@ -527,8 +644,12 @@ class Conversation:
                 splitter = SentenceSplitter()
                 calls: list[ToolCallRequest] = []
                 started = loop.time()
+                self._flush_context()
+                messages = self.history.messages(self.config.agent_prompt)
+                if self.turn_extras is not None:
+                    messages += self.turn_extras()
                 stream = self.config.llm.stream(
-                    self.history.messages(self.config.agent_prompt), tools=definitions or None,
+                    messages, tools=definitions or None,
                     temperature=self.config.temperature, top_p=self.config.top_p)
                 async with aclosing(stream):
                     async for chunk in stream:
@@ -678,17 +799,19 @@ class Conversation:
             finally:
                 timer.cancel()
 
-    async def _barge_in(self, reply: _Reply) -> None:
-        """The caller spoke over the agent: silence it at once, then keep only what was heard."""
+    async def _barge_in(self, reply: _Reply, cancel_reason: str | None = "barge_in") -> None:
+        """The caller spoke over the agent: silence it at once, then keep only what was heard.
+
+        `cancel_reason`: why pending blocking client tools are cancelled (None: leave them open)."""
         outbound = self.leg.outbound
         played = outbound.played_total
         outbound.clear()
         reply.cancelled = True
         self._reply = None
         await self._send({"type": "clearAudio"})
-        if self.tools is not None:
+        if self.tools is not None and cancel_reason is not None:
             try:
-                await self.tools.cancel_pending("barge_in")
+                await self.tools.cancel_pending(cancel_reason)
             except Exception:
                 log.exception("cancelling pending client tools failed")
         for task in (reply.task, reply.speaker):

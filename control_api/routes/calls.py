@@ -62,7 +62,8 @@ async def create_call(ctx: Ctx) -> CallCreated:
     """Start a call: "web" returns the worker URL the browser SDK connects to; "sip" dials a phone.
 
     Publishable keys may create web calls only. Without `prospect_id` an anonymous prospect (lead) is
-    created. `call_id` of an earlier web call continues that session (same prospect unless one is given).
+    created. `call_id` of an earlier web call of the same prospect continues that session: the agent goes on
+    with its history and context, without a second welcome.
     """
     body: CallCreate = ctx.body
     if body.type == "sip":
@@ -83,6 +84,8 @@ async def create_call(ctx: Ctx) -> CallCreated:
             previous = await get_owned(session, Call, parse_uuid(body.call_id), ctx.principal, *CALL_404)
             if previous.type != "web_call":
                 raise api_error("VALIDATION_ERROR", "call_id: only a web call can be continued")
+            if prospect_id is not None and previous.prospect_id not in (None, prospect_id):
+                raise api_error("CALL_NOT_FOUND", "call_id: no call of this prospect has that id")
             prospect_id = prospect_id or previous.prospect_id
         if body.type == "sip" and body.sip_data.from_number is not None:
             owned = await session.scalar(select(PhoneNumber.id).where(
