@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 _CONCEAL_GAINS = (0.8, 0.5, 0.25)
+MISSING = object()  # pop_item(): the due frame is lost or late
 
 
 class JitterBuffer:
@@ -19,7 +20,7 @@ class JitterBuffer:
         self.frame_samples = frame_samples
         self.target = target
         self.maximum = maximum
-        self._frames: dict[int, np.ndarray] = {}
+        self._frames: dict[int, object] = {}  # decoded frames, or encoded payloads (see pop_item)
         self._next: int | None = None  # extended sequence number to play next
         self._highest: int | None = None  # highest extended sequence number seen
         self._playing = False
@@ -52,7 +53,7 @@ class JitterBuffer:
             candidate += 0x10000
         return candidate
 
-    def put(self, seq: int, samples: np.ndarray) -> None:
+    def put(self, seq: int, samples: object) -> None:
         ext = self._extend(seq)
         if self._next is not None and ext < self._next:
             self.late += 1
@@ -80,8 +81,10 @@ class JitterBuffer:
             return 0
         return self._highest - self._next + 1
 
-    def pop(self) -> np.ndarray | None:
-        """The frame due at this tick; None before the stream has started."""
+    def pop_item(self) -> object | None:
+        """What is due at this tick: the stored item, `MISSING` (lost, or nothing newer arrived yet:
+        conceal), or None before the stream has started. Lets a caller store encoded payloads and
+        decode the items of many buffers together."""
         if not self._playing:
             if self._next is None or self.depth < self.target:
                 return None
@@ -94,19 +97,33 @@ class JitterBuffer:
                 self.trimmed += 1
             self._next = skip_to
         if self._next is not None and self._highest is not None and self._next <= self._highest:
-            frame = self._frames.pop(self._next, None)
+            item = self._frames.pop(self._next, None)
             self._next += 1
-            if frame is not None:
-                self._last = frame
-                self._concealed_run = 0
-                return frame
+            if item is not None:
+                return item
             self.concealed += 1
         # A lost frame, or an underrun (nothing newer has arrived, so the position does not advance).
-        return self._conceal()
+        return MISSING
 
-    def _conceal(self) -> np.ndarray:
+    def played(self, frame: np.ndarray) -> None:
+        """The decoded frame that was played: the source of concealment for the next gap."""
+        self._last = frame
+        self._concealed_run = 0
+
+    def conceal(self) -> np.ndarray:
+        """A frame for a gap: the last played one at decaying gain for a few ticks, then silence."""
         run = self._concealed_run
         self._concealed_run += 1
         if self._last is None or run >= len(_CONCEAL_GAINS):
             return self._silence
         return (self._last.astype(np.float32) * _CONCEAL_GAINS[run]).astype(np.int16)
+
+    def pop(self) -> np.ndarray | None:
+        """The frame due at this tick (items are decoded frames); None before the stream has started."""
+        item = self.pop_item()
+        if item is None:
+            return None
+        if item is MISSING:
+            return self.conceal()
+        self.played(item)  # type: ignore[arg-type]
+        return item  # type: ignore[return-value]

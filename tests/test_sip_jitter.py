@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from media.jitter import JitterBuffer
+from media.jitter import MISSING, JitterBuffer
 
 
 def frame(value: int) -> np.ndarray:
@@ -74,3 +74,15 @@ def test_reset_starts_a_new_stream():
     jb.reset()
     jb.put(20, frame(2))  # a new SSRC with an unrelated sequence number
     assert drain(jb, 1) == [2]
+
+
+def test_pop_item_hands_out_stored_payloads_and_missing_marks():
+    jb = JitterBuffer(160, target=1)
+    assert jb.pop_item() is None
+    jb.put(1, b"a")
+    jb.put(3, b"c")
+    assert jb.pop_item() == b"a"
+    assert jb.pop_item() is MISSING  # seq 2 lost
+    assert jb.pop_item() == b"c"
+    jb.played(frame(100))
+    assert jb.pop_item() is MISSING and int(jb.conceal()[0]) == 80  # underrun: conceal from the played frame

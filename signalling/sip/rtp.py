@@ -87,7 +87,7 @@ class _RtcpProtocol(asyncio.DatagramProtocol):
 
 
 class RtpSession(asyncio.DatagramProtocol):
-    """RTP for one call. Decoded inbound frames wait in `jitter` until the user agent's tick pops them."""
+    """RTP for one call. Inbound payloads wait in `jitter` until the user agent's tick pops and decodes them."""
 
     def __init__(self, on_dtmf: Callable[[str], None] | None = None) -> None:
         self.ssrc = secrets.randbits(32)
@@ -241,8 +241,7 @@ class RtpSession(asyncio.DatagramProtocol):
         if len(payload) != FRAME_SAMPLES:
             # Another ptime: keep the 20 ms framing of the jitter buffer by padding/cutting.
             payload = payload[:FRAME_SAMPLES].ljust(FRAME_SAMPLES, b"\xff" if neg.codec == g711.PCMU else b"\xd5")
-        table = g711.ULAW_DECODE if neg.codec == g711.PCMU else g711.ALAW_DECODE
-        self.jitter.put(seq, table[np.frombuffer(payload, dtype=np.uint8)])
+        self.jitter.put(seq, payload)  # decoded at the tick, together with every other call's frame
 
     def _update_jitter(self, rtp_ts: int) -> None:
         transit = _monotonic() * 8000 - rtp_ts

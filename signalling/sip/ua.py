@@ -28,6 +28,7 @@ import numpy as np
 
 from media import g711
 from media.frames import AudioFrame
+from media.jitter import MISSING
 from media.pacing import MediaClock
 from signalling.sip import dtmf as dtmf_mod
 from signalling.sip.dialog import Dialog, new_branch, new_call_id, new_tag
@@ -620,13 +621,33 @@ class SipUserAgent(asyncio.DatagramProtocol):
             for i, leg in enumerate(senders):
                 leg.rtp.send_payload(payloads[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES])
         self.send_lags.append(max(0.0, loop_time() - scheduled))
-        now = loop_time()
+        # Inbound: pop every call's due payload, decode them all in one table lookup per G.711 law.
+        due: list[tuple[SipLeg, Any]] = []
+        ulaw: list[bytes] = []
+        alaw: list[bytes] = []
         for leg in legs:
             rtp = leg.rtp
             if rtp.receiving:
-                samples = rtp.jitter.pop()
-                if samples is not None:
-                    leg.deliver_audio(AudioFrame(samples, 8000, now))
+                item = rtp.jitter.pop_item()
+                if item is not None:
+                    due.append((leg, item))
+                    if item is not MISSING:
+                        (alaw if rtp.negotiated.codec == g711.PCMA else ulaw).append(item)
+        if not due:
+            return
+        decoded = {
+            g711.PCMU: iter(g711.ULAW_DECODE.take(np.frombuffer(b"".join(ulaw), np.uint8)).reshape(-1, FRAME_SAMPLES)),
+            g711.PCMA: iter(g711.ALAW_DECODE.take(np.frombuffer(b"".join(alaw), np.uint8)).reshape(-1, FRAME_SAMPLES)),
+        }
+        now = loop_time()
+        for leg, item in due:
+            jitter = leg.rtp.jitter
+            if item is MISSING:
+                samples = jitter.conceal()
+            else:
+                samples = next(decoded[leg.rtp.negotiated.codec])
+                jitter.played(samples)
+            leg.deliver_audio(AudioFrame(samples, 8000, now))
 
     # ------------------------------------------------------------------ outbound calls
     async def dial(self, to_number: str, trunk: Trunk | str, from_number: str | None = None,
