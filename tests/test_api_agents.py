@@ -226,9 +226,14 @@ async def test_media_handlers(api: Api):
 async def test_deleting_an_agent_removes_its_children(api: Api):
     agent_id = await api.agent()
     dc = await api.ok("POST", f"/assistant/{agent_id}/data-collection", json={"key": "email", "prompt": "Email?"})
+    await api.number("+918071387205", agent_id)
+    call_id = await api.web_call(agent_id)
     await api.ok("DELETE", f"/assistant/{agent_id}")
     await api.error("PATCH", f"/assistant/data-collection/{dc['id']}", 404, "DATA_COLLECTION_NOT_FOUND",
                     json={"is_active": False})
+    await api.error("GET", f"/calls/{call_id}", 404, "CALL_NOT_FOUND")  # as docs/api.md warns
+    numbers = (await api.ok("GET", "/phone-numbers"))["numbers"]
+    assert [(n["number"], n["agent_id"]) for n in numbers] == [("+918071387205", None)]
 
 
 async def test_a_database_failure_is_database_error_without_details(api: Api):
