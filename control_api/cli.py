@@ -254,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", parents=[common], help="revoke a key: it stops working at once")
     revoke.add_argument("key_id", help="id of the key (from keys create / keys list)")
     revoke.set_defaults(func=cmd_keys_revoke)
+
+    from control_api.loadtest.runner import add_parser as add_loadtest  # argparse only; the work is imported lazily
+
+    add_loadtest(commands)
     return parser
 
 

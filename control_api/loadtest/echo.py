@@ -1,0 +1,172 @@
+"""The baseline: a bare aiortc echo server with Talkwire's Phase 1/Phase 2 shape, under the same callers.
+
+    python -m control_api.loadtest.echo [--host 127.0.0.1] [--port 0]     # prints one JSON line: {"url": ...}
+
+It decodes each caller's Opus and sends the caller's own audio back on a 20 ms track paced by the same
+shared `MediaClock` as Talkwire's legs, with nothing else in between: no VAD, no conversation, no
+database, no recording. `GET /metrics` exports the same outbound frame lag, clock, event-loop and process
+metrics as the real server, so the load tester applies the same thresholds to both and the ratio of their
+capacities is the cost of everything Talkwire adds on top of aiortc.
+
+Routes: POST /calls/create → {call_id, status, worker_url}; POST /webrtc?call=ID (offer → answer);
+GET /assistant → one agent "echo"; GET /metrics.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import uuid
+from collections import deque
+from contextlib import asynccontextmanager
+from fractions import Fraction
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from control_api.metrics import CONTENT_TYPE, FrameLagMeter, Metrics
+from media.pacing import MediaClock
+from signalling.ice import restrict_host_addresses, rtc_configuration
+
+RATE = 48000
+FRAME = 960
+BACKLOG = 10  # frames of echo kept at most (200 ms): beyond, the oldest go
+
+
+class EchoTrack(MediaStreamTrack):
+    """Sends the latest decoded inbound frames back, one per shared clock tick (silence when none)."""
+
+    kind = "audio"
+
+    def __init__(self, clock: MediaClock, meter: FrameLagMeter) -> None:
+        super().__init__()
+        self.clock = clock
+        self.meter = meter
+        self.frames: deque[av.AudioFrame] = deque(maxlen=BACKLOG)
+        self._pts = 0
+        self._silence = np.zeros((1, FRAME), dtype=np.int16)
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        await self.clock.tick()
+        self.meter.frame()
+        if self.frames:
+            frame = self.frames.popleft()
+        else:
+            frame = av.AudioFrame.from_ndarray(self._silence, format="s16", layout="mono")
+            frame.sample_rate = RATE
+        frame.time_base = Fraction(1, RATE)
+        frame.pts = self._pts
+        self._pts += frame.samples
+        return frame
+
+
+def create_app(host_addresses: list[str]) -> Starlette:
+    metrics = Metrics()
+    clock = MediaClock()
+    clock.lag_observers.append(metrics.tick_lag.observe)
+    peers: dict[str, RTCPeerConnection | None] = {}
+
+    async def create_call(request: Request) -> JSONResponse:
+        call_id = str(uuid.uuid4())
+        peers[call_id] = None
+        base = str(request.base_url).rstrip("/")
+        return JSONResponse({"call_id": call_id, "status": "queued", "worker_url": f"{base}/webrtc?call={call_id}"})
+
+    async def offer(request: Request) -> JSONResponse:
+        call_id = request.query_params.get("call", "")
+        if call_id not in peers or peers[call_id] is not None:
+            return JSONResponse({"error": {"code": "CALL_NOT_FOUND", "message": "No such call."}}, status_code=404)
+        body = await request.json()
+        pc = RTCPeerConnection(rtc_configuration([]))
+        peers[call_id] = pc
+        loop = asyncio.get_running_loop()
+        track = EchoTrack(clock, FrameLagMeter(loop, metrics.frame_lag.labels("echo").observe))
+        metrics.call_started("echo")
+
+        async def pump(inbound: MediaStreamTrack) -> None:
+            with contextlib.suppress(MediaStreamError):
+                while True:
+                    track.frames.append(await inbound.recv())
+
+        @pc.on("track")
+        def on_track(inbound: MediaStreamTrack) -> None:
+            if inbound.kind == "audio":
+                loop.create_task(pump(inbound), name="echo-pump")
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed") and peers.pop(call_id, None) is not None:
+                metrics.call_finished("echo", "completed" if pc.connectionState == "closed" else "failed",
+                                      "remote_hangup")
+                track.stop()
+                await pc.close()
+
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type="offer"))
+        for transceiver in pc.getTransceivers():
+            if transceiver.kind == "audio":
+                transceiver.sender.replaceTrack(track)
+                transceiver.direction = "sendrecv"
+        restrict_host_addresses(pc, host_addresses)
+        await pc.setLocalDescription(await pc.createAnswer())
+        return JSONResponse({"sdp": pc.localDescription.sdp, "type": "answer"})
+
+    async def agents(request: Request) -> JSONResponse:
+        return JSONResponse({"agents": [{"id": "echo", "name": "echo"}]})
+
+    async def metrics_route(request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        clock.start()
+        metrics.start_loop_probe()
+        try:
+            yield
+        finally:
+            for pc in [p for p in peers.values() if p is not None]:
+                await pc.close()
+            await metrics.stop_loop_probe()
+            await clock.stop()
+
+    return Starlette(routes=[
+        Route("/calls/create", create_call, methods=["POST"]),
+        Route("/webrtc", offer, methods=["POST"]),
+        Route("/assistant", agents, methods=["GET"]),
+        Route("/metrics", metrics_route, methods=["GET"]),
+    ], lifespan=lifespan)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    from control_api.cli import bind_socket
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    sock = bind_socket(args.host, args.port)
+    url = f"http://{args.host}:{sock.getsockname()[1]}"
+
+    class Announcing(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            print(json.dumps({"url": url + "/", "publishable_key": "echo", "secret_key": "echo"}), flush=True)
+
+    server = Announcing(uvicorn.Config(create_app([args.host]), log_level="warning", lifespan="on",
+                                       access_log=False))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()

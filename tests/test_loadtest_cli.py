@@ -1,0 +1,47 @@
+"""`talkwire loadtest` end to end: a local server child process (FAKE providers), two synthetic web callers
+following the script (speech, silence, noise, barge-in), the summary table and the JSON file."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(not shutil.which("espeak-ng"), reason="the callers' speech is made by espeak-ng")
+
+
+def test_loadtest_two_calls_against_a_local_server(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "control_api.cli", "loadtest", "--calls", "2", "--duration", "8",
+         "--providers", "fake", "--cpu", "-1", "--json", str(out), "--report", str(tmp_path / "report"),
+         "--data-dir", str(tmp_path / "work")],
+        cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "talkwire loadtest" in proc.stdout and "calls ok / failed" in proc.stdout
+    assert "first agent audio" in proc.stdout
+
+    result = json.loads(out.read_text())
+    summary = result["summary"]
+    assert summary["calls_ok"] == 2 and summary["calls_failed"] == 0, summary["failures"]
+    for key in ("setup_ms", "first_audio_ms", "response_latency_ms", "barge_in_latency_ms"):
+        assert set(summary[key]) == {"p50", "p95", "p99", "max"}
+    assert 0 < summary["setup_ms"]["p50"] <= summary["setup_ms"]["max"] < 30_000
+    assert summary["first_audio_ms"]["p50"] is not None
+    assert "wer" in summary and summary["packet_loss"] is not None
+    assert len(result["calls"]) == 2
+    for call in result["calls"]:
+        assert call["ok"] and call["call_id"] and call["frames_received"] > 100
+        assert call["spoken"], "each caller said at least its first sentence"
+    # The server's side of the same calls, from its /metrics.
+    server = result["server"]
+    assert server["frames"] > 100 and server["cpu_cores"] > 0
+    assert server["outcomes"] == {"webrtc/completed/remote_hangup": 2}
+    # Cached speech is reused by the next run (deterministic audio).
+    assert list((tmp_path / "work" / "audio-cache").glob("espeak-*.wav"))
+    assert (tmp_path / "report" / "index.html").is_file() and (tmp_path / "report" / "latency_cdf.png").is_file()
