@@ -150,7 +150,8 @@ async def test_campaign_update(api: Api):
     assert set(updated) == {"id", "name", "status", "updated_at"} and updated["name"] == "<name>"
     detail = await api.ok("GET", f"/campaigns/{campaign_id}")
     assert detail["max_concurrent_calls"] == 5  # null leaves a required setting as it was
-    await api.ok("PATCH", f"/campaigns/{campaign_id}", json={"allow_reschedule": True, "max_reschedules_per_prospect": 2})
+    await api.ok("PATCH", f"/campaigns/{campaign_id}",
+                 json={"allow_reschedule": True, "max_reschedules_per_prospect": 2})
     detail = await api.ok("GET", f"/campaigns/{campaign_id}")
     assert detail["allow_reschedule"] is True and detail["max_reschedules_per_prospect"] == 2
 

@@ -32,7 +32,8 @@ async def owned_objects(api: Api) -> dict[str, str]:
         "name": "Outreach", "agent_id": agent, "candidates": [{"name": "Ann", "phone": "+14155550100"}],
         "from_numbers": [NUMBER]}))["campaign_id"]
     client = (await api.ok("GET", f"/assistant/{agent}"))["client_id"]
-    return {"client": client, "agent": agent, "widget": widget["id"], "collection": collection["id"], "handler": handler["id"],
+    return {"client": client, "agent": agent, "widget": widget["id"], "collection": collection["id"],
+            "handler": handler["id"],
             "tool": tool["id"], "link": link["id"], "trunk": imported["outbound_trunk_id"], "call": call,
             "lead": lead, "campaign": campaign}
 

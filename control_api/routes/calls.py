@@ -56,7 +56,8 @@ async def create_sip_call(ctx: Ctx, agent: Agent, body: CallCreate) -> CallCreat
     body=CallCreate,
     response=CallCreated,
     auth="publishable",
-    errors=("AGENT_NOT_FOUND", "PROSPECT_NOT_FOUND", "CALL_NOT_FOUND", "INSUFFICIENT_SCOPE", "UPSTREAM_SERVICE_TIMEOUT"),
+    errors=("AGENT_NOT_FOUND", "PROSPECT_NOT_FOUND", "CALL_NOT_FOUND", "INSUFFICIENT_SCOPE",
+            "UPSTREAM_SERVICE_TIMEOUT"),
 )
 async def create_call(ctx: Ctx) -> CallCreated:
     """Start a call: "web" returns the worker URL the browser SDK connects to; "sip" dials a phone.

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 from typing_extensions import Annotated
 
 from control_api.schemas.common import HeaderMap, RequestModel, ResponseModel
@@ -58,6 +58,15 @@ class _AgentFields(RequestModel):
 
 
 class AgentCreate(_AgentFields):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "name": "Support Bot", "welcome_message": "Hey! How can I help you?",
+        "agent_prompt": "You are a helpful assistant.",
+        "language": "en-US", "model": {"provider": "LOCAL", "model": "smollm2-135m-instruct"},
+        "voice": {"provider": "PIPER", "name": "joe"}, "transcription": {"provider": "WHISPER", "model": "tiny.en"},
+        "data_collection": {"call_cut": [], "required_values": {}}, "duty": "support", "enable_lid_detection": True,
+        "lid_allowed_languages": ["hi", "en"], "active": False,
+    }]})
+
     name: str = Field(min_length=1, max_length=200)
     welcome_message: str = Field(max_length=10_000)
     agent_prompt: str = Field(max_length=100_000)
@@ -236,7 +245,9 @@ class DataCollectionUpdated(ResponseModel):
 
 # ---- media handlers --------------------------------------------------------------------------------
 
-HttpUrl = Annotated[str, Field(max_length=2_000, pattern=r"^https?://[^\s/?#]+[^\s]*$", examples=["https://api.acme.com/kyc"])]
+HttpUrl = Annotated[
+    str, Field(max_length=2_000, pattern=r"^https?://[^\s/?#]+[^\s]*$", examples=["https://api.acme.com/kyc"])
+]
 
 
 class MediaHandlerCreate(RequestModel):

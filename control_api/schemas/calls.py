@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from control_api.schemas.common import E164, RequestModel, ResponseModel
 
@@ -18,6 +18,10 @@ class SipData(RequestModel):
 
 
 class CallCreate(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"agent_id": "919801d9-f357-4033-8ea0-97de12a989c2", "type": "web"}]}
+    )
+
     agent_id: str = Field(min_length=1, max_length=64)
     type: Literal["web", "sip"]
     sip_data: SipData | None = None

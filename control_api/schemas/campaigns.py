@@ -9,7 +9,7 @@ import zoneinfo
 from datetime import datetime
 from typing import Any
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 from typing_extensions import Annotated
 
 from control_api.schemas.common import E164, RequestModel, ResponseModel
@@ -38,6 +38,15 @@ class Candidate(RequestModel):
 
 
 class CampaignCreate(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "name": "Q1 Feedback Survey", "agent_id": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "candidates": [{"name": "John Doe", "phone": "+1234567890"}], "timezone": "Asia/Kolkata",
+        "call_hours_start": "09:00:00", "call_hours_end": "18:00:00",
+        "call_days": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"], "max_concurrent_calls": 5,
+        "start_campaign": True, "from_numbers": ["+918071387205"], "retry_no_answer_calls": True,
+        "max_retries_no_answer": 3, "retry_delay_no_answer_seconds": 600,
+    }]})
+
     name: str = Field(min_length=1, max_length=200)
     agent_id: str = Field(min_length=1, max_length=64)
     # the 50-candidate cap is checked by the route, which answers it with the seed's own error code

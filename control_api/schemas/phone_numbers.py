@@ -1,7 +1,7 @@
 """Phone numbers (`/phone-numbers`): numbers on a SIP trunk, each routed to an agent."""
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from control_api.schemas.common import E164, RequestModel, ResponseModel
 from control_api.schemas.sip_trunks import TrunkCreate
@@ -24,6 +24,12 @@ class PhoneNumberList(ResponseModel):
 
 
 class PhoneNumberImport(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "phone_number": "+918071387205", "agent_id": "caaa5b2a-5fd9-4974-a59e-1c9c01c4c6f5",
+        "trunk": {"host": "sip.example.net", "port": 5060, "transport": "udp", "username": "acme", "password": "…"},
+        "credential_label": "primary",
+    }]})
+
     phone_number: E164
     agent_id: str = Field(min_length=1, max_length=64)
     trunk: TrunkCreate | None = Field(default=None, description="A new SIP trunk for this number (stored).")

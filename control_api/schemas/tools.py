@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from typing_extensions import Annotated
 
 from control_api.schemas.common import RequestModel, ResponseModel
@@ -47,6 +47,14 @@ class _ToolFields(RequestModel):
 
 
 class ToolCreate(_ToolFields):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "name": "check_order_status", "description": "Check the status of a customer order by order ID",
+        "type": "server", "execution_mode": "blocking", "channels": ["voice_web", "voice_telephony"],
+        "parameters": [{"name": "order_id", "type": "string", "description": "Order ID to check", "required": True}],
+        "server": {"url": "https://api.acme.com/orders", "method": "POST"},
+        "request": {"body": {"order_id": "{{order_id}}", "source": "talkwire"}, "headers": {"X-API-Key": "sk-abc"}},
+    }]})
+
     name: str = Field(min_length=1, max_length=64, examples=["check_order_status"])
     description: str = Field(min_length=1, max_length=4_000)
     type: Literal["server", "client"]
