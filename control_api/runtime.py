@@ -6,12 +6,14 @@
         runtime.metrics     # control_api.metrics.Metrics: what GET /metrics exports
         runtime.providers   # ProviderRegistry
         runtime.calls       # live calls by id
+        runtime.media       # control_api.media_store.MediaStore: uploads during live calls
         runtime.bootstrap   # the default client and its keys, for the start-up banner and demo page
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,12 +24,15 @@ from sqlalchemy import func, select
 from agent_runtime.providers.base import ProviderRegistry
 from agent_runtime.providers.catalog import build_registry, preload
 from agent_runtime.providers.catalog import shutdown as shutdown_providers
+from control_api.media_store import MediaStore
 from control_api.metrics import Metrics
 from control_api.settings import Settings
 from control_api.storage import Database
 from control_api.storage.clients import DefaultClient, ensure_default_client
-from control_api.storage.models import Agent
+from control_api.storage.models import Agent, AgentTool, Tool
 from media.pacing import MediaClock
+from presets.catalog import seed_bodies
+from presets.validation import validate_tool
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +48,43 @@ DEMO_AGENT = {
 }
 
 
+# The demo page's second agent: it drives the caller's screen with presets (PresetRenderer renders them).
+PRESET_DEMO_AGENT = {
+    "name": "Preset Demo Agent",
+    "welcome_message": "Hi! I can show you forms, a calendar, an upload box and more on this page. What do you need?",
+    "agent_prompt": (
+        "You are a helpful voice assistant on a web page. You can act on the user's screen with tools: show a "
+        "form to collect their details, a calendar to book an appointment, an upload box for a file, take them "
+        "to the pricing page, highlight or point at things. Use a tool when it helps, then say in one short "
+        "sentence what you did. Speak plain English, one or two short sentences, no lists or markup."
+    ),
+    "silence_alert_message": "Are you still there?",
+    "duty": "support",
+}
+PRESET_DEMO_TOOLS = ("vanira_form", "vanira_calendar", "vanira_upload", "vanira_navigate",
+                     "vanira_highlight_element", "vanira_page_scan", "vanira_point_at")
+
+
 async def seed_demo_agent(db: Database, client_id: str) -> str | None:
-    """Create the demo agent for a client that has no agent yet; returns its id when created."""
+    """Create the demo agent, and the preset demo agent with its preset tools attached, for a client that has
+    no agent yet; returns the demo agent's id when created."""
+    bodies = seed_bodies()
     async with db.session() as session:
         if await session.scalar(select(func.count(Agent.id)).where(Agent.client_id == client_id)):
             return None
         agent = Agent(client_id=client_id, **DEMO_AGENT)
         session.add(agent)
+        await session.flush()
+        # Listed after the demo agent (lists are ordered by created_at): the demo page preselects the first.
+        presets = Agent(client_id=client_id, created_at=agent.created_at + timedelta(milliseconds=1),
+                        **PRESET_DEMO_AGENT)
+        session.add(presets)
+        await session.flush()
+        for preset_id in PRESET_DEMO_TOOLS:
+            tool = Tool(client_id=client_id, **validate_tool(bodies[preset_id]))
+            session.add(tool)
+            await session.flush()
+            session.add(AgentTool(client_id=client_id, agent_id=presets.id, tool_id=tool.id))
     return agent.id
 
 
@@ -62,6 +97,7 @@ class Runtime:
     providers: ProviderRegistry = field(default_factory=ProviderRegistry)
     calls: dict[str, Any] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
+    media: MediaStore | None = None  # Runtime.open sets it under the data directory
 
     @classmethod
     @asynccontextmanager
@@ -88,7 +124,7 @@ class Runtime:
             clock.start()
             metrics.start_loop_probe()
             runtime = cls(settings=settings, db=db, clock=clock, bootstrap=bootstrap, providers=providers,
-                          metrics=metrics)
+                          metrics=metrics, media=MediaStore(settings.data_dir / "media"))
             try:
                 yield runtime
             finally:
