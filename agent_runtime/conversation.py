@@ -416,13 +416,13 @@ class Conversation:
             self._enter_listening(new_stretch=True)
             await self._set_state("listening")
             return
-        await self._send({"type": "transcription", "role": "user", "text": text, "is_final": True})
-        self.updates.put_nowait(TranscriptTurn("user", text))
         self._flush_context()
         self.history.add_user(text)
         reply = self._new_reply("answer")
         reply.speech_end_at, reply.stt_ms = event.speech_end_at, event.stt_ms
-        reply.task = self._spawn(self._run_llm_reply(reply), "llm")
+        reply.task = self._spawn(self._run_llm_reply(reply), "llm")  # before the send: the LLM starts at once
+        self.updates.put_nowait(TranscriptTurn("user", text))
+        await self._send({"type": "transcription", "role": "user", "text": text, "is_final": True})
 
     async def _on_playback_done(self, reply: _Reply) -> None:
         self._reply = None
@@ -639,12 +639,12 @@ class Conversation:
         definitions = self._tool_definitions()
         try:
             for round_no in range(self.config.max_tool_rounds + 1):
+                self._flush_context()
                 message = self.history.add_assistant("")
                 reply.messages.append(message)
                 splitter = SentenceSplitter()
                 calls: list[ToolCallRequest] = []
                 started = loop.time()
-                self._flush_context()
                 messages = self.history.messages(self.config.agent_prompt)
                 if self.turn_extras is not None:
                     messages += self.turn_extras()
@@ -686,8 +686,8 @@ class Conversation:
                         reply.end_call = True
                     elif action:
                         reply.actions.append(action)
-                if reply.end_call:
-                    return
+                if reply.end_call or reply.actions:
+                    return  # the call ends or another party takes over once these words have played
         except ProviderError as exc:
             if reply.cancelled:
                 return
