@@ -86,6 +86,10 @@ async def test_welcome_then_a_spoken_turn_gets_a_transcript_and_a_spoken_reply(r
         await call.say(SENTENCE)
         await call.wait_final("agent", 2)
         assert call.finals("user") == ["what time does the store open tomorrow"]
+        # A 2.6 s utterance gets partials (STT re-run on the growing buffer at most once a second).
+        user_partials = [e for e in call.leg.events_of("transcription") if e["role"] == "user" and not e["is_final"]]
+        assert user_partials and stt.partial_calls >= 1
+        assert "what time does the store open tomorrow".startswith(user_partials[0]["text"])
         assert call.finals("agent")[1] == "You said: what time does the store open tomorrow."
         await call.wait_state("listening", 2)
         reply = call.leg.sent_audio(since=mark)
