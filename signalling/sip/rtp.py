@@ -1,8 +1,9 @@
 """RTP (RFC 3550) for one call: a UDP socket pair from a port range, G.711 in and out, RFC 4733 DTMF,
 symmetric RTP, loop detection by our own SSRC, and RTCP sender/receiver reports.
 
-Receiving is event-driven (datagram → decode → jitter buffer); sending is driven by the user agent's
-tick, which encodes every call's frame in one array operation and calls `send_payload` per call.
+Receiving is event-driven (datagram → checks → jitter buffer, still encoded); the user agent's tick
+pops and decodes every call's due frame in one array operation, encodes every call's outbound frame
+in another, and calls `send_payload` per call.
 """
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-
-import numpy as np
 
 from media import g711
 from media.jitter import JitterBuffer

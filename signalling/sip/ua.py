@@ -41,7 +41,7 @@ from signalling.sip.message import (
     Headers, NameAddr, Request, Response, SipParseError, parse, parse_name_addr, parse_uri,
 )
 from signalling.sip.rtp import FRAME_SAMPLES, RtpSession
-from signalling.sip.sdp import SdpError, build_sdp, negotiate, parse_sdp
+from signalling.sip.sdp import Negotiated, SdpError, build_sdp, negotiate, parse_sdp
 from signalling.sip.transaction import (
     ClientTransaction, ServerTransaction, Timers, TransactionTimeout, server_key,
 )
@@ -556,14 +556,14 @@ class SipUserAgent(asyncio.DatagramProtocol):
         txn.respond(ok)
         self._spawn(self._retransmit_2xx(leg, ok.to_bytes(), txn.source), f"sip-2xx-{leg.call_id}")
 
-    def _apply_remote_sdp(self, leg: SipLeg, body: bytes):
+    def _apply_remote_sdp(self, leg: SipLeg, body: bytes) -> Negotiated:
         negotiated = negotiate(parse_sdp(body))
         leg.on_hold = negotiated.direction in ("recvonly", "inactive") or not negotiated.we_send
         self._start_media(leg, negotiated)
         return negotiated
 
     # ------------------------------------------------------------------ media
-    def _sdp(self, leg: SipLeg, negotiated) -> bytes:
+    def _sdp(self, leg: SipLeg, negotiated: Negotiated | None) -> bytes:
         version = leg._session_version
         session_id = leg.rtp.ssrc
         if negotiated is None:
@@ -572,7 +572,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
                          payload_types=(negotiated.payload_type,), dtmf_payload_type=negotiated.dtmf_payload_type,
                          direction=negotiated.direction)
 
-    def _start_media(self, leg: SipLeg, negotiated) -> None:
+    def _start_media(self, leg: SipLeg, negotiated: Negotiated) -> None:
         rtp = leg.rtp
         rtp.apply(negotiated)
         rtp.receiving = True
