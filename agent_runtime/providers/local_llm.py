@@ -9,6 +9,7 @@ iteration stops generation at the next token.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import logging
 import threading
@@ -77,6 +78,16 @@ class _Engine:
 
 _engines: dict[tuple[str, int], _Engine] = {}
 _engines_lock = threading.Lock()
+
+
+@atexit.register
+def _free_models() -> None:
+    """Free loaded models while the interpreter is whole: llama-cpp's own __del__ runs too late at exit
+    (its module globals are gone by then) and prints a TypeError traceback."""
+    for engine in _engines.values():
+        if engine._llama is not None:
+            engine._llama.close()
+            engine._llama = None
 
 
 def _engine(model: str, n_threads: int) -> _Engine:
