@@ -14,6 +14,7 @@ from agent_runtime.providers.base import ProviderError
 from agent_runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS
 from agent_runtime.updates import BargeIn, Ended, ProviderFailure, StateChanged, TranscriptTurn
 from media.dsp import dbfs
+from media.vad import WebRtcVad
 from legs import MemoryLeg, espeak_speech
 
 SENTENCE = "What time does the store open tomorrow?"
@@ -71,10 +72,14 @@ async def start(rate: int = 48000, *, direction: str = "outbound", tools: Any = 
     return Call(leg, Conversation(leg, config(**overrides), tools=tools, direction=direction))
 
 
-@pytest.mark.parametrize("rate", [48000, 8000])
-async def test_welcome_then_a_spoken_turn_gets_a_transcript_and_a_spoken_reply(rate: int) -> None:
+# 48 kHz (WebRTC) with the VAD at the leg's own rate; 8 kHz (SIP) with a configured 16 kHz VAD, which the
+# conversation feeds through a low-latency streaming resampler (the bench smoke test covers 8 kHz native).
+@pytest.mark.parametrize(("rate", "vad_rate"), [(48000, None), (8000, 16000)])
+async def test_welcome_then_a_spoken_turn_gets_a_transcript_and_a_spoken_reply(rate: int, vad_rate: int | None) -> None:
     stt = FakeSTT("what time does the store open tomorrow")
-    call = await start(rate, stt=stt, welcome_message="Hello, this is Talkwire.")
+    vad = WebRtcVad(sample_rate=vad_rate) if vad_rate else None
+    call = await start(rate, stt=stt, vad=vad, welcome_message="Hello, this is Talkwire.")
+    assert call.conversation.vad.sample_rate == (vad_rate or rate)
     try:
         await call.wait_final("agent")
         assert call.finals("agent") == ["Hello, this is Talkwire."]
