@@ -162,6 +162,8 @@ async def test_blocking_result_with_typed_arguments(env: Env) -> None:
         schema = next(t for t in first["tools"] if t["function"]["name"] == "show_card")["function"]["parameters"]
         assert schema["properties"]["count"]["type"] == "number" and schema["required"] == ["title"]
         assert json.loads(tool_messages(second)[-1]["content"]) == {"status": "success", "shown": True}
+        roles = [m["role"] for m in second["messages"]]
+        assert roles == ["system", "user", "assistant", "tool"]  # the action, the tool call, its result
     finally:
         await caller.close()
     record = await call_record(env, caller.call_id)
@@ -367,3 +369,63 @@ def _uuid() -> str:
     import uuid
 
     return str(uuid.uuid4())
+
+
+async def test_agent_transfer_in_the_same_call(env: Env) -> None:
+    """agent_transfer: once the agent's words played, the call goes on with the other agent's prompt, voice
+    and tools, history kept; its welcome is spoken. human_transfer on a web call is a clear tool error."""
+    fake = env.fake
+    billing = await env.api("POST", "/assistant", json={
+        "name": "Billing agent", "welcome_message": "Billing here, how can I help?",
+        "agent_prompt": "You are the billing specialist.", **FAKE_STACK,
+        "model": {"provider": "OPENAI", "model": fake.models[1]}})
+    for body in (
+        {"name": "agent_transfer", "ref_code": "agent_transfer", "description": "Hand over to another agent.",
+         "type": "server", "channels": ["voice_web"], "server": {"url": "https://example.com/transfer", "method": "POST"},
+         "parameters": [{"name": "agent_id", "type": "string", "description": "Agent", "required": True}]},
+        {"name": "human_transfer", "ref_code": "human_transfer", "description": "Transfers to a human.",
+         "type": "server", "channels": ["voice_telephony"], "server": {"url": "https://example.com/h", "method": "POST"},
+         "parameters": [{"name": "to_number", "type": "string", "description": "Number", "required": True}]},
+    ):
+        tool = await env.api("POST", "/tools", json=body)
+        await env.api("POST", f"/assistant/{env.agent_id}/tools", json={"tool_id": tool["id"]})
+    before = len(fake.chat_requests)
+    fake.add_tool_calls(("human_transfer", {"to_number": "+14155550100"}))
+    fake.add_tool_calls(("agent_transfer", {"agent_id": billing["id"]}), text="Let me get billing.")
+    fake.add_text("Your invoice is paid.")  # the billing agent's answer: the first agent says no more
+    caller = await connect(env)
+    try:
+        caller.send({"type": "client_action_trigger", "action": "billing_question", "data": {"invoice": "INV-7"}})
+        await caller.wait_for_message(lambda m: m.get("type") == "transcription" and m.get("is_final")
+                                      and "Billing here" in m.get("text", ""), timeout=30)
+        await wait_requests(fake, before + 2)
+        human = json.loads(tool_messages(fake.chat_requests[before + 1].body)[-1]["content"])
+        assert human["status"] == "error" and "phone calls only" in human["error"]
+        caller.send({"type": "client_action_trigger", "action": "is_it_paid"})
+        await wait_requests(fake, before + 3)
+        after = fake.chat_requests[before + 2].body
+        assert after["model"] == fake.models[1]
+        assert after["messages"][0] == {"role": "system", "content": "You are the billing specialist."}
+        assert any("INV-7" in str(m.get("content")) for m in after["messages"])  # history kept
+        assert {t["function"]["name"] for t in after["tools"]} == {"end_call"}  # the billing agent's tools
+    finally:
+        await caller.close()
+    record = await call_record(env, caller.call_id)
+    transferred = [e["data"] for e in record["timeline"] if e["kind"] == "agent_transferred"]
+    assert transferred == [{"agent_id": billing["id"], "name": "Billing agent"}]
+
+
+async def test_end_call_hangs_up_after_the_goodbye(env: Env) -> None:
+    fake = env.fake
+    fake.add_tool_calls(("end_call", {}), text="Goodbye!")
+    caller = await connect(env)
+    try:
+        caller.send({"type": "client_action_trigger", "action": "bye"})
+        call = await caller.wait_for_message("client_tool_call", timeout=20)
+        assert call["name"] == "end_call" and call["execution_mode"] == "fire_and_forget"
+        await asyncio.wait_for(caller.closed.wait(), 30)
+    finally:
+        await caller.close()
+    record = await call_record(env, caller.call_id)
+    assert record["status"] == "completed" and record["end_reason"] == "agent_hangup"
+    assert any(t["role"] == "agent" and "Goodbye" in t["text"] for t in record["transcript"])
