@@ -136,15 +136,17 @@ class ScriptedMic(MediaStreamTrack):
 
 
 class WebCaller:
-    """One call: `await run(...)` sets it up, plays the script until `duration` is over, hangs up."""
+    """One call: `await run(...)` sets it up, plays the script until `duration` is over (or `max_turns` turns
+    are done), hangs up."""
 
     def __init__(self, index: int, speech: SpeechCache, script: tuple[Turn, ...], *,
                  host_addresses: tuple[str, ...] = (), ice_servers: tuple = (), echo: bool = False,
-                 on_progress: Callable[[str], None] | None = None) -> None:
+                 max_turns: int | None = None, on_progress: Callable[[str], None] | None = None) -> None:
         self.result = CallResult(index)
         self.speech = speech
         self.script = script
         self.echo = echo  # against the echo baseline: only set-up and media, no turn-taking to measure
+        self.max_turns = max_turns  # hang up after this many turns (else when the duration is over)
         self.host_addresses = host_addresses
         self.on_progress = on_progress or (lambda _state: None)
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
@@ -247,6 +249,8 @@ class WebCaller:
                 self.on_progress(turn.kind)
                 await self._turn(turn, loop)
                 self.result.turns += 1
+                if self.max_turns is not None and self.result.turns >= self.max_turns:
+                    return
 
     async def _talk_echo(self) -> None:
         """Against the echo server: speak the script's sentences back to back (media only)."""

@@ -2,7 +2,7 @@
 
     python -m control_api.loadtest.echo [--host 127.0.0.1] [--port 0]     # prints one JSON line: {"url": ...}
 
-It decodes each caller's Opus and sends the caller's own audio back on a 20 ms track paced by the same
+It decodes each caller's Opus, downmixes it to mono (as Talkwire's leg does) and sends it back on a 20 ms track paced by the same
 shared `MediaClock` as Talkwire's legs, with nothing else in between: no VAD, no conversation, no
 database, no recording. `GET /metrics` exports the same outbound frame lag, clock, event-loop and process
 metrics as the real server, so the load tester applies the same thresholds to both and the ratio of their
@@ -49,7 +49,7 @@ class EchoTrack(MediaStreamTrack):
         super().__init__()
         self.clock = clock
         self.meter = meter
-        self.frames: deque[av.AudioFrame] = deque(maxlen=BACKLOG)
+        self.frames: deque[np.ndarray] = deque(maxlen=BACKLOG)  # (1, 960) mono int16
         self._pts = 0
         self._silence = np.zeros((1, FRAME), dtype=np.int16)
 
@@ -58,11 +58,9 @@ class EchoTrack(MediaStreamTrack):
             raise MediaStreamError
         await self.clock.tick()
         self.meter.frame()
-        if self.frames:
-            frame = self.frames.popleft()
-        else:
-            frame = av.AudioFrame.from_ndarray(self._silence, format="s16", layout="mono")
-            frame.sample_rate = RATE
+        frame = av.AudioFrame.from_ndarray(self.frames.popleft() if self.frames else self._silence,
+                                           format="s16", layout="mono")
+        frame.sample_rate = RATE
         frame.time_base = Fraction(1, RATE)
         frame.pts = self._pts
         self._pts += frame.samples
@@ -95,7 +93,14 @@ def create_app(host_addresses: list[str]) -> Starlette:
         async def pump(inbound: MediaStreamTrack) -> None:
             with contextlib.suppress(MediaStreamError):
                 while True:
-                    track.frames.append(await inbound.recv())
+                    frame = await inbound.recv()  # decoded Opus: packed s16, usually stereo
+                    data = frame.to_ndarray()
+                    channels = len(frame.layout.channels)
+                    if channels > 1:
+                        data = data.reshape(-1, channels).mean(axis=1, dtype=np.float32).astype(np.int16)
+                    data = data.reshape(1, -1)
+                    if data.shape[1] == FRAME:
+                        track.frames.append(data)
 
         @pc.on("track")
         def on_track(inbound: MediaStreamTrack) -> None:

@@ -196,8 +196,9 @@ class LoopProbe:
 async def run_step(target: Target, calls: int, duration: float, speech: SpeechCache, *,
                    script: tuple[Turn, ...] = DEFAULT_SCRIPT, stagger: float = 0.1,
                    host_addresses: tuple[str, ...] = (), thresholds: Thresholds = Thresholds(),
-                   progress: Any = None) -> dict[str, Any]:
-    """N concurrent calls for `duration` s; returns the per-call results and what the server measured."""
+                   max_turns: int | None = None, progress: Any = None) -> dict[str, Any]:
+    """N concurrent calls for `duration` s (or until `max_turns` turns each); returns the per-call results and
+    what the server measured."""
     echo = target.kind == "echo"
     states: dict[int, str] = {}
 
@@ -212,7 +213,8 @@ async def run_step(target: Target, calls: int, duration: float, speech: SpeechCa
     async with httpx.AsyncClient(timeout=30, limits=limits) as http, LoopProbe() as probe:
         loop = asyncio.get_running_loop()
         before = await scrape(http, target.base_url)
-        callers = [WebCaller(i, speech, script, host_addresses=host_addresses, echo=echo, on_progress=tracker(i))
+        callers = [WebCaller(i, speech, script, host_addresses=host_addresses, echo=echo, max_turns=max_turns,
+                             on_progress=tracker(i))
                    for i in range(calls)]
 
         async def one(caller: WebCaller) -> CallResult:
@@ -285,7 +287,8 @@ def server_figures(start: tuple[float, Samples], end: tuple[float, Samples], bef
     return {
         "seconds": round(wall, 2),
         "cpu_cores": round(cpu / wall, 3),
-        "rss_mb": round(value(after[1], "process_resident_memory_bytes") / 2**20, 1),
+        "rss_mb": round(value(after[1], "process_resident_memory_bytes") / 2**20, 1),  # once the calls ended
+        "rss_mb_loaded": round(value(s1, "process_resident_memory_bytes") / 2**20, 1),  # at the window's end
         "frames": int(lag.total),
         "frame_lag_p50_ms": ms(lag.quantile(0.5)),
         "frame_lag_p99_ms": ms(lag.quantile(0.99)),

@@ -1,0 +1,77 @@
+"""Benchmark: voice-to-voice latency of the embedded local stack on this CPU.
+
+A `talkwire serve --providers local` child process (WHISPER tiny.en + LOCAL SmolLM2 + PIPER, the defaults
+of that mode) takes one synthetic web caller who says espeak-ng sentences and waits for each answer. Reported:
+
+- at the caller: end of the caller's speech → first agent audio heard (p50/p95), which includes the
+  endpointing silence the turn detector waits for, the network and the jitter buffer;
+- at the server (`/metrics`): VAD end → STT final, LLM first token, TTS first audio, and the server's
+  response time (end of speech decided → first agent audio handed to the leg) p50.
+
+A warm-up call (one turn, not measured) runs first, so model loading is not in the figures.
+
+    .venv/bin/python scripts/bench_local_stack.py --turns 8
+    .venv/bin/python scripts/bench_local_stack.py --quick --json out.json   # smoke run (the tests run it)
+
+Target (issue 6): end of speech → first agent audio ≤ 1.2 s p50 on 2 cores.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from control_api.loadtest.audio import SENTENCES, SpeechCache, Turn  # noqa: E402
+from control_api.loadtest.runner import local_server, run_step  # noqa: E402
+
+TURN_LIMIT_S = 30.0  # the call's time limit per turn; a call hangs up as soon as its turns are done
+
+
+async def bench(turns: int, warmup: bool, workdir: Path) -> dict:
+    script = tuple(Turn("speech", SENTENCES[i % len(SENTENCES)]) for i in range(len(SENTENCES)))
+    speech = SpeechCache(workdir / "audio-cache")
+    await speech.prepare(script)
+    async with local_server("talkwire", workdir / "talkwire", providers="local") as target:
+        if warmup:
+            await run_step(target, 1, TURN_LIMIT_S * 2, speech, script=script, max_turns=1,
+                           host_addresses=("127.0.0.1",))
+        step = await run_step(target, 1, TURN_LIMIT_S * (turns + 1), speech, script=script, max_turns=turns,
+                              host_addresses=("127.0.0.1",))
+    call, summary, server = step["calls"][0], step["summary"], step["server"]
+    return {
+        "turns_answered": len(call["response_ms"]),
+        "call_ok": call["ok"],
+        "error": call["error"],
+        "caller_response_ms": summary["response_latency_ms"],
+        "server_stages_ms": server["stages"],
+        "wer": summary["wer"],
+        "transcripts": call["transcripts"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=8, help="measured turns")
+    parser.add_argument("--quick", action="store_true", help="smoke run: no warm-up, 1 turn")
+    parser.add_argument("--json", default=None, help="write the result here")
+    args = parser.parse_args()
+    if args.quick:
+        args.turns = 1
+    workdir = Path(tempfile.mkdtemp(prefix="bench-local-stack-"))
+    result = asyncio.run(bench(args.turns, not args.quick, workdir))
+    stages = result["server_stages_ms"]
+    print(f"{result['turns_answered']} turns answered (call ok: {result['call_ok']}, WER {result['wer']})")
+    print(f"end of speech → first agent audio at the caller: p50 {result['caller_response_ms']['p50']} ms, "
+          f"p95 {result['caller_response_ms']['p95']} ms")
+    print("server p50: " + ", ".join(f"{name} {s['p50_ms']} ms" for name, s in stages.items()))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
