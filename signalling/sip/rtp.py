@@ -85,15 +85,16 @@ class _RtcpProtocol(asyncio.DatagramProtocol):
         log.debug("RTCP socket error: %s", exc)
 
 
-class RtpSession(asyncio.DatagramProtocol):
-    """RTP for one call. Inbound payloads wait in `jitter` until the user agent's tick pops and decodes them."""
+class RtpSession:
+    """RTP for one call. The RTP socket is not on the event loop: the user agent's tick drains it
+    (`drain()`), and inbound payloads wait in `jitter` until that tick pops and decodes them."""
 
     def __init__(self, on_dtmf: Callable[[str], None] | None = None) -> None:
         self.ssrc = secrets.randbits(32)
         self.seq = random.randrange(0x10000)
         self.timestamp = random.randrange(1 << 32)
         self.local_port = 0
-        self.transport: asyncio.DatagramTransport | None = None
+        self.sock: socket.socket | None = None
         self._sendto: Callable[[bytes, tuple[str, int]], int] | None = None
         self.rtcp_transport: asyncio.DatagramTransport | None = None
         self.remote: tuple[str, int] | None = None
@@ -151,13 +152,13 @@ class RtpSession(asyncio.DatagramProtocol):
                 continue
             rtp_sock.setblocking(False)
             rtcp_sock.setblocking(False)
-            transport, _ = await loop.create_datagram_endpoint(lambda: session, sock=rtp_sock)
             rtcp, _ = await loop.create_datagram_endpoint(lambda: _RtcpProtocol(session), sock=rtcp_sock)
-            session.transport = transport
             session.rtcp_transport = rtcp
             session.local_port = port
-            # Media packets are sent on the raw non-blocking socket: the asyncio transport's checks and
-            # buffering cost more than the packet itself, and a full socket buffer just drops a packet.
+            # Media goes through the raw non-blocking socket, polled and written once per tick: an
+            # event-loop callback per datagram costs several times the datagram itself, and a full
+            # socket buffer just drops a packet, as the network would.
+            session.sock = rtp_sock
             session._sendto = rtp_sock.sendto
             return session
         raise OSError(f"no free RTP port pair in {port_range}: {last_error}")
@@ -166,11 +167,12 @@ class RtpSession(asyncio.DatagramProtocol):
         if self.closed:
             return
         self.closed = True
-        if self.transport is not None and self.remote_rtcp is not None and self.rtcp_transport is not None:
+        if self.remote_rtcp is not None and self.rtcp_transport is not None:
             self._send_rtcp(bye=True)
-        for t in (self.transport, self.rtcp_transport):
-            if t is not None:
-                t.close()
+        if self.rtcp_transport is not None:
+            self.rtcp_transport.close()
+        if self.sock is not None:
+            self.sock.close()
         if self._dtmf_done is not None and not self._dtmf_done.done():
             self._dtmf_done.set_exception(ConnectionError("call ended while sending DTMF"))
 
@@ -182,6 +184,22 @@ class RtpSession(asyncio.DatagramProtocol):
             self.remote_rtcp = (negotiated.address, negotiated.port + 1)
 
     # ---- receiving
+    def drain(self, limit: int = 32) -> None:
+        """Read every datagram waiting on the RTP socket (at most `limit`: a backlog is trimmed by the
+        jitter buffer anyway, and one call must not hold up the others)."""
+        sock = self.sock
+        if sock is None or self.closed:
+            return
+        for _ in range(limit):
+            try:
+                data, addr = sock.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. an ICMP error for an earlier send, reported here
+                log.debug("RTP receive error: %s", exc)
+                return
+            self.datagram_received(data, addr)
+
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         try:
             self._receive(data, addr)
@@ -249,9 +267,6 @@ class RtpSession(asyncio.DatagramProtocol):
             if d < 8000 * 10:  # ignore timestamp jumps (a new talkspurt after a long pause)
                 self.interarrival_jitter += (d - self.interarrival_jitter) / 16
         self._transit = transit
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("RTP socket error: %s", exc)
 
     # ---- sending
     def send_payload(self, payload: bytes) -> None:
