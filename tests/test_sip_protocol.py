@@ -42,6 +42,16 @@ def test_answer_choice_dtmf_type_and_hold_direction_are_followed():
     assert neg.direction == "recvonly" and not neg.we_send and neg.we_receive
 
 
+def test_dynamic_payload_type_for_pcmu_is_understood_and_answered_with_its_name():
+    offer = parse_sdp(b"v=0\r\nc=IN IP4 10.0.0.5\r\nm=audio 4000 RTP/AVP 96 97\r\n"
+                      b"a=rtpmap:96 PCMU/8000\r\na=rtpmap:97 telephone-event/8000\r\n")
+    neg = negotiate(offer)
+    assert (neg.payload_type, neg.codec, neg.dtmf_payload_type) == (96, 0, 97)
+    answer = build_sdp(address="192.0.2.1", port=20000, session_id=1, version=1, payload_types=(96,), codec=neg.codec,
+                       dtmf_payload_type=97)
+    assert parse_sdp(answer).audio().rtpmap[96] == ("PCMU", 8000)
+
+
 def test_answer_without_a_usable_codec_is_refused():
     with pytest.raises(SdpError):
         negotiate(parse_sdp(ANSWER.replace(b"RTP/AVP 8 96", b"RTP/AVP 18 96").replace(b"a=rtpmap:8 PCMA/8000", b"a=rtpmap:18 G729/8000")))

@@ -145,9 +145,10 @@ def negotiate(sd: SessionDescription, allowed: tuple[int, ...] = (PCMU, PCMA)) -
 def build_sdp(
     *, address: str, port: int, session_id: int, version: int,
     payload_types: tuple[int, ...] = (PCMU, PCMA), dtmf_payload_type: int | None = TELEPHONE_EVENT_PT,
-    direction: str = "sendrecv",
+    direction: str = "sendrecv", codec: int | None = None,
 ) -> bytes:
-    """An offer (all our codecs) or an answer (`payload_types` = the chosen one, remote's DTMF type)."""
+    """An offer (all our codecs) or an answer (`payload_types` = the chosen one, remote's DTMF type;
+    `codec` names the G.711 law when the offer used a dynamic payload type for it)."""
     formats = list(payload_types) + ([dtmf_payload_type] if dtmf_payload_type is not None else [])
     lines = [
         "v=0",
@@ -158,8 +159,7 @@ def build_sdp(
         f"m=audio {port} RTP/AVP {' '.join(str(f) for f in formats)}",
     ]
     for pt in payload_types:
-        if pt in _STATIC:
-            lines.append(f"a=rtpmap:{pt} {_STATIC[pt]}/8000")
+        lines.append(f"a=rtpmap:{pt} {_STATIC[codec if codec is not None else pt]}/8000")
     if dtmf_payload_type is not None:
         lines += [f"a=rtpmap:{dtmf_payload_type} telephone-event/8000", f"a=fmtp:{dtmf_payload_type} 0-16"]
     lines += ["a=ptime:20", f"a={direction}"]

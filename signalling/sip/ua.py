@@ -569,7 +569,8 @@ class SipUserAgent(asyncio.DatagramProtocol):
         if negotiated is None:
             return build_sdp(address=self.public_host, port=leg.rtp.local_port, session_id=session_id, version=version)
         return build_sdp(address=self.public_host, port=leg.rtp.local_port, session_id=session_id, version=version,
-                         payload_types=(negotiated.payload_type,), dtmf_payload_type=negotiated.dtmf_payload_type,
+                         payload_types=(negotiated.payload_type,), codec=negotiated.codec,
+                         dtmf_payload_type=negotiated.dtmf_payload_type,
                          direction=negotiated.direction)
 
     def _start_media(self, leg: SipLeg, negotiated: Negotiated) -> None:
