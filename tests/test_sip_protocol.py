@@ -98,6 +98,7 @@ def test_trunk_uri():
             Trunk.parse(bad)
     assert parse_hostport("127.0.0.1:5060") == ("127.0.0.1", 5060)
     assert parse_hostport("0.0.0.0") == ("0.0.0.0", 5060)
+    assert parse_hostport("127.0.0.1:0") == ("127.0.0.1", 0)
     with pytest.raises(TrunkError):
         parse_hostport("host:port")
 

@@ -43,9 +43,13 @@ class Trunk:
 
 
 def parse_hostport(text: str, default_port: int = 5060) -> tuple[str, int]:
-    """`127.0.0.1:5060` / `0.0.0.0` / `[::1]:5060` → (host, port), e.g. for TALKWIRE_SIP_BIND."""
+    """`127.0.0.1:5060` / `0.0.0.0` / `[::1]:5060` → (host, port), e.g. for TALKWIRE_SIP_BIND; port 0
+    (bind any free port) is allowed."""
+    text = text.strip()
+    if text.endswith(":0") and not text.endswith("::0"):
+        return parse_hostport(text[:-2], default_port)[0], 0
     try:
-        uri = parse_uri("sip:" + text.strip())
+        uri = parse_uri("sip:" + text)
     except SipParseError as exc:
         raise TrunkError(f"bad host:port {text!r}") from exc
     return uri.host, uri.port if uri.port is not None else default_port
