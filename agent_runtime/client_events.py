@@ -16,7 +16,7 @@ interrupt) route uploads by `reason`: `webhook` forwards the file as multipart (
 session_id) through the same address guard as server tools and injects the answer's `result_text`;
 `vision` hands the image to the LLM as an OpenAI image content part. Without a handler the agent is told
 that a file arrived. The agent reacts once per media_id: at once when it is idle or the handler interrupts,
-else with its next reply (a reply that waits on a tool — e.g. the upload preset — continues with it).
+else right after its current reply; a reply that waits on a tool (the upload preset) goes on with it.
 """
 from __future__ import annotations
 
@@ -202,10 +202,12 @@ class ClientEvents:
         """Give the agent `message` and have it react once: now when idle or interrupting, else with its
         next reply (a reply waiting on a tool continues with it after the tool's result)."""
         conversation = self.conversation
-        if conversation.waiting_on_tool or (conversation.replying and not interrupt):
-            conversation.add_context(message)
-            return
-        await conversation.respond(message)
+        if conversation.waiting_on_tool:
+            conversation.add_context(message)  # the reply goes on with it after the tool's result
+        elif conversation.replying and not interrupt:
+            conversation.respond_after_reply(message)
+        else:
+            await conversation.respond(message)
 
     async def _webhook(self, handler: Mapping[str, Any], media: MediaFile, reason: str, text: str) -> None:
         started = time.monotonic()

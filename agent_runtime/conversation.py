@@ -197,6 +197,8 @@ class Conversation:
         self.turn_extras: Callable[[], list[dict[str, Any]]] | None = None
         self.greet = greet
         self._pending_context: list[dict[str, Any]] = []
+        self._react_after_reply = False
+        self._tool_call_ids: set[str] = set()
         if tools is not None and hasattr(tools, "handle_client_message"):
             for kind in TOOL_PROTOCOL_MESSAGES:
                 self.handlers[kind] = tools.handle_client_message
@@ -290,6 +292,12 @@ class Conversation:
         reply = self._new_reply("answer")
         reply.task = self._spawn(self._run_llm_reply(reply), "llm")
         await self._set_state("thinking")
+
+    def respond_after_reply(self, message: dict[str, Any]) -> None:
+        """Answer `message` once the current reply has played: for news that must get a reaction but should
+        not cut the agent off."""
+        self.add_context(message)
+        self._react_after_reply = True
 
     def run_soon(self, fn: Callable[[], Awaitable[None]]) -> None:
         """Run `fn()` on the conversation's event loop, in order with its other events (for work that finished
@@ -416,6 +424,7 @@ class Conversation:
             self._enter_listening(new_stretch=True)
             await self._set_state("listening")
             return
+        self._react_after_reply = False  # this turn's reply sees what was waiting for a reaction
         self._flush_context()
         self.history.add_user(text)
         reply = self._new_reply("answer")
@@ -443,6 +452,11 @@ class Conversation:
             self.updates.put_nowait(ActionRequested(action))
         if reply.end_call:
             self._end("agent_hangup", hang_up=True)
+            return
+        if self._react_after_reply and not reply.actions:
+            self._react_after_reply = False
+            self.state = "listening"
+            await self.respond()
             return
         self._enter_listening(new_stretch=reply.kind != "alert")
         await self._set_state("listening")
@@ -662,8 +676,13 @@ class Conversation:
                             for piece in splitter.push(chunk.text):
                                 reply.pieces.put_nowait((piece, message))
                         elif isinstance(chunk, ToolCallRequest):
-                            calls.append(chunk if chunk.id else ToolCallRequest(
-                                f"call_{uuid.uuid4().hex[:16]}", chunk.name, chunk.arguments))
+                            # Ids must be unique in the call (clients match answers and drop repeats by
+                            # id); some OpenAI-compatible servers number them per response ("call_0").
+                            if not chunk.id or chunk.id in self._tool_call_ids:
+                                chunk = ToolCallRequest(f"call_{uuid.uuid4().hex[:16]}", chunk.name,
+                                                        chunk.arguments)
+                            self._tool_call_ids.add(chunk.id)
+                            calls.append(chunk)
                 tail = splitter.flush()
                 if tail:
                     reply.pieces.put_nowait((tail, message))

@@ -7,7 +7,9 @@
  *     onConnected: () => …, onTranscription: (text, isFinal, role) => …,
  *   });
  *   await client.connect();   // or client.on("connected", …); await client.start();
- *   client.sendEvent("client_context_update", { current_page: "/pricing" });
+ *   client.sendContextUpdate({ active_page: "/pricing", customer_tier: "gold" });   // silent context
+ *   client.triggerInterrupt("plan_selected", { plan: "Enterprise" });                // cut in, answer now
+ *   await client.uploadMedia(file, "kyc_document", "Does my name match?");          // vision/webhook
  *   client.disconnect();
  *
  * Phase 1: POST {baseUrl}/calls/create {agent_id, type: "web"} → {call_id, worker_url}.
@@ -15,7 +17,18 @@
  * every candidate). The browser creates the data channel; every message on it is a JSON object with a
  * `type`. Incoming messages are dispatched through `client.messageHandlers[type]`; other modules extend the
  * client with `client.handleMessage(type, fn)` (client tools, presets).
+ *
+ * Client tools: every `client_tool_call` is acknowledged at once (`client_tool_ack`) and emitted as
+ * `tool_call` (callback `onClientToolCall`); answer blocking ones with sendToolResult / sendToolError.
+ * `client_tool_cancel` is emitted as `tool_cancel`. Session continuity: with `sessionBehavior: "continue"`
+ * the client passes the stored (or given) `callId`/`prospectId` to POST /calls/create, and the server goes on
+ * with that conversation; ids are stored under `vanira_latest_call_id` / `vanira_prospect_id` in both
+ * sessionStorage and localStorage whenever a call is created.
  */
+
+export const STORAGE_KEYS = { prospectId: "vanira_prospect_id", callId: "vanira_latest_call_id" };
+const CONTINUE_REFUSED = new Set(["CALL_NOT_FOUND", "PROSPECT_NOT_FOUND", "CALL_ENDED", "VALIDATION_ERROR"]);
+const ROUTE_POLL_MS = 1000;
 
 const CALLBACKS = {
   session_started: "onSessionStarted",
@@ -28,6 +41,8 @@ const CALLBACKS = {
   clear_audio: "onClearAudio",
   local_stream: "onLocalStream",
   remote_track: "onRemoteTrack",
+  tool_call: "onClientToolCall",
+  tool_cancel: "onClientToolCancel",
 };
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 20000;
@@ -68,6 +83,47 @@ async function readError(response, fallbackCode) {
   return new TalkwireError(fallbackCode, `${fallbackCode}: HTTP ${response.status}`, { status: response.status });
 }
 
+function storageGet(key) {
+  for (const store of [globalThis.sessionStorage, globalThis.localStorage]) {
+    try {
+      const value = store?.getItem(key);
+      if (value) return value;
+    } catch {
+      /* storage blocked (privacy mode, sandboxed frame) */
+    }
+  }
+  return null;
+}
+
+function storageSet(key, value) {
+  for (const store of [globalThis.sessionStorage, globalThis.localStorage]) {
+    try {
+      if (value) store?.setItem(key, value);
+      else store?.removeItem(key);
+    } catch {
+      /* storage blocked */
+    }
+  }
+}
+
+function currentRoute() {
+  return `${location.pathname}${location.search}${location.hash}`;
+}
+
+/** history.pushState/replaceState announce themselves (once per page) so route tracking sees SPA routing. */
+function patchHistory() {
+  if (history.__talkwirePatched) return;
+  history.__talkwirePatched = true;
+  for (const method of ["pushState", "replaceState"]) {
+    const original = history[method];
+    history[method] = function (...args) {
+      const out = original.apply(this, args);
+      window.dispatchEvent(new Event("talkwire:locationchange"));
+      return out;
+    };
+  }
+}
+
 async function postJson(url, body, headers, fallbackCode) {
   let response;
   try {
@@ -104,16 +160,27 @@ export class TalkwireClient {
    *   audioElement                — element that plays the agent (default: one the client creates);
    *   playAudio                   — false to leave playback to onRemoteTrack
    *   dataChannelLabel            — default "talkwire"
+   *   sessionBehavior             — "new" (default) or "continue" (go on with the stored/given callId)
+   *   trackRouteContext           — default true: tell the agent the page route (client_context_update)
+   *   autoAckToolCalls            — default true: acknowledge each client_tool_call at once
    *   on<Event> callbacks         — onSessionStarted, onConnected, onDisconnected, onError,
    *                                 onTranscription(text, isFinal, role), onAgentState(state), onMessage(msg),
-   *                                 onClearAudio(), onLocalStream(stream), onRemoteTrack(track, stream)
+   *                                 onClearAudio(), onLocalStream(stream), onRemoteTrack(track, stream),
+   *                                 onClientToolCall(call), onClientToolCancel(message)
    */
   constructor(options = {}) {
     this.options = { ...options };
     this.agentId = options.agentId || null;
     this.apiKey = options.apiKey || null;
-    this.prospectId = options.prospectId || null;
+    this.sessionBehavior = options.sessionBehavior === "continue" ? "continue" : "new";
+    this.prospectId = options.prospectId || (this.sessionBehavior === "continue" ? storageGet(STORAGE_KEYS.prospectId) : null);
     this.callId = options.callId || null;
+    // The call to continue: the given callId (without serverUrl) or the latest stored one.
+    this._continueCallId =
+      this.sessionBehavior === "continue" && !(options.callId && options.serverUrl)
+        ? options.callId || storageGet(STORAGE_KEYS.callId)
+        : null;
+    this._routeWatch = null;
     this.baseUrl = (options.baseUrl || (options.callId ? null : options.serverUrl) || moduleOrigin()).replace(/\/+$/, "");
     // serverUrl + callId: a worker URL your backend provisioned (no Phase 1); otherwise serverUrl is the API base.
     this._givenWorkerUrl = options.callId && options.serverUrl ? options.serverUrl : null;
@@ -136,6 +203,8 @@ export class TalkwireClient {
         this._emit("agent_state", m.state, m);
       },
       clearAudio: (m) => this._clearAudio(m),
+      client_tool_call: (m) => this._onToolCall(m),
+      client_tool_cancel: (m) => this._emit("tool_cancel", m),
       error: (m) =>
         this._emit("error", new TalkwireError(m.code || "SERVER_ERROR", m.message || "Server error", { fatal: false })),
     };
@@ -239,11 +308,32 @@ export class TalkwireClient {
     if (!this.agentId) throw new TalkwireError("VALIDATION_ERROR", "agentId is required");
     const body = { agent_id: this.agentId, type: "web" };
     if (this.prospectId) body.prospect_id = this.prospectId;
-    const created = await postJson(`${this.baseUrl}/calls/create`, body, { "X-API-Key": this.apiKey }, "CREATE_CALL_FAILED");
+    if (this._continueCallId) body.call_id = this._continueCallId;
+    const headers = { "X-API-Key": this.apiKey };
+    let created;
+    try {
+      created = await postJson(`${this.baseUrl}/calls/create`, body, headers, "CREATE_CALL_FAILED");
+    } catch (err) {
+      // A stored session the server no longer knows (or another prospect's): start fresh instead.
+      if (!body.call_id || !(err instanceof TalkwireError) || !CONTINUE_REFUSED.has(err.code) || this.options.callId) throw err;
+      storageSet(STORAGE_KEYS.callId, null);
+      delete body.call_id;
+      if (!this.options.prospectId && err.code === "PROSPECT_NOT_FOUND") {
+        storageSet(STORAGE_KEYS.prospectId, null);
+        delete body.prospect_id;
+        this.prospectId = null;
+      }
+      this._ensureConnecting();
+      created = await postJson(`${this.baseUrl}/calls/create`, body, headers, "CREATE_CALL_FAILED");
+    }
     this.callId = created.call_id;
     this.workerUrl = created.worker_url;
     if (created.prospect_id) this.prospectId = created.prospect_id;
     if (!this.workerUrl) throw new TalkwireError("SERVER_URL_MISSING", "The server returned no worker_url");
+    // The next `continue` resumes this call (it carries the earlier ones' history on the server).
+    this._continueCallId = this.sessionBehavior === "continue" ? this.callId : null;
+    storageSet(STORAGE_KEYS.callId, this.callId);
+    if (this.prospectId) storageSet(STORAGE_KEYS.prospectId, this.prospectId);
     this._emit("session_started", { callId: this.callId, prospectId: this.prospectId, serverUrl: this.workerUrl });
   }
 
@@ -339,6 +429,49 @@ export class TalkwireClient {
     this.state = "connected";
     this._emit("connected");
     this._connectWaiter?.resolve();
+    if (this.options.trackRouteContext !== false) this._startRouteTracking();
+  }
+
+  /** Automatic page-route context: call_started_on_page now, user_navigated on every route change. */
+  _startRouteTracking() {
+    if (this._routeWatch || typeof window === "undefined") return;
+    patchHistory();
+    let last = currentRoute();
+    const report = (data) => {
+      try {
+        this.sendContextUpdate(data);
+      } catch {
+        /* the call is ending */
+      }
+    };
+    report({ user_action: "call_started_on_page", current_route: last, current_page: document.title || last });
+    const check = () => {
+      const now = currentRoute();
+      if (now === last) return;
+      const previous = last;
+      last = now;
+      report({ user_action: "user_navigated", previous_route: previous, current_route: now, current_page: document.title || now });
+    };
+    // Navigate listeners route after the event; check once the page had a moment to change.
+    const later = () => setTimeout(check, 0);
+    const events = ["popstate", "hashchange", "talkwire:locationchange", "talkwire:navigate", "vanira:navigate"];
+    for (const name of events) window.addEventListener(name, later);
+    const timer = setInterval(check, ROUTE_POLL_MS); // routers that bypass history (rare) still get noticed
+    this._routeWatch = () => {
+      for (const name of events) window.removeEventListener(name, later);
+      clearInterval(timer);
+    };
+  }
+
+  _onToolCall(message) {
+    if (this.options.autoAckToolCalls !== false && message.tool_call_id) {
+      try {
+        this.send({ type: "client_tool_ack", tool_call_id: message.tool_call_id });
+      } catch {
+        /* the call is ending */
+      }
+    }
+    this._emit("tool_call", message);
   }
 
   _onTrack(event) {
@@ -400,6 +533,85 @@ export class TalkwireClient {
     this.send({ ...data, type });
   }
 
+  /** Answer a blocking client tool. */
+  sendToolResult(toolCallId, result = { status: "success" }) {
+    this.send({ type: "client_tool_result", tool_call_id: toolCallId, result });
+  }
+
+  /** Report that a client tool failed; the agent is told and recovers. */
+  sendToolError(toolCallId, message) {
+    this.send({ type: "client_tool_error", tool_call_id: toolCallId, message: String(message ?? "error") });
+  }
+
+  /** Silent context for the agent (no reply): page, cart, selection, … */
+  sendContextUpdate(data = {}) {
+    this.send({ type: "client_context_update", data });
+  }
+
+  updateContext(data = {}) {
+    this.sendContextUpdate(data);
+  }
+
+  /** Something happened that deserves an immediate spoken response (the agent is cut off first). */
+  sendActionTrigger(action, data = {}) {
+    this.send({ type: "client_action_trigger", action, data });
+  }
+
+  /** Cut the agent's current speech (pending screen tools are cancelled too). */
+  triggerActionInterrupt() {
+    this.send({ type: "client_action_interrupt" });
+  }
+
+  /** triggerActionInterrupt() then sendActionTrigger(action, data), in that order. */
+  triggerInterrupt(action, data = {}) {
+    this.triggerActionInterrupt();
+    this.sendActionTrigger(action, data);
+  }
+
+  /** Cut the agent's audio only (pending screen tools stay open). */
+  interruptAudioOnly() {
+    this.send({ type: "client_interrupt_audio" });
+  }
+
+  /** The worker base (where /webrtc lives): uploads go there too. */
+  get workerBase() {
+    if (!this.workerUrl) return null;
+    const url = new URL(this.workerUrl, window.location.href);
+    const path = url.pathname.replace(/\/webrtc\/?$/, "");
+    return `${url.origin}${path}`;
+  }
+
+  /**
+   * Upload a file during the call and tell the agent (`client_media_update`; it reacts once — do not send an
+   * action trigger as well). Resolves to {media_id, url}. `interruptFirst` cuts the agent's audio first.
+   */
+  async uploadMedia(file, reason, message = "", { interruptFirst = false } = {}) {
+    if (!this.connected || !this.workerBase) {
+      throw new TalkwireError("DATA_CHANNEL_NOT_OPEN", "Upload during a connected call (wait for onConnected)", { fatal: false });
+    }
+    if (!reason) throw new TalkwireError("VALIDATION_ERROR", "reason is required", { fatal: false });
+    if (interruptFirst) this.interruptAudioOnly();
+    const form = new FormData();
+    form.append("file", file, file.name || "upload");
+    form.append("reason", reason);
+    form.append("message", message || "");
+    const url = `${this.workerBase}/media/upload?call_id=${encodeURIComponent(this.callId)}`;
+    let response;
+    try {
+      response = await fetch(url, { method: "POST", body: form });
+    } catch (cause) {
+      throw new TalkwireError("NETWORK_ERROR", `Could not upload to ${url}: ${cause.message || cause}`, { cause, fatal: false });
+    }
+    if (!response.ok) {
+      const error = await readError(response, "UPLOAD_FAILED");
+      error.fatal = false;
+      throw error;
+    }
+    const uploaded = await response.json();
+    this.send({ type: "client_media_update", media_id: uploaded.media_id, url: uploaded.url, reason, message: message || "" });
+    return uploaded;
+  }
+
   _fail(error) {
     if (this.state === "idle" || this.state === "disconnected") return;
     if (this._connectWaiter) {
@@ -428,6 +640,8 @@ export class TalkwireClient {
   _teardown() {
     const wasActive = this.state === "connecting" || this.state === "connected";
     this.state = "disconnected";
+    this._routeWatch?.();
+    this._routeWatch = null;
     window.removeEventListener("pagehide", this._onPageHide);
     const channel = this.dataChannel;
     const pc = this.pc;

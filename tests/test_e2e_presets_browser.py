@@ -1,0 +1,306 @@
+"""The real PresetRenderer with the real talkwire.js in headless Chromium, against the real server.
+
+A customer's site (its own origin: a small Starlette app serving a shop page, the SDK files from
+control_api/static/sdk, a slots API and a media webhook) embeds the SDK; the page's TalkwireClient makes a
+real web call to `talkwire serve` (FAKE STT/TTS, OPENAI LLM on `openai_fake`, which scripts the preset tool
+calls). Chromium's fake microphone plays silence, so only the scripted turns happen. Each test starts a turn
+with `sendActionTrigger`, the renderer shows the preset, the test acts like the user, and the tool result
+must reach the LLM (and the call timeline).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import pytest_asyncio
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse
+from starlette.routing import Route
+
+from presets.catalog import seed_bodies
+from test_browser_sdk import launch_chromium
+from test_e2e_tools_protocol import FAKE_STACK, Env, call_record, tool_messages, tools_server, wait_requests
+from test_media_upload import png
+from webrtc_caller import write_wav
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+SDK_DIR = Path(__file__).resolve().parents[1] / "control_api" / "static" / "sdk"
+
+PAGE = """<!doctype html><html><head><title>Shop</title></head><body>
+<h1>Shop</h1>
+<main id="view"><button id="buy-button" onclick="window.bought = (window.bought||0)+1">Buy now</button>
+<input id="answer-input" value="x ="></main>
+<script type="module">
+import { TalkwireClient } from "/sdk/talkwire.js";
+import { PresetRenderer } from "/sdk/presets.js";
+const params = new URLSearchParams(location.search);
+window.seen = [];
+window.start = async () => {
+  window.client = new TalkwireClient({
+    agentId: params.get("agent"), apiKey: params.get("key"), baseUrl: params.get("api"), playAudio: false,
+    audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+  });
+  client.on("tool_call", (call) => window.seen.push(call));
+  window.renderer = new PresetRenderer(client, { navigateWaitMs: 300, elementWaitMs: 3000 });
+  await client.connect();
+};
+window.ready = true;
+</script></body></html>"""
+
+
+@dataclass
+class Site:
+    """The customer's site: page, SDK files, a slots API, a media webhook (records what it receives)."""
+
+    url: str = ""
+    hook_requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def app(self) -> Starlette:
+        async def page(request: Request) -> HTMLResponse:
+            return HTMLResponse(PAGE)
+
+        async def sdk(request: Request) -> FileResponse:
+            return FileResponse(SDK_DIR / request.path_params["name"], media_type="text/javascript")
+
+        async def slots(request: Request) -> JSONResponse:
+            date = request.query_params.get("date", "")
+            return JSONResponse({"slots": [f"{date} 09:00", f"{date} 14:30"]})
+
+        async def hook(request: Request) -> JSONResponse:
+            form = await request.form()
+            media = form["media"]
+            self.hook_requests.append({"reason": form.get("reason"), "session_id": form.get("session_id"),
+                                       "data": await media.read(), "content_type": media.content_type})
+            return JSONResponse({"interrupt": False, "result_text": "The document shows Jane Doe."})
+
+        return Starlette(routes=[
+            Route("/", page), Route("/checkout", page), Route("/sdk/{name:str}", sdk), Route("/slots", slots),
+            Route("/hook", hook, methods=["POST"])])
+
+
+def preset_tool(preset_id: str, **client_fields: Any) -> dict[str, Any]:
+    body = seed_bodies()[preset_id]
+    body["client_fields"] = {**body["client_fields"], **client_fields}
+    return body
+
+
+@dataclass
+class Browsing:
+    env: Env
+    site: Site
+    agent_id: str
+    browser: Any
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browsing(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite_template: Path) -> AsyncIterator[Browsing]:
+    from playwright.async_api import async_playwright
+
+    base = tmp_path_factory.mktemp("presets-browser")
+    site = Site()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(site.app(), log_level="warning", lifespan="off"))
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    site.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    silence = base / "silence.wav"
+    write_wav(silence, np.zeros(48000 * 5, dtype=np.int16))
+    try:
+        async with tools_server(base, migrated_sqlite_template) as env, async_playwright() as playwright:
+            agent = await env.api("POST", "/assistant", json={
+                "name": "Presets agent", "welcome_message": "", "agent_prompt": "You drive the page.", **FAKE_STACK,
+                "model": {"provider": "OPENAI", "model": env.fake.models[0]},
+                "call_end_duration": 0, "call_user_alert_duration": 0})
+            for body in (
+                preset_tool("vanira_form"),
+                preset_tool("vanira_calendar", timezone="UTC", slots_api_headers="{}",
+                            slots_api_url=site.url + "/slots?date={{date}}&tz={{timezone}}"),
+                preset_tool("vanira_upload"),
+                preset_tool("vanira_navigate"),
+                preset_tool("vanira_click_element"),
+                preset_tool("vanira_type_text", route="/checkout", delay_ms=5),
+                preset_tool("vanira_page_scan"),
+                preset_tool("vanira_point_at"),
+            ):
+                tool = await env.api("POST", "/tools", json=body)
+                await env.api("POST", f"/assistant/{agent['id']}/tools", json={"tool_id": tool["id"]})
+            await env.api("POST", f"/assistant/{agent['id']}/media-handlers", json={
+                "reason": "upload", "route": "webhook", "webhook_url": site.url + "/hook", "inject_as": "system",
+                "interrupt": False})
+            browser = await launch_chromium(playwright, silence)
+            try:
+                yield Browsing(env, site, agent["id"], browser)
+            finally:
+                await browser.close()
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def open_call(b: Browsing, path: str = "/") -> Any:
+    """A fresh tab on the site, connected to the agent."""
+    context = await b.browser.new_context()
+    page = await context.new_page()
+    page.errors = []
+    page.console = []
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    page.on("console", lambda message: page.console.append(message.text))
+    query = f"?agent={b.agent_id}&key={b.env.server.publishable_key}&api={b.env.server.base_url}"
+    await page.goto(b.site.url + path + query)
+    await page.wait_for_function("window.ready === true")
+    await page.evaluate("window.start()")
+    return page
+
+
+async def hang_up(page: Any) -> str:
+    call_id = await page.evaluate("client.callId")
+    await page.evaluate("client.disconnect()")
+    await page.context.close()
+    return call_id
+
+
+async def turn(b: Browsing, page: Any, *calls: tuple[str, dict[str, Any]], then: str = "Done.") -> int:
+    """Script the LLM (tool calls, then a text reply) and start a turn from the page; returns the index of
+    the turn's first LLM request."""
+    fake = b.env.fake
+    before = len(fake.chat_requests)
+    fake.add_tool_calls(*calls)
+    fake.add_text(then)
+    await page.evaluate("client.sendActionTrigger('help_me', {page: location.pathname})")
+    return before
+
+
+async def tool_result(b: Browsing, index: int) -> Any:
+    """The tool result the LLM got in request `index` (the continuation after a tool round)."""
+    await wait_requests(b.env.fake, index + 1, timeout=30)
+    return json.loads(tool_messages(b.env.fake.chat_requests[index].body)[-1]["content"])
+
+
+async def test_form_and_calendar(browsing: Browsing) -> None:
+    b = browsing
+    page = await open_call(b)
+    try:
+        first = await turn(b, page, ("collect_user_data", {"reason": "To book your table"}))
+        modal = page.locator('[data-talkwire-preset="vanira_form"]')
+        await modal.wait_for(timeout=20_000)
+        assert await modal.locator("[data-talkwire-description]").inner_text() == "To book your table"
+        await modal.locator('[data-talkwire-field="Name"]').fill("Teja")
+        await modal.locator('[data-talkwire-field="Email"]').fill("teja@example.com")
+        await modal.locator('[data-talkwire-field="Phone"]').fill("+14155550100")
+        await modal.locator('[data-talkwire-action="submit"]').click()
+        assert await tool_result(b, first + 1) == {"status": "success", "values": {
+            "Name": "Teja", "Email": "teja@example.com", "Phone": "+14155550100"}}
+
+        second = await turn(b, page, ("display_booking_calendar", {"reason": "Pick a time"}))
+        slot = page.locator("[data-talkwire-slot]").nth(1)
+        await slot.wait_for(timeout=20_000)
+        await slot.click()
+        await page.locator('[data-talkwire-preset="vanira_calendar"] [data-talkwire-action="confirm"]').click()
+        booked = await tool_result(b, second + 1)
+        assert booked["status"] == "success" and booked["time"].endswith("14:30") and booked["timezone"] == "UTC"
+        assert [c["preset_id"] for c in await page.evaluate("window.seen")] == ["vanira_form", "vanira_calendar"]
+        assert not page.errors, page.errors
+    finally:
+        call_id = await hang_up(page)
+    record = await call_record(b.env, call_id)
+    events = [(e["data"]["name"], e["data"]["event"]) for e in record["timeline"] if e["kind"] == "tool"]
+    for name in ("collect_user_data", "display_booking_calendar"):
+        assert [ev for n, ev in events if n == name] == ["tool_call", "tool_ack", "tool_result"]
+
+
+async def test_upload_through_the_media_path_and_webhook(browsing: Browsing, tmp_path: Path) -> None:
+    """The upload preset: the file goes to POST /media/upload on the worker, client_media_update reaches the
+    agent's webhook handler (multipart with the file), the tool result carries the media id, and the
+    webhook's result_text reaches the LLM."""
+    b = browsing
+    fake = b.env.fake
+    page = await open_call(b)
+    try:
+        first = await turn(b, page, ("request_file_upload", {"reason": "To verify your identity"}),
+                           then="Thanks, I have your file.")
+        fake.add_text("Your document shows Jane Doe.")  # the reaction to the webhook's result, if it comes later
+        picture = tmp_path / "id-card.png"
+        picture.write_bytes(png(8, 8))
+        chooser = page.locator('[data-talkwire-preset="vanira_upload"] [data-talkwire-file]')
+        await chooser.wait_for(state="attached", timeout=20_000)
+        await chooser.set_input_files(str(picture))
+        result = await tool_result(b, first + 1)
+        assert result["status"] == "success" and result["file_name"] == "id-card.png" and result["media_id"]
+        for _ in range(200):
+            if any("Jane Doe" in str(m.get("content")) for r in fake.chat_requests[first + 1:]
+                   for m in r.body["messages"] if m["role"] == "system"):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the webhook's result_text never reached the LLM")
+        sent = b.site.hook_requests[-1]
+        assert sent["reason"] == "upload" and sent["data"] == png(8, 8) and sent["content_type"] == "image/png"
+        assert sent["session_id"] == await page.evaluate("client.callId")
+        assert not page.errors, page.errors
+    finally:
+        call_id = await hang_up(page)
+    record = await call_record(b.env, call_id)
+    media = [e["data"] for e in record["timeline"] if e["kind"] == "client" and e["data"]["kind"] == "media"]
+    assert media and media[0]["media_id"] == result["media_id"] and media[0]["route"] == "webhook"
+
+
+async def test_navigate_cancelled_without_listener_then_spa(browsing: Browsing) -> None:
+    b = browsing
+    page = await open_call(b)
+    try:
+        first = await turn(b, page, ("navigate_user", {}))
+        cancelled = await tool_result(b, first + 1)
+        assert cancelled["status"] == "cancelled"
+        assert any("No SPA listener handled vanira:navigate." in m for m in page.console)
+
+        await page.evaluate("""window.addEventListener('vanira:navigate', (e) => {
+            history.pushState({}, '', e.detail.path); e.detail.handled = true; })""")
+        second = await turn(b, page, ("navigate_user", {}))
+        assert await tool_result(b, second + 1) == {"status": "success", "navigated_to": "/pricing",
+                                                   "target_url": "/pricing"}
+        assert await page.evaluate("location.pathname") == "/pricing"
+        await asyncio.sleep(0.5)  # the route change reaches the server as context
+    finally:
+        call_id = await hang_up(page)
+    record = await call_record(b.env, call_id)
+    contexts = [e["data"]["data"] for e in record["timeline"] if e["kind"] == "client" and e["data"]["kind"] == "context"]
+    assert contexts[0]["user_action"] == "call_started_on_page" and contexts[0]["current_route"].startswith("/?")
+    assert any(c.get("user_action") == "user_navigated" and c["current_route"] == "/pricing" for c in contexts)
+
+
+async def test_click_type_scan_and_point(browsing: Browsing) -> None:
+    b = browsing
+    page = await open_call(b, "/checkout")
+    try:
+        first = await turn(b, page, ("click_button", {}))
+        assert (await tool_result(b, first + 1))["status"] == "success"
+        assert await page.evaluate("window.bought") == 1
+
+        second = await turn(b, page, ("type_on_whiteboard", {"text_to_type": "F=ma"}))
+        assert (await tool_result(b, second + 1))["status"] == "success"
+        assert await page.input_value("#answer-input") == "x = F=ma"
+
+        third = await turn(b, page, ("page_scan", {"prompt": "find the buy button"}))
+        scan = await tool_result(b, third + 1)
+        buy = next(e for e in scan["elements"] if e["element_id"] == "buy-button")
+        fourth = await turn(b, page, ("point_at", {"element_id": buy["id"], "label": "Buy here"}))
+        pointed = await tool_result(b, fourth + 1)
+        assert pointed["status"] == "success" and pointed["element_id"] == buy["id"]
+        assert await page.locator('[data-talkwire-cursor="guide"]').count() == 1
+        assert not page.errors, page.errors
+    finally:
+        call_id = await hang_up(page)
+    record = await call_record(b.env, call_id)
+    results = [e["data"]["name"] for e in record["timeline"] if e["kind"] == "tool" and e["data"]["event"] == "tool_result"]
+    assert results == ["click_button", "type_on_whiteboard", "page_scan", "point_at"]
