@@ -81,7 +81,11 @@ async def seed_demo_agent(db: Database, client_id: str) -> str | None:
         session.add(presets)
         await session.flush()
         for preset_id in PRESET_DEMO_TOOLS:
-            tool = Tool(client_id=client_id, **validate_tool(bodies[preset_id]))
+            body = bodies[preset_id]
+            if preset_id == "vanira_calendar":  # the seed's slots API is a placeholder: pick a time instead
+                body["client_fields"] = {k: v for k, v in body["client_fields"].items()
+                                         if not k.startswith("slots_api")}
+            tool = Tool(client_id=client_id, **validate_tool(body))
             session.add(tool)
             await session.flush()
             session.add(AgentTool(client_id=client_id, agent_id=presets.id, tool_id=tool.id))

@@ -45,10 +45,10 @@ import { TalkwireClient } from "/sdk/talkwire.js";
 import { PresetRenderer } from "/sdk/presets.js";
 const params = new URLSearchParams(location.search);
 window.seen = [];
-window.start = async () => {
+window.start = async (options = {}) => {
   window.client = new TalkwireClient({
     agentId: params.get("agent"), apiKey: params.get("key"), baseUrl: params.get("api"), playAudio: false,
-    audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+    audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false }, ...options,
   });
   client.on("tool_call", (call) => window.seen.push(call));
   window.renderer = new PresetRenderer(client, { navigateWaitMs: 300, elementWaitMs: 3000 });
@@ -304,3 +304,69 @@ async def test_click_type_scan_and_point(browsing: Browsing) -> None:
     record = await call_record(b.env, call_id)
     results = [e["data"]["name"] for e in record["timeline"] if e["kind"] == "tool" and e["data"]["event"] == "tool_result"]
     assert results == ["click_button", "type_on_whiteboard", "page_scan", "point_at"]
+
+
+async def test_session_continue_across_a_reload(browsing: Browsing) -> None:
+    """sessionBehavior 'continue': the SDK stores the call id (vanira_latest_call_id), and after a reload the
+    next call continues it on the server (continues_call_id, no second welcome, history kept)."""
+    b = browsing
+    fake = b.env.fake
+    page = await open_call(b)
+    try:
+        await page.evaluate("client.disconnect()")
+        await page.evaluate("window.start({sessionBehavior: 'continue'})")
+        first_id = await page.evaluate("client.callId")
+        assert await page.evaluate("sessionStorage.getItem('vanira_latest_call_id')") == first_id
+        assert await page.evaluate("localStorage.getItem('vanira_latest_call_id')") == first_id
+        await page.evaluate("client.sendContextUpdate({favourite_colour: 'teal'})")
+        await asyncio.sleep(0.5)
+        await page.reload()
+        await page.wait_for_function("window.ready === true")
+        await page.evaluate("window.start({sessionBehavior: 'continue'})")
+        second_id = await page.evaluate("client.callId")
+        assert second_id != first_id
+        before = len(fake.chat_requests)
+        fake.add_text("Teal, I remember.")
+        await page.evaluate("client.sendActionTrigger('what_colour', {})")
+        await wait_requests(fake, before + 1)
+        assert any("teal" in str(m.get("content")) for m in fake.chat_requests[before].body["messages"])
+    finally:
+        await hang_up(page)
+    record = await call_record(b.env, second_id)
+    assert record["continues_call_id"] == first_id
+
+
+async def test_demo_page_renders_presets(browsing: Browsing) -> None:
+    """The demo page served by Talkwire, with the seeded Preset Demo Agent: PresetRenderer shows its form."""
+    b = browsing
+    env = b.env
+    agents = (await env.api("GET", "/assistant"))["agents"]
+    agent_id = next(a["id"] for a in agents if a["name"] == "Preset Demo Agent")
+    await env.api("PATCH", f"/assistant/{agent_id}", json={
+        **FAKE_STACK, "model": {"provider": "OPENAI", "model": env.fake.models[0]}, "welcome_message": ""})
+    context = await b.browser.new_context()
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        await page.goto(f"{env.server.base_url}/?agent={agent_id}")
+        await page.wait_for_function("!document.getElementById('talk').disabled")
+        await page.click("#talk")
+        await page.wait_for_function("window.talkwireClient && window.talkwireClient.connected")
+        before = len(env.fake.chat_requests)
+        env.fake.add_tool_calls(("collect_user_data", {"reason": "To send you the brochure"}))
+        env.fake.add_text("Thanks, I will send it.")
+        await page.evaluate("window.talkwireClient.sendActionTrigger('brochure', {})")
+        modal = page.locator('[data-talkwire-preset="vanira_form"]')
+        await modal.wait_for(timeout=20_000)
+        await modal.locator('[data-talkwire-field="Name"]').fill("Ada")
+        await modal.locator('[data-talkwire-field="Email"]').fill("ada@example.com")
+        await modal.locator('[data-talkwire-field="Phone"]').fill("+14155550100")
+        await modal.locator('[data-talkwire-action="submit"]').click()
+        result = await tool_result(b, before + 1)
+        assert result["status"] == "success" and result["values"]["Name"] == "Ada"
+        assert "collect_user_data" in await page.inner_text("#tool-log")
+        await page.click("#talk")  # hang up
+        assert not errors, errors
+    finally:
+        await context.close()
