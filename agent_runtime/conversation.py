@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
 TOOL_PROTOCOL_MESSAGES = ("client_tool_ack", "client_tool_result", "client_tool_error")
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+DTMF_GAP_S = 1.5  # keys pressed closer together than this are one entry ("the caller pressed 1 2 3")
 
 
 # ---- events ---------------------------------------------------------------------------------------
@@ -202,8 +204,10 @@ class Conversation:
         if tools is not None and hasattr(tools, "handle_client_message"):
             for kind in TOOL_PROTOCOL_MESSAGES:
                 self.handlers[kind] = tools.handle_client_message
-        # SIP legs report DTMF here; nothing in the conversation acts on digits yet.
-        self.handlers.setdefault("dtmf", lambda message: None)
+        # SIP legs report keypad digits here ({"type": "dtmf", "digits": "5"}, one event per key).
+        self.handlers.setdefault("dtmf", self._on_dtmf)
+        self._dtmf_digits: list[str] = []
+        self._dtmf_timer: asyncio.TimerHandle | None = None
 
         rate = leg.sample_rate
         self.vad = config.vad or WebRtcVad(sample_rate=rate if rate in SUPPORTED_RATES else 16000)
@@ -480,6 +484,23 @@ class Conversation:
             log.exception("data-channel handler for %r failed", kind)
             await self._send({"type": "error", "code": "INTERNAL_ERROR",
                               "message": f"the server could not handle a {kind!r} message"})
+
+    def _on_dtmf(self, message: dict[str, Any]) -> None:
+        """Collect keypad digits; once the caller pauses for DTMF_GAP_S, the agent hears them as one turn."""
+        digits = [d for d in str(message.get("digits") or "").upper() if d in DTMF_DIGITS]
+        if not digits:
+            return
+        self._dtmf_digits.extend(digits)
+        if self._dtmf_timer is not None:
+            self._dtmf_timer.cancel()
+        self._dtmf_timer = asyncio.get_running_loop().call_later(DTMF_GAP_S, self.run_soon, self._on_dtmf_done)
+
+    async def _on_dtmf_done(self) -> None:
+        self._dtmf_timer = None
+        digits, self._dtmf_digits = self._dtmf_digits, []
+        text = "The caller pressed " + " ".join(digits) + "."
+        self.updates.put_nowait(TranscriptTurn("user", text))
+        await self.respond({"role": "user", "content": text})
 
     async def _on_switch_agent(self, config: AgentConfig) -> None:
         if self._reply is not None:
@@ -905,6 +926,8 @@ class Conversation:
 
     async def _shutdown(self) -> None:
         self._cancel_silence_timers()
+        if self._dtmf_timer is not None:
+            self._dtmf_timer.cancel()
         reply, self._reply = self._reply, None
         if reply is not None:
             reply.cancelled = True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ from control_api.storage import calls as call_store
 from control_api.storage.models import Agent, AgentTool, MediaHandler, Tool
 from media.leg import Leg, LegCapabilityError
 from media.recording import CallRecorder
+from signalling.sip import TransferFailed
 
 if TYPE_CHECKING:
     from control_api.runtime import Runtime
@@ -131,10 +132,13 @@ class ClientEventRecord:
 class CallSession:
     def __init__(self, runtime: "Runtime", call_id: str, client_id: str, leg: Leg, *,
                  direction: str = "outbound", ready: Awaitable[Any] | None = None,
-                 ready_timeout: float = CONNECT_TIMEOUT) -> None:
+                 ready_timeout: float = CONNECT_TIMEOUT,
+                 details: Callable[[str], Mapping[str, Any]] | None = None) -> None:
         """`direction` is the conversation's ("inbound" only for phone calls to our numbers: it picks the
         inbound welcome message). `ready` resolves once media can flow (WebRTC: ICE and DTLS up); the
-        conversation starts then, and the call fails with `connect_timeout` if it does not in time."""
+        conversation starts then, and the call fails with `connect_timeout` if it does not in time.
+        `details(end_reason)` gives the transport's `extra_details` stored with the final status (SIP: outcome,
+        sip_status, duration)."""
         self.runtime = runtime
         self.call_id = call_id
         self.client_id = client_id
@@ -142,6 +146,7 @@ class CallSession:
         self.direction = direction
         self.ready = ready
         self.ready_timeout = ready_timeout
+        self.details = details
         self.conversation: Conversation | None = None
         self.executor: ToolExecutor | None = None
         self.client_events: ClientEvents | None = None
@@ -169,6 +174,8 @@ class CallSession:
             allow_private_webhooks=settings.allow_private_webhooks,
             webhook_timeout=settings.webhook_timeout,
             on_activity=lambda record: self.conversation.record_tool_activity(record),
+            # Phone legs press keys (built-in send_dtmf tool); legs without a keypad keep the base method.
+            send_dtmf=self.leg.send_dtmf if type(self.leg).send_dtmf is not Leg.send_dtmf else None,
         )
         self.executor = executor
         self.conversation = Conversation(self.leg, config, tools=executor, direction=self.direction)
@@ -218,7 +225,8 @@ class CallSession:
             await recorder.close()
             status = "failed" if reason in FAILED_REASONS else "completed"
             metrics.call_finished(self.leg.kind, status, reason)
-            await call_store.finish_call(self.db, self.call_id, status=status, end_reason=reason)
+            extra = dict(self.details(reason)) if self.details is not None else None
+            await call_store.finish_call(self.db, self.call_id, status=status, end_reason=reason, extra_details=extra)
             self.runtime.calls.pop(self.call_id, None)
 
     async def _persist_updates(self) -> None:
@@ -305,6 +313,15 @@ class CallSession:
                 await self.leg.transfer(target)
             except LegCapabilityError as exc:
                 await self._action_failed(action, str(exc))
+            except TransferFailed as exc:
+                # The caller is still on the line, waiting: the agent says so now, not at their next turn.
+                status = f" (SIP {exc.sip_status})" if exc.sip_status else ""
+                await call_store.append_event(self.db, self.client_id, self.call_id, "action_failed",
+                                              {**action, "message": f"{exc}{status}"})
+                conversation = self.conversation
+                note = {"role": "system", "content": f"The transfer to {target} did not go through: {exc}. "
+                        "Tell the caller and offer another way to help."}
+                conversation.run_soon(lambda: conversation.respond(note))
             except Exception as exc:
                 log.exception("call %s: transfer to %s failed", self.call_id, target)
                 await self._action_failed(action, f"transfer failed: {exc}")

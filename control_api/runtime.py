@@ -7,6 +7,7 @@
         runtime.providers   # ProviderRegistry
         runtime.calls       # live calls by id
         runtime.media       # control_api.media_store.MediaStore: uploads during live calls
+        runtime.sip         # control_api.sip_dispatch.SipDispatcher (None when TALKWIRE_SIP_BIND=off)
         runtime.bootstrap   # the default client and its keys, for the start-up banner and demo page
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ from agent_runtime.providers.catalog import shutdown as shutdown_providers
 from control_api.media_store import MediaStore
 from control_api.metrics import Metrics
 from control_api.settings import Settings
+from control_api.sip_dispatch import SipDispatcher
 from control_api.storage import Database
 from control_api.storage.clients import DefaultClient, ensure_default_client
 from control_api.storage.models import Agent, AgentTool, Tool
@@ -102,6 +104,7 @@ class Runtime:
     calls: dict[str, Any] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
     media: MediaStore | None = None  # Runtime.open sets it under the data directory
+    sip: SipDispatcher | None = None  # the SIP user agent, phone calls and numbers (None when SIP is off)
 
     @classmethod
     @asynccontextmanager
@@ -130,10 +133,13 @@ class Runtime:
             runtime = cls(settings=settings, db=db, clock=clock, bootstrap=bootstrap, providers=providers,
                           metrics=metrics, media=MediaStore(settings.data_dir / "media"))
             try:
+                runtime.sip = await SipDispatcher.start(runtime)
                 yield runtime
             finally:
                 warming.cancel()
                 await runtime.end_calls("server_shutdown")
+                if runtime.sip is not None:
+                    await runtime.sip.close()
                 await shutdown_providers()
         finally:
             await metrics.stop_loop_probe()

@@ -31,6 +31,11 @@ from control_api.cli import bind_socket, make_server
 from control_api.settings import Settings
 from control_api.storage import Database
 
+# Every server a test starts runs its SIP user agent on a free UDP port, so test runs side by side never fight
+# over 127.0.0.1:5060 (covers Settings() built in tests and `talkwire` subprocesses, which inherit it).
+os.environ.setdefault("TALKWIRE_SIP_BIND", "127.0.0.1:0")
+
+
 def make_keys() -> tuple[str, str]:
     """A (secret, publishable) key pair in Talkwire's formats, unique per call."""
     return "sk_live_test" + secrets.token_urlsafe(24), "pk_live_test" + secrets.token_urlsafe(24)

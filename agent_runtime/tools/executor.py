@@ -19,7 +19,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,7 +38,22 @@ from presets.templating import client_arguments, server_request
 
 log = logging.getLogger(__name__)
 
-BUILTINS = ("end_call", "agent_transfer", "human_transfer")
+BUILTINS = ("end_call", "agent_transfer", "human_transfer", "send_dtmf")
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+MAX_DTMF_DIGITS = 64
+# Offered on phone calls (the executor is given the leg's send_dtmf): keypad tones for IVR menus.
+SEND_DTMF_TOOL: dict[str, Any] = {
+    "name": "send_dtmf",
+    "ref_code": "send_dtmf",
+    "description": "Press keys on the phone keypad (DTMF tones), e.g. to choose an option in an automated "
+                   "phone menu. Digits 0-9, * and #, sent in order.",
+    "type": "client",
+    "execution_mode": "blocking",
+    "channels": ["voice_telephony"],
+    "parameters": [{"name": "digits", "type": "string", "required": True,
+                    "description": "The keys to press, e.g. \"1\" or \"1234#\"."}],
+}
+SendDtmf = Callable[[str], Awaitable[None]]
 END_CALL_TOOL: dict[str, Any] = {
     "name": "end_call",
     "ref_code": "end_call",
@@ -91,12 +106,15 @@ class ToolExecutor:
         ack_timeout: float = DEFAULT_ACK_TIMEOUT_S,
         webhooks: WebhookCaller | None = None,
         end_call: bool = True,
+        send_dtmf: SendDtmf | None = None,
     ) -> None:
+        """`send_dtmf`: the phone leg's keypad sender; given, the built-in `send_dtmf` tool is offered."""
         self.channel = normalize_channel(channel)
         self.client = ClientToolBroker(send_event, on_activity=on_activity, ack_timeout=ack_timeout)
         self._owns_webhooks = webhooks is None
         self.webhooks = webhooks or WebhookCaller(allow_private=allow_private_webhooks, timeout=webhook_timeout)
         self._end_call = end_call
+        self._send_dtmf = send_dtmf
         self._background: set[asyncio.Task[Any]] = set()
         self._tools: dict[str, dict[str, Any]] = {}
         self.replace_tools(tools)
@@ -116,6 +134,8 @@ class ToolExecutor:
             by_name[name] = dict(tool)
         if self._end_call and "end_call" not in by_name:
             by_name["end_call"] = dict(END_CALL_TOOL)
+        if self._send_dtmf is not None and "send_dtmf" not in by_name:
+            by_name["send_dtmf"] = dict(SEND_DTMF_TOOL)
         self._tools = by_name
 
     def definitions(self, channel: str | None = None) -> list[dict[str, Any]]:
@@ -212,6 +232,8 @@ class ToolExecutor:
             return ToolOutcome(tool_call_id, name, {"status": "ending",
                                "message": "The call ends once you finish your sentence."},
                                kind="builtin", action={"type": "end_call", "reason": "agent_ended_call"})
+        if name == "send_dtmf":
+            return await self._dtmf(tool_call_id, arguments)
         if name == "human_transfer" and self.channel != "voice_telephony":
             return self._error(tool_call_id, name, "human_transfer works on phone calls only; this is a "
                                "web call. Offer another way to reach a person instead.", kind="builtin")
@@ -223,6 +245,22 @@ class ToolExecutor:
         self._record(tool_call_id, name, "tool_call", kind="builtin", arguments=arguments, target=target)
         outcome = {"status": "transferring", key: target}
         return ToolOutcome(tool_call_id, name, outcome, kind="builtin", action={"type": name, key: target})
+
+    async def _dtmf(self, tool_call_id: str, arguments: dict[str, Any]) -> ToolOutcome:
+        if self._send_dtmf is None:
+            return self._error(tool_call_id, "send_dtmf", "send_dtmf works on phone calls only.", kind="builtin")
+        raw = str(arguments.get("digits") or "").replace(" ", "").replace(",", "").upper()
+        if not raw or len(raw) > MAX_DTMF_DIGITS or not set(raw) <= DTMF_DIGITS:
+            return self._error(tool_call_id, "send_dtmf", "digits: give the keys to press, 0-9, * and # "
+                               f"(at most {MAX_DTMF_DIGITS}).", kind="builtin")
+        self._record(tool_call_id, "send_dtmf", "tool_call", kind="builtin", arguments={"digits": raw})
+        try:
+            await self._send_dtmf(raw)
+        except Exception as exc:
+            log.warning("send_dtmf %r failed: %s", raw, exc)
+            return self._error(tool_call_id, "send_dtmf", f"The keys could not be sent: {exc}", kind="builtin")
+        self._record(tool_call_id, "send_dtmf", "tool_result", kind="builtin", result={"digits": raw})
+        return ToolOutcome(tool_call_id, "send_dtmf", {"status": "sent", "digits": raw}, kind="builtin")
 
     # ---- helpers ----------------------------------------------------------------------------------
 

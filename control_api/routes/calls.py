@@ -32,6 +32,7 @@ from control_api.schemas.calls import (
     TranscriptTurn,
 )
 from control_api.schemas.common import parse_uuid
+from control_api.sip_dispatch import SipUnavailable
 from control_api.storage import calls as call_store
 from control_api.storage.models import Agent, Call, Client, PhoneNumber, Prospect
 
@@ -45,10 +46,21 @@ CALL_404 = ("CALL_NOT_FOUND", "Call not found")
 async def create_sip_call(ctx: Ctx, agent: Agent, body: CallCreate) -> CallCreated:
     """Dial `body.sip_data.to` for `agent` and return {call_id, status: "triggered", worker_url: None}.
 
-    The SIP dialer is not wired into the API yet, so this answers the seed's UPSTREAM_SERVICE_TIMEOUT;
-    the body has been validated (E.164 numbers, `from_number` one of the client's numbers) before this runs.
+    The body has been validated (E.164 numbers, `from_number` one of the client's numbers, the prospect
+    the client's) before this runs. The call goes on in the background (control_api/sip_dispatch.py); a
+    server that cannot dial (SIP off, no trunk) answers the seed's UPSTREAM_SERVICE_TIMEOUT.
     """
-    raise api_error("UPSTREAM_SERVICE_TIMEOUT", "SIP calling is not available on this server yet; use type \"web\"")
+    sip = ctx.runtime.sip
+    if sip is None:
+        raise api_error("UPSTREAM_SERVICE_TIMEOUT", "SIP is off on this server (TALKWIRE_SIP_BIND=off)")
+    data = body.sip_data
+    try:
+        call_id = await sip.dial(client_id=ctx.client_id, agent_id=agent.id, to_number=data.to, name=data.name,
+                                 from_number=data.from_number, ring_timeout=data.ring_timeout_seconds,
+                                 prospect_id=parse_uuid(body.prospect_id) if body.prospect_id else None)
+    except SipUnavailable as exc:
+        raise api_error("UPSTREAM_SERVICE_TIMEOUT", str(exc)) from None
+    return CallCreated(call_id=call_id, status="triggered", worker_url=None)
 
 
 @api.post(

@@ -15,6 +15,10 @@ class SipData(RequestModel):
     to: E164 | None = None
     name: str | None = Field(default=None, max_length=200)
     from_number: E164 | None = None
+    ring_timeout_seconds: float | None = Field(
+        default=None, gt=0, le=600,
+        description="Seconds to let the phone ring before giving up (CANCEL, outcome no_answer); "
+                    "default TALKWIRE_SIP_RING_TIMEOUT.")
 
 
 class CallCreate(RequestModel):

@@ -1,0 +1,247 @@
+"""Phone calls on the server: the SIP user agent of this worker, joined to agents and call records.
+
+    Runtime.open ──► SipDispatcher.start(runtime)      (TALKWIRE_SIP_BIND; "off" runs no SIP at all)
+    POST /calls/create type "sip" ──► dispatcher.dial(...) ──► record `triggered`, INVITE sent
+        answered ──► `in-progress`, CallSession(leg, direction="outbound")
+        not answered ──► `failed` with extra_details.outcome / sip_status
+        ended ──► `completed` (or `failed` for network errors) with outcome, sip_status, duration
+    INVITE to one of our numbers ──► resolve(number): unknown 404, not active 480, else the number's agent
+        ──► record `in-progress`, CallSession(leg, direction="inbound") (the agent's inbound welcome)
+
+Call records of phone calls: type `sip_call`, `provider_call_id` = the SIP Call-ID, `phone_from`/`phone_to`,
+and `extra_details` = {"outcome", "sip_status", "duration"} (duration: whole seconds from the SIP answer to the
+end of the dialog; the record's own `duration` runs from the answer to when the record was finished, a few
+hundred milliseconds more at most). See docs/sip.md, "The control API side".
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from control_api.call_session import CallSession, load_agent, load_agent_tools
+from control_api.storage import calls as call_store
+from control_api.storage.models import Agent, PhoneNumber, SipTrunk
+from signalling.sip import CallResult, Decision, SipLeg, SipUserAgent, Trunk, TrunkError, parse_hostport
+
+if TYPE_CHECKING:
+    from control_api.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SIP_OFF = "off"
+
+
+class SipUnavailable(Exception):
+    """An outbound call cannot be placed (SIP is off, no trunk, a trunk we cannot use); the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRoute:
+    """What the resolver decided for an inbound call: whose number it is and which agent answers."""
+
+    client_id: str
+    agent_id: str
+    number: str
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """TALKWIRE_SIP_BIND → (host, port); port 0 (any free port, as the tests use) is allowed here."""
+    host, sep, port = text.strip().rpartition(":")
+    if sep and port == "0":
+        return parse_hostport(host)[0], 0
+    return parse_hostport(text)
+
+
+def stored_trunk(row: SipTrunk) -> Trunk:
+    if (row.transport or "udp").lower() != "udp":
+        raise SipUnavailable(f"SIP trunk {row.id} uses {row.transport}; only UDP trunks are supported")
+    return Trunk(row.host, row.port or 5060, row.username or None, row.password or None)
+
+
+# The outcomes of phone calls (extra_details.outcome); see docs/sip.md.
+OUTCOMES = frozenset({"busy", "no_answer", "rejected", "auth_failed", "network_error", "no_usable_codec",
+                      "remote_hangup", "agent_hangup", "transferred"})
+
+
+def call_details(leg: SipLeg, reason: str) -> dict[str, Any]:
+    """`extra_details` of a phone call that has ended (or never answered). Our own reasons for hanging up
+    (silence_timeout, server_shutdown, …) are the outcome `agent_hangup`; the record's end_reason keeps them."""
+    outcome = leg.outcome or reason
+    return {
+        "outcome": outcome if outcome in OUTCOMES else "agent_hangup",
+        "sip_status": leg.sip_status,
+        "duration": round(leg.duration),
+    }
+
+
+def number_variants(user: str) -> list[str]:
+    """The Request-URI user part as stored numbers may spell it: trunks send `+15551234567` or `15551234567`."""
+    user = user.strip()
+    digits = user.lstrip("+")
+    return list(dict.fromkeys([user, "+" + digits])) if digits.isdigit() else [user]
+
+
+class SipDispatcher:
+    def __init__(self, runtime: "Runtime") -> None:
+        self.runtime = runtime
+        self.ua: SipUserAgent | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    @classmethod
+    async def start(cls, runtime: "Runtime") -> "SipDispatcher | None":
+        """Bind the worker's SIP user agent (None when TALKWIRE_SIP_BIND is "off")."""
+        settings = runtime.settings
+        if settings.sip_bind.strip().lower() == SIP_OFF:
+            return None
+        dispatcher = cls(runtime)
+        bind = parse_bind(settings.sip_bind)
+        try:
+            dispatcher.ua = await SipUserAgent.start(
+                bind=bind,
+                public_address=settings.sip_public_address,
+                rtp_ports=(settings.rtp_port_min, settings.rtp_port_max),
+                clock=runtime.clock,
+                resolver=dispatcher.resolve,
+                on_incoming=dispatcher.on_incoming,
+            )
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot bind the SIP user agent to {bind[0]}:{bind[1]} ({exc.strerror}); "
+                                     "set TALKWIRE_SIP_BIND to a free address, or to 'off' to run without SIP") from exc
+        log.info("SIP user agent on %s:%s", *dispatcher.ua.local_address)
+        return dispatcher
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        assert self.ua is not None
+        return self.ua.local_address
+
+    async def close(self) -> None:
+        """Hang up the calls still ringing (their records fail with the outcome), close the sockets."""
+        if self.ua is not None:
+            await self.ua.close()
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.runtime.end_calls("server_shutdown")  # sessions of calls answered while shutting down
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---- outbound -------------------------------------------------------------------------------------
+
+    async def trunk_for(self, client_id: str, from_number: str | None) -> Trunk:
+        """`from_number`'s stored trunk when it has one, else the default trunk (TALKWIRE_SIP_TRUNK)."""
+        if from_number is not None:
+            async with self.runtime.db.session() as session:
+                row = await session.scalar(
+                    select(SipTrunk).join(PhoneNumber, PhoneNumber.trunk_id == SipTrunk.id).where(
+                        PhoneNumber.client_id == client_id, PhoneNumber.number == from_number))
+                if row is not None:
+                    return stored_trunk(row)
+        uri = self.runtime.settings.sip_trunk
+        if not uri:
+            raise SipUnavailable("No SIP trunk to dial through: set TALKWIRE_SIP_TRUNK, or dial from a number "
+                                 "imported on a trunk (sip_data.from_number)")
+        try:
+            return Trunk.parse(uri)
+        except TrunkError as exc:
+            raise SipUnavailable(f"TALKWIRE_SIP_TRUNK is not usable: {exc}") from None
+
+    async def dial(self, *, client_id: str, agent_id: str, to_number: str, name: str | None = None,
+                   from_number: str | None = None, ring_timeout: float | None = None,
+                   prospect_id: str | None = None, campaign_id: str | None = None) -> str:
+        """Create the call record (`triggered`), send the INVITE and return the call id at once; the call
+        goes on in the background. Raises SipUnavailable before anything is stored when it cannot dial."""
+        if self.ua is None or self.ua.closed:
+            raise SipUnavailable("SIP is off on this server (TALKWIRE_SIP_BIND=off)")
+        trunk = await self.trunk_for(client_id, from_number)
+        caller = from_number or trunk.default_caller_id
+        call = await call_store.create_call(
+            self.runtime.db, client_id=client_id, agent_id=agent_id, type="sip_call", direction="outbound",
+            status="triggered", prospect_id=prospect_id, prospect_name=name, phone_from=caller,
+            phone_to=to_number, campaign_id=campaign_id)
+        timeout = ring_timeout if ring_timeout is not None else self.runtime.settings.sip_ring_timeout
+        try:
+            leg = await self.ua.dial(to_number, trunk, from_number=caller, display_name=name,
+                                     ring_timeout=timeout, context={"call_id": call.id})
+        except OSError as exc:  # no free RTP port
+            log.error("call %s: cannot dial %s: %s", call.id, to_number, exc)
+            await call_store.finish_call(self.runtime.db, call.id, status="failed", end_reason="network_error",
+                                         extra_details={"outcome": "network_error", "sip_status": None,
+                                                        "duration": 0})
+            raise SipUnavailable(f"The SIP user agent cannot place a call now: {exc}") from None
+        await call_store.update_call(self.runtime.db, call.id, provider_call_id=leg.call_id)
+        self._spawn(self._follow_outbound(call.id, client_id, agent_id, leg), f"sip-call:{call.id}")
+        return call.id
+
+    async def _follow_outbound(self, call_id: str, client_id: str, agent_id: str, leg: SipLeg) -> None:
+        db = self.runtime.db
+        try:
+            result: CallResult = await leg.answered
+            if not result.answered:
+                await self._fail(call_id, leg, result.outcome)
+                return
+            await call_store.set_status(db, call_id, "in-progress")
+            agent = await load_agent(db, client_id, agent_id)
+            if agent is None:  # deleted while the phone rang
+                await leg.hangup("agent_deleted")
+                await self._fail(call_id, leg, "agent_deleted")
+                return
+            self._start_session(call_id, client_id, agent, await load_agent_tools(db, agent_id), leg, "outbound")
+        except Exception:
+            log.exception("call %s: could not follow the outbound call", call_id)
+            if not leg.ended.done():
+                await leg.hangup("error")
+            await self._fail(call_id, leg, "error")
+
+    async def _fail(self, call_id: str, leg: SipLeg, outcome: str) -> None:
+        await call_store.finish_call(self.runtime.db, call_id, status="failed", end_reason=outcome,
+                                     extra_details=call_details(leg, outcome))
+        self.runtime.metrics.calls.labels(leg.kind, "failed", outcome).inc()
+
+    def _start_session(self, call_id: str, client_id: str, agent: Mapping[str, Any], tools: list[dict[str, Any]],
+                       leg: SipLeg, direction: str) -> None:
+        session = CallSession(self.runtime, call_id, client_id, leg, direction=direction,
+                              details=lambda reason: call_details(leg, reason))
+        session.start(agent, tools)
+
+    # ---- inbound --------------------------------------------------------------------------------------
+
+    async def resolve(self, to_user: str, from_user: str) -> Decision:
+        """Number → agent: 404 for a number we do not have (or one no agent answers), 480 for a number or
+        agent that is not active."""
+        async with self.runtime.db.session() as session:
+            number = await session.scalar(select(PhoneNumber).where(PhoneNumber.number.in_(number_variants(to_user))))
+            if number is None or number.agent_id is None:
+                return Decision.reject(404)
+            agent = await session.get(Agent, number.agent_id)
+            if agent is None:
+                return Decision.reject(404)
+            if not number.is_active or not agent.active:
+                return Decision.reject(480)
+            return Decision.accept(InboundRoute(number.client_id, agent.id, number.number))
+
+    async def on_incoming(self, leg: SipLeg) -> None:
+        route: InboundRoute = leg.context
+        db = self.runtime.db
+        try:
+            agent = await load_agent(db, route.client_id, route.agent_id)
+            if agent is None:
+                await leg.hangup("agent_deleted")
+                return
+            call = await call_store.create_call(
+                db, client_id=route.client_id, agent_id=route.agent_id, type="sip_call", direction="inbound",
+                status="in-progress", prospect_name=leg.display_name, phone_from=leg.remote_number or None,
+                phone_to=route.number, provider_call_id=leg.call_id)
+            self._start_session(call.id, route.client_id, agent, await load_agent_tools(db, route.agent_id),
+                                leg, "inbound")
+        except Exception:
+            log.exception("inbound call %s: could not start the agent", leg.call_id)
+            if not leg.ended.done():
+                await leg.hangup("error")
