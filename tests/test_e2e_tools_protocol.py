@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,6 +22,11 @@ import numpy as np
 import pytest
 import pytest_asyncio
 import soxr
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from agent_runtime.providers.fake import FakeTTS
 from conftest import LiveServer, make_keys
@@ -429,3 +435,58 @@ async def test_end_call_hangs_up_after_the_goodbye(env: Env) -> None:
     record = await call_record(env, caller.call_id)
     assert record["status"] == "completed" and record["end_reason"] == "agent_hangup"
     assert any(t["role"] == "agent" and "Goodbye" in t["text"] for t in record["transcript"])
+
+
+async def test_server_tool_webhook_over_a_call(env: Env) -> None:
+    """A server tool during a call: the templated method, URL query, headers and body arrive at a real local
+    webhook as configured, and its JSON answer is what the LLM reads next."""
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: Request) -> JSONResponse:
+        received.append({"method": request.method, "path": request.scope["raw_path"].decode(),
+                         "query": dict(request.query_params),
+                         "headers": dict(request.headers), "body": await request.json()})
+        return JSONResponse({"status": "shipped", "eta_days": 2})
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/orders/{id:path}", hook, methods=["PUT"])]),
+                                           log_level="warning", lifespan="off"))
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    port = sock.getsockname()[1]
+    try:
+        tool = await env.api("POST", "/tools", json={
+            "name": "update_order", "description": "Update an order.", "type": "server",
+            "parameters": [{"name": "order_id", "type": "string", "description": "Order", "required": True},
+                           {"name": "qty", "type": "integer", "description": "Quantity", "required": True},
+                           {"name": "gift", "type": "boolean", "description": "Gift wrap"}],
+            "server": {"url": f"http://127.0.0.1:{port}/orders/{{{{order_id}}}}", "method": "PUT"},
+            "request": {"body": {"quantity": "{{qty}}", "gift": "{{gift}}", "note": "order {{order_id}}"},
+                        "headers": {"X-Order": "{{order_id}}", "Authorization": "Bearer t0k"},
+                        "query": {"source": "voice", "qty": "{{qty}}"}}})
+        await env.api("POST", f"/assistant/{env.agent_id}/tools", json={"tool_id": tool["id"]})
+        fake = env.fake
+        before = len(fake.chat_requests)
+        fake.add_tool_calls(("update_order", {"order_id": "A/17", "qty": 3, "gift": True}))
+        fake.add_text("Your order is updated.")
+        caller = await connect(env)
+        try:
+            caller.send({"type": "client_action_trigger", "action": "update"})
+            await wait_requests(fake, before + 2)
+        finally:
+            await caller.close()
+        got = received[-1]
+        assert got["method"] == "PUT" and got["query"] == {"source": "voice", "qty": "3"}
+        assert got["path"] == "/orders/A%2F17"  # a path argument is percent-encoded
+        assert got["headers"]["x-order"] == "A/17" and got["headers"]["authorization"] == "Bearer t0k"
+        assert got["body"] == {"quantity": 3, "gift": True, "note": "order A/17"}
+        assert json.loads(tool_messages(fake.chat_requests[before + 1].body)[-1]["content"]) == {
+            "status": "shipped", "eta_days": 2}
+        record = await call_record(env, caller.call_id)
+        server_events = [e["data"] for e in record["timeline"] if e["kind"] == "tool" and e["data"]["kind"] == "server"]
+        assert [e["event"] for e in server_events] == ["tool_call", "tool_result"]
+        assert server_events[1]["status_code"] == 200 and "elapsed_ms" in server_events[1]
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
