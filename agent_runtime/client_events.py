@@ -53,6 +53,7 @@ class MediaFile:
 MediaLoader = Callable[[str], Awaitable[MediaFile | None]]
 
 VISION_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+MAX_VISION_BYTES = 20 * 1024 * 1024  # OpenAI's image limit; a larger image is announced like any file
 FRAME_INTERVAL_S = 1.0  # at most one live frame per reason per second is kept
 MAX_FRAME_BYTES = 2 * 1024 * 1024  # a base64 JPEG frame larger than this is dropped
 MAX_RESULT_TEXT = 8000
@@ -186,7 +187,7 @@ class ClientEvents:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
-        if route == "vision" and media.content_type in VISION_TYPES:
+        if route == "vision" and media.content_type in VISION_TYPES and media.size <= MAX_VISION_BYTES:
             url = f"data:{media.content_type};base64,{base64.b64encode(media.data).decode('ascii')}"
             caption = (f"The user shared an image (reason: {reason})."
                        + (f" Their message: {text}" if text else ""))

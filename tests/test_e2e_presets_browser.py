@@ -274,7 +274,8 @@ async def test_navigate_cancelled_without_listener_then_spa(browsing: Browsing) 
     finally:
         call_id = await hang_up(page)
     record = await call_record(b.env, call_id)
-    contexts = [e["data"]["data"] for e in record["timeline"] if e["kind"] == "client" and e["data"]["kind"] == "context"]
+    contexts = [e["data"]["data"] for e in record["timeline"]
+                if e["kind"] == "client" and e["data"]["kind"] == "context"]
     assert contexts[0]["user_action"] == "call_started_on_page" and contexts[0]["current_route"].startswith("/?")
     assert any(c.get("user_action") == "user_navigated" and c["current_route"] == "/pricing" for c in contexts)
 
@@ -302,7 +303,8 @@ async def test_click_type_scan_and_point(browsing: Browsing) -> None:
     finally:
         call_id = await hang_up(page)
     record = await call_record(b.env, call_id)
-    results = [e["data"]["name"] for e in record["timeline"] if e["kind"] == "tool" and e["data"]["event"] == "tool_result"]
+    results = [e["data"]["name"] for e in record["timeline"]
+               if e["kind"] == "tool" and e["data"]["event"] == "tool_result"]
     assert results == ["click_button", "type_on_whiteboard", "page_scan", "point_at"]
 
 

@@ -189,7 +189,8 @@ async def test_client_error_reaches_the_llm(env: Env) -> None:
         caller.send({"type": "client_action_trigger", "action": "show_hat"})
         call = await caller.wait_for_message("client_tool_call", timeout=20)
         caller.send({"type": "client_tool_ack", "tool_call_id": call["tool_call_id"]})
-        caller.send({"type": "client_tool_error", "tool_call_id": call["tool_call_id"], "message": "card widget crashed"})
+        caller.send({"type": "client_tool_error", "tool_call_id": call["tool_call_id"],
+                     "message": "card widget crashed"})
         await wait_requests(fake, before + 2)
         result = json.loads(tool_messages(fake.chat_requests[before + 1].body)[-1]["content"])
         assert result["status"] == "error" and "card widget crashed" in result["error"]
@@ -360,7 +361,8 @@ async def test_session_continuity(env: Env) -> None:
             assert any(m["role"] == "system" and "two red scarves" in str(m["content"]) for m in messages)
             await second.wait_for_message(lambda m: m.get("type") == "transcription" and m.get("is_final")
                                           and "cart" in m.get("text", ""), timeout=20)
-            welcomes = [m for m in second.messages if m.get("type") == "transcription" and "shoe shop" in m.get("text", "")]
+            welcomes = [m for m in second.messages
+                        if m.get("type") == "transcription" and "shoe shop" in m.get("text", "")]
             assert not welcomes
         finally:
             await second.close()
@@ -387,10 +389,12 @@ async def test_agent_transfer_in_the_same_call(env: Env) -> None:
         "model": {"provider": "OPENAI", "model": fake.models[1]}})
     for body in (
         {"name": "agent_transfer", "ref_code": "agent_transfer", "description": "Hand over to another agent.",
-         "type": "server", "channels": ["voice_web"], "server": {"url": "https://example.com/transfer", "method": "POST"},
+         "type": "server", "channels": ["voice_web"],
+         "server": {"url": "https://example.com/transfer", "method": "POST"},
          "parameters": [{"name": "agent_id", "type": "string", "description": "Agent", "required": True}]},
         {"name": "human_transfer", "ref_code": "human_transfer", "description": "Transfers to a human.",
-         "type": "server", "channels": ["voice_telephony"], "server": {"url": "https://example.com/h", "method": "POST"},
+         "type": "server", "channels": ["voice_telephony"],
+         "server": {"url": "https://example.com/h", "method": "POST"},
          "parameters": [{"name": "to_number", "type": "string", "description": "Number", "required": True}]},
     ):
         tool = await env.api("POST", "/tools", json=body)
