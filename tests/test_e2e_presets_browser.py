@@ -45,12 +45,14 @@ import { TalkwireClient } from "/sdk/talkwire.js";
 import { PresetRenderer } from "/sdk/presets.js";
 const params = new URLSearchParams(location.search);
 window.seen = [];
+window.messages = [];
 window.start = async (options = {}) => {
   window.client = new TalkwireClient({
     agentId: params.get("agent"), apiKey: params.get("key"), baseUrl: params.get("api"), playAudio: false,
     audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false }, ...options,
   });
   client.on("tool_call", (call) => window.seen.push(call));
+  client.on("message", (message) => window.messages.push(message));
   window.renderer = new PresetRenderer(client, { navigateWaitMs: 300, elementWaitMs: 3000 });
   await client.connect();
 };
@@ -131,6 +133,8 @@ async def browsing(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite_tem
                 preset_tool("vanira_type_text", route="/checkout", delay_ms=5),
                 preset_tool("vanira_page_scan"),
                 preset_tool("vanira_point_at"),
+                {"name": "pick_colour", "description": "Let the user pick a colour.", "type": "client",
+                 "execution_mode": "blocking", "parameters": []},
             ):
                 tool = await env.api("POST", "/tools", json=body)
                 await env.api("POST", f"/assistant/{agent['id']}/tools", json={"tool_id": tool["id"]})
@@ -372,3 +376,36 @@ async def test_demo_page_renders_presets(browsing: Browsing) -> None:
         assert not errors, errors
     finally:
         await context.close()
+
+
+async def test_sdk_interrupts_and_custom_tool_error(browsing: Browsing) -> None:
+    """triggerInterrupt cuts the speaking agent and the action gets the next reply; a custom (non-preset)
+    tool answered with sendToolError reaches the LLM as an error."""
+    b = browsing
+    fake = b.env.fake
+    page = await open_call(b)
+    try:
+        await page.evaluate("""client.on('tool_call', (call) => {
+            if (!call.preset_id) client.sendToolError(call.tool_call_id, 'no colour picker on this page'); })""")
+        first = await turn(b, page, ("pick_colour", {}), then="Let me tell you a long story about colours. " * 4)
+        error = await tool_result(b, first + 1)
+        assert error["status"] == "error" and "no colour picker" in error["error"]
+        await page.wait_for_function("client.agentState === 'speaking'", timeout=20_000)
+        fake.add_text("Enterprise it is.")
+        await page.evaluate("client.triggerInterrupt('plan_selected', {plan: 'Enterprise'})")
+        await wait_requests(fake, first + 3)
+        last_user = [m for m in fake.chat_requests[first + 2].body["messages"] if m["role"] == "user"][-1]
+        assert "plan_selected" in last_user["content"] and "Enterprise" in last_user["content"]
+        assert "clearAudio" in await page.evaluate("window.messages.map((m) => m.type)")
+        await page.evaluate("client.interruptAudioOnly()")
+    finally:
+        call_id = await hang_up(page)
+    record = await call_record(b.env, call_id)
+    client_kinds = [e["data"]["kind"] for e in record["timeline"] if e["kind"] == "client"]
+    assert client_kinds[-3:] == ["interrupt", "action_trigger", "interrupt"]
+    interrupts = [e["data"] for e in record["timeline"]
+                  if e["kind"] == "client" and e["data"]["kind"] == "interrupt"]
+    assert interrupts[0] == {"kind": "interrupt", "audio_only": False, "cut": True}
+    assert interrupts[-1]["audio_only"] is True
+    assert any(e["kind"] == "tool" and e["data"]["name"] == "pick_colour" and e["data"]["event"] == "tool_error"
+               for e in record["timeline"])
