@@ -494,3 +494,37 @@ async def test_server_tool_webhook_over_a_call(env: Env) -> None:
         server.should_exit = True
         await task
         sock.close()
+
+
+async def test_audio_only_interrupt_keeps_the_pending_tool(env: Env) -> None:
+    """client_interrupt_audio while a blocking tool is pending: the audio is cut (clearAudio) but the tool
+    stays open and its later result still reaches the LLM; client_action_interrupt cancels it."""
+    fake = env.fake
+    before = len(fake.chat_requests)
+    fake.add_tool_calls(("show_card", {"title": "Scarf"}), text="Let me put the scarf on your screen right now.")
+    fake.add_text("There it is.")
+    fake.add_tool_calls(("show_card", {"title": "Gloves"}))
+    caller = await connect(env)
+    try:
+        caller.send({"type": "client_action_trigger", "action": "scarf"})
+        call = await caller.wait_for_message("client_tool_call", timeout=20)
+        caller.send({"type": "client_tool_ack", "tool_call_id": call["tool_call_id"]})
+        await caller.wait_for_audio(seconds=0.2, timeout=20)
+        seen = len(caller.messages)
+        caller.send({"type": "client_interrupt_audio"})
+        await caller.wait_for_message("clearAudio", after=seen, timeout=10)
+        await asyncio.sleep(0.5)
+        assert not any(m.get("type") == "client_tool_cancel" for m in caller.messages)
+        caller.send({"type": "client_tool_result", "tool_call_id": call["tool_call_id"], "result": {"shown": "scarf"}})
+        await wait_requests(fake, before + 2)
+        assert json.loads(tool_messages(fake.chat_requests[before + 1].body)[-1]["content"]) == {"shown": "scarf"}
+
+        seen = len(caller.messages)
+        caller.send({"type": "client_action_trigger", "action": "gloves"})
+        second = await caller.wait_for_message("client_tool_call", after=seen, timeout=20)
+        caller.send({"type": "client_tool_ack", "tool_call_id": second["tool_call_id"]})
+        caller.send({"type": "client_action_interrupt"})
+        cancel = await caller.wait_for_message("client_tool_cancel", after=seen, timeout=10)
+        assert cancel["tool_call_id"] == second["tool_call_id"] and cancel["reason"] == "action_interrupt"
+    finally:
+        await caller.close()
