@@ -188,7 +188,8 @@ class ClientEvents:
             task.add_done_callback(self._tasks.discard)
             return
         if route == "vision" and media.content_type in VISION_TYPES and media.size <= MAX_VISION_BYTES:
-            url = f"data:{media.content_type};base64,{base64.b64encode(media.data).decode('ascii')}"
+            encoded = await asyncio.to_thread(base64.b64encode, media.data)  # up to 20 MB: not on the loop
+            url = f"data:{media.content_type};base64,{encoded.decode('ascii')}"
             caption = (f"The user shared an image (reason: {reason})."
                        + (f" Their message: {text}" if text else ""))
             content: Any = [{"type": "text", "text": caption}, {"type": "image_url", "image_url": {"url": url}}]
