@@ -99,6 +99,14 @@ async def history_from_timeline(db: Database, call_id: str) -> list[dict[str, An
     return messages
 
 
+async def merge_extra_details(db: Database, call_id: str, details: Mapping[str, Any]) -> None:
+    """Add to a call's extra_details. Written before the final status, so a reader that sees the call
+    finished also sees its details (finish_call's own merge comes after the status change)."""
+    call = await call_store.get_call(db, call_id)
+    if call is not None:
+        await call_store.update_call(db, call_id, extra_details={**(call.extra_details or {}), **details})
+
+
 def build_agent_config(agent: Mapping[str, Any], providers: ProviderRegistry) -> AgentConfig:
     """The conversation's config: the agent's seed fields plus provider instances for its choices."""
     def choice(kind: str, field: str, name_key: str) -> tuple[str | None, str | None]:
@@ -225,8 +233,9 @@ class CallSession:
             await recorder.close()
             status = "failed" if reason in FAILED_REASONS else "completed"
             metrics.call_finished(self.leg.kind, status, reason)
-            extra = dict(self.details(reason)) if self.details is not None else None
-            await call_store.finish_call(self.db, self.call_id, status=status, end_reason=reason, extra_details=extra)
+            if self.details is not None:
+                await merge_extra_details(self.db, self.call_id, self.details(reason))
+            await call_store.finish_call(self.db, self.call_id, status=status, end_reason=reason)
             self.runtime.calls.pop(self.call_id, None)
 
     async def _persist_updates(self) -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from control_api.call_session import CallSession, load_agent, load_agent_tools
+from control_api.call_session import CallSession, load_agent, load_agent_tools, merge_extra_details
 from control_api.storage import calls as call_store
 from control_api.storage.models import Agent, PhoneNumber, SipTrunk
 from signalling.sip import CallResult, Decision, SipLeg, SipUserAgent, Trunk, TrunkError, parse_hostport
@@ -172,9 +172,9 @@ class SipDispatcher:
                                      ring_timeout=timeout, context={"call_id": call.id})
         except OSError as exc:  # no free RTP port
             log.error("call %s: cannot dial %s: %s", call.id, to_number, exc)
-            await call_store.finish_call(self.runtime.db, call.id, status="failed", end_reason="network_error",
-                                         extra_details={"outcome": "network_error", "sip_status": None,
-                                                        "duration": 0})
+            await merge_extra_details(self.runtime.db, call.id,
+                                      {"outcome": "network_error", "sip_status": None, "duration": 0})
+            await call_store.finish_call(self.runtime.db, call.id, status="failed", end_reason="network_error")
             raise SipUnavailable(f"The SIP user agent cannot place a call now: {exc}") from None
         await call_store.update_call(self.runtime.db, call.id, provider_call_id=leg.call_id)
         self._spawn(self._follow_outbound(call.id, client_id, agent_id, leg), f"sip-call:{call.id}")
@@ -201,8 +201,8 @@ class SipDispatcher:
             await self._fail(call_id, leg, "error")
 
     async def _fail(self, call_id: str, leg: SipLeg, outcome: str) -> None:
-        await call_store.finish_call(self.runtime.db, call_id, status="failed", end_reason=outcome,
-                                     extra_details=call_details(leg, outcome))
+        await merge_extra_details(self.runtime.db, call_id, call_details(leg, outcome))
+        await call_store.finish_call(self.runtime.db, call_id, status="failed", end_reason=outcome)
         self.runtime.metrics.calls.labels(leg.kind, "failed", outcome).inc()
 
     def _start_session(self, call_id: str, client_id: str, agent: Mapping[str, Any], tools: list[dict[str, Any]],

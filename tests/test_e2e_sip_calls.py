@@ -217,7 +217,7 @@ def user_turns(record: dict[str, Any]) -> list[str]:
 @pytest.mark.skipif(not HAVE_SPEECH_TOOLS, reason="espeak-ng and sox are needed to make speech")
 async def test_answered_call_hears_the_callee_and_completes_when_they_hang_up(settings, tmp_path):
     make_speech("Hello, I would like to check the status of my order please.", tmp_path)
-    sipp = await start_sipp(tmp_path, scenario(tmp_path, "stream_then_bye", stream_after(2500) + callee_bye(5000)))
+    sipp = await start_sipp(tmp_path, scenario(tmp_path, "stream_then_bye", stream_after(2500) + callee_bye(7000)))
     async with serving(settings, sip_trunk=trunk_uri(sipp)) as api:
         agent_id = await api.agent(transcription={"provider": "FAKE", "model": "scripted"})
         call_id = await api.dial(agent_id, "+15551230001", name="Jane Caller")
@@ -232,7 +232,7 @@ async def test_answered_call_hears_the_callee_and_completes_when_they_hang_up(se
     details = record["extra_details"]
     assert details["outcome"] == "remote_hangup" and details["sip_status"] == 200
     assert record["end_reason"] == "remote_hangup"
-    assert 7 <= details["duration"] <= 11 and abs(details["duration"] - record["duration"]) < 1
+    assert 9 <= details["duration"] <= 13 and abs(details["duration"] - record["duration"]) < 1
     assert [(c["id"], c["status"], c["type"], c["duration"]) for c in listed] == [
         (call_id, "completed", "sip_call", record["duration"])]
     assert record["answered_at"] and record["ended_at"]
@@ -243,3 +243,177 @@ async def test_answered_call_hears_the_callee_and_completes_when_they_hang_up(se
     assert "hello there" in user_turns(record)
     agent = [t["text"] for t in record["transcript"] if t["role"] == "agent"]
     assert agent[0] == "Hello, this is Talkwire." and "You said: hello there." in agent, record["transcript"]
+
+
+async def test_busy_callee_fails_the_call_through_the_from_numbers_stored_trunk(settings, tmp_path):
+    """`sip_data.from_number` picks the stored number and dials through its trunk (no default trunk here)."""
+    sipp = await start_sipp(tmp_path, "uas_busy.xml")
+    async with serving(settings) as api:
+        agent_id = await api.agent()
+        trunk = await api.ok("POST", "/sip-trunks", json={"name": "sipp", "host": "127.0.0.1", "port": sipp.port})
+        await api.ok("POST", "/phone-numbers/import",
+                     json={"phone_number": "+15550001111", "agent_id": agent_id, "trunk_id": trunk["id"]})
+        call_id = await api.dial(agent_id, "+15551230002", from_number="+15550001111")
+        record, _ = await api.follow(call_id)
+    assert await sipp.wait() == 0, sipp.explain()
+    assert record["status"] == "failed" and record["end_reason"] == "busy"
+    assert record["extra_details"] == {"outcome": "busy", "sip_status": 486, "duration": 0}
+    assert record["phone_from"] == "+15550001111" and record["duration"] is None
+    assert statuses(record) == [("triggered", "failed")]
+    messages = sipp.messages()
+    assert f"INVITE sip:+15551230002@127.0.0.1:{sipp.port} SIP/2.0" in messages
+    assert "<sip:+15550001111@127.0.0.1>" in messages  # From: the stored number, as the trunk's caller ID
+
+
+async def test_no_answer_is_cancelled_after_the_ring_timeout(settings, tmp_path):
+    sipp = await start_sipp(tmp_path, "uas_ring_no_answer.xml")
+    async with serving(settings, sip_trunk=trunk_uri(sipp), sip_ring_timeout=60) as api:
+        call_id = await api.dial(await api.agent(), "+15551230003", ring_timeout_seconds=1.5)
+        record, _ = await api.follow(call_id)
+    assert await sipp.wait() == 0, sipp.explain()
+    assert record["status"] == "failed"
+    assert record["extra_details"] == {"outcome": "no_answer", "sip_status": 487, "duration": 0}
+    assert "CANCEL sip:+15551230003@127.0.0.1" in sipp.messages()
+
+
+async def test_digest_challenge_answered_with_the_default_trunks_credentials(settings, tmp_path):
+    """TALKWIRE_SIP_TRUNK carries the digest credentials; sipp's verifyauth checks them (403 otherwise). The agent
+    hangs up after 1.5 s of silence: outcome agent_hangup, the reason kept as end_reason."""
+    sipp = await start_sipp(tmp_path, "uas_auth.xml", keys={"qop": 'qop="auth", '})
+    async with serving(settings, sip_trunk=trunk_uri(sipp, "alice:secret@")) as api:
+        agent_id = await api.agent(welcome_message="Hi.", call_end_duration=1500)
+        record, _ = await api.follow(await api.dial(agent_id, "+15551230004"))
+    assert await sipp.wait() == 0, sipp.explain()
+    assert record["status"] == "completed" and record["end_reason"] == "silence_timeout"
+    assert record["extra_details"]["outcome"] == "agent_hangup" and record["extra_details"]["sip_status"] == 200
+    assert 'Authorization: Digest username="alice", realm="sipp.test"' in sipp.messages()
+
+
+def refer_body(sipfrag: str) -> str:
+    """Accept our REFER (202), report the transfer by NOTIFY sipfrag; after a 2xx expect our BYE, else hang up."""
+    accept = """  <recv request="REFER">
+    <action>
+      <ereg regexp="sip:([^@>]+)@[^>]+" search_in="hdr" header="Refer-To:" check_it="true" assign_to="refer_hdr,refer_user" />
+    </action>
+  </recv>
+  <Reference variables="refer_hdr,refer_user" />
+""" + OK_TO_LAST.replace("200 OK", "202 Accepted")
+    notify = "Event: refer\nSubscription-State: {state}\nContent-Type: message/sipfrag\n"
+    body = accept + REQUEST.format(method="NOTIFY", cseq=2, headers=notify.format(state="active;expires=60"),
+                                   content="SIP/2.0 100 Trying")
+    body += REQUEST.format(method="NOTIFY", cseq=3, headers=notify.format(state="terminated;reason=noresource"),
+                           content=f"SIP/2.0 {sipfrag}")
+    if sipfrag.startswith("2"):
+        return body + '  <recv request="BYE" />\n' + OK_TO_LAST
+    return body + callee_bye(4000)
+
+
+@pytest.mark.skipif(not HAVE_SPEECH_TOOLS, reason="espeak-ng and sox are needed to make speech")
+@pytest.mark.parametrize("sipfrag", ["200 OK", "486 Busy Here"], ids=["transferred", "target-busy"])
+async def test_human_transfer_by_refer(settings, tmp_path, sipfrag):
+    """The callee asks for a person; the agent (scripted LLM) calls human_transfer, says its words, and the call
+    is REFERred to the tool's number. Done: outcome transferred. Refused: the agent is told and says so."""
+    make_speech("Can I speak to a person please?", tmp_path)
+    sipp = await start_sipp(tmp_path, scenario(tmp_path, "refer", stream_after(2000) + refer_body(sipfrag)))
+    async with OpenAIFake() as fake, serving(settings, sip_trunk=trunk_uri(sipp), openai_base_url=fake.base_url,
+                                             openai_api_key=fake.api_key) as api:
+        agent_id = await api.agent(model={"provider": "OPENAI", "model": fake.models[0]})
+        tool = await api.ok("POST", "/tools", json={
+            "name": "human_transfer", "ref_code": "human_transfer", "description": "Transfer to a person.",
+            "type": "server", "channels": ["voice_telephony"], "server": {"url": "https://example.com/h", "method": "POST"},
+            "parameters": [{"name": "to_number", "type": "string", "description": "Number", "required": True}]})
+        await api.ok("POST", f"/assistant/{agent_id}/tools", json={"tool_id": tool["id"]})
+        # A tool action ends the agent's round; the next request is the one that tells it the transfer failed.
+        fake.add_tool_calls(("human_transfer", {"to_number": "+14155550100"}), text="Putting you through now.")
+        fake.add_text("I am sorry, nobody can take the call right now.")
+        record, _ = await api.follow(await api.dial(agent_id, "+15551230005"))
+    assert await sipp.wait() == 0, sipp.explain()
+    assert f"Refer-To: <sip:+14155550100@127.0.0.1:{sipp.port}>" in sipp.messages()
+    actions = [e["data"] for e in record["timeline"] if e["kind"] == "action"]
+    assert actions == [{"type": "human_transfer", "to_number": "+14155550100"}]
+    agent_said = [t["text"] for t in record["transcript"] if t["role"] == "agent"]
+    assert "Putting you through now." in agent_said
+    if sipfrag.startswith("2"):
+        assert record["status"] == "completed" and record["extra_details"]["outcome"] == "transferred"
+        assert record["end_reason"] == "transferred"
+        return
+    assert record["extra_details"]["outcome"] == "remote_hangup"
+    failed = [e["data"] for e in record["timeline"] if e["kind"] == "action_failed"]
+    assert len(failed) == 1 and "486" in failed[0]["message"]
+    # The agent was told at once and answered from it, while the caller was still on the line.
+    told = [m for r in fake.chat_requests for m in r.body["messages"] if "did not go through" in str(m.get("content"))]
+    assert told and told[0]["role"] == "system"
+    assert "I am sorry, nobody can take the call right now." in agent_said
+
+
+def dtmf_body() -> str:
+    """The callee presses 4 and 2 (SIP INFO; no telephone-event offered), then expects the agent's keys 9 and #
+    by INFO, then hangs up."""
+    info = "Content-Type: application/dtmf-relay\n"
+    body = '  <pause milliseconds="2500" />\n'
+    body += REQUEST.format(method="INFO", cseq=2, headers=info, content="Signal=4\nDuration=160")
+    body += REQUEST.format(method="INFO", cseq=3, headers=info, content="Signal=2\nDuration=160")
+    for n, digit in enumerate(("9", "#"), 1):
+        body += f"""  <recv request="INFO">
+    <action>
+      <ereg regexp="Signal= *{digit}" search_in="body" check_it="true" assign_to="key{n}" />
+    </action>
+  </recv>
+  <Reference variables="key{n}" />
+""" + OK_TO_LAST
+    return body + callee_bye(1000)
+
+
+async def test_keypad_both_ways(settings, tmp_path):
+    """Keys the callee presses reach the agent as one turn of text; the agent's send_dtmf tool presses keys."""
+    sipp = await start_sipp(tmp_path, scenario(tmp_path, "dtmf", dtmf_body(), payloads="0", extra_sdp=""))
+    async with OpenAIFake() as fake, serving(settings, sip_trunk=trunk_uri(sipp), openai_base_url=fake.base_url,
+                                             openai_api_key=fake.api_key) as api:
+        agent_id = await api.agent(model={"provider": "OPENAI", "model": fake.models[0]})
+        fake.add_tool_calls(("send_dtmf", {"digits": "9#"}))
+        fake.add_text("I pressed nine and hash.")
+        record, _ = await api.follow(await api.dial(agent_id, "+15551230006"))
+    assert await sipp.wait() == 0, sipp.explain()
+    assert "The caller pressed 4 2." in user_turns(record)
+    first = fake.chat_requests[0].body
+    assert {"role": "user", "content": "The caller pressed 4 2."} in first["messages"]
+    assert "send_dtmf" in {t["function"]["name"] for t in first["tools"]}
+    results = [e["data"] for e in record["timeline"] if e["kind"] == "tool" and e["data"].get("name") == "send_dtmf"]
+    assert [r["event"] for r in results] == ["tool_call", "tool_result"]
+    assert record["status"] == "completed" and record["extra_details"]["outcome"] == "remote_hangup"
+
+
+# ---- inbound ----------------------------------------------------------------------------------------------
+
+async def test_inbound_calls_to_our_numbers(settings, tmp_path):
+    """sipp calls an imported number: its agent answers with the inbound welcome. An unknown number gets 404,
+    the number of an inactive agent 480."""
+    async with serving(settings) as api:
+        agent_id = await api.agent(welcome_message="Outbound hello.",
+                                   inbound_welcome_message="Acme support, how can I help?")
+        sleeping = await api.agent(name="Off duty")
+        trunk = {"host": "127.0.0.1", "port": 5060}
+        await api.ok("POST", "/phone-numbers/import", json={"phone_number": "+15557770000", "agent_id": agent_id,
+                                                            "trunk": trunk})
+        await api.ok("POST", "/phone-numbers/import", json={"phone_number": "+15557770001", "agent_id": sleeping,
+                                                            "use_existing_credentials": True})
+        await api.ok("PATCH", f"/assistant/{sleeping}", json={"active": False})
+        remote = f"127.0.0.1:{api.sip_port}"
+        caller = await start_sipp(tmp_path, "uac", remote=remote, extra=["-s", "+15557770000", "-d", "6000"])
+        assert await caller.wait() == 0, caller.explain()
+        for number, status in (("+15550000000", 404), ("+15557770001", 480)):
+            workdir = tmp_path / number
+            workdir.mkdir()
+            rejected = await start_sipp(workdir, "uac_rejected.xml", remote=remote, extra=["-s", number])
+            assert await rejected.wait() == 0, rejected.explain()
+            assert f"SIP/2.0 {status} " in rejected.messages()
+        calls = (await api.ok("GET", "/calls"))["calls"]
+        assert len(calls) == 1, calls  # refused calls leave no record
+        record, _ = await api.follow(calls[0]["id"])
+    assert record["agent_id"] == agent_id and record["direction"] == "inbound" and record["type"] == "sip_call"
+    assert record["phone_to"] == "+15557770000" and record["phone_from"] == "sipp"
+    assert record["status"] == "completed" and record["extra_details"]["outcome"] == "remote_hangup"
+    assert f"Call-ID: {record['provider_call_id']}" in caller.messages()
+    assert statuses(record) == [("in-progress", "completed")]
+    agent_said = [t["text"] for t in record["transcript"] if t["role"] == "agent"]
+    assert agent_said[:1] == ["Acme support, how can I help?"], record["timeline"]
