@@ -66,11 +66,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per call")
     parser.add_argument("--cpu", type=int, default=1, help="core for the server (-1: no pinning)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 calls, 2 rounds of 8 s")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 call, 2 rounds of 7 s")
     parser.add_argument("--json", default=None, help="write the result here")
     args = parser.parse_args()
     if args.quick:
-        args.calls, args.rounds, args.duration = 2, 2, 8.0
+        args.calls, args.rounds, args.duration = 1, 2, 7.0
     workdir = Path(tempfile.mkdtemp(prefix="bench-memory-"))
     result = asyncio.run(bench(args.calls, args.rounds, args.duration, workdir, None if args.cpu < 0 else args.cpu))
     print(f"{args.rounds} rounds × {args.calls} calls, {result['calls_failed']} failed")

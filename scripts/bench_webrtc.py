@@ -1,74 +1,147 @@
 """Benchmark: web calls per core, Talkwire's full pipeline (FAKE providers) against a bare aiortc echo server.
 
-Both servers run as child processes pinned to the same core and are ramped by the same synthetic aiortc
-callers (`talkwire loadtest --ramp --baseline`): N calls, then N + step, ... until a step breaks a threshold
-(p99 outbound frame lag over 20 ms, any frame over 40 ms late, or a failed call). The highest N that held is
-the server's calls per core; the figure that matters is Talkwire's as a multiple of the echo's, since both
-are measured in the same run on the same (noisy, shared) machine.
+Both servers run as child processes pinned to the same core (the callers run on the other cores) and take
+the same synthetic aiortc callers (control_api/loadtest). Two measures, each as Talkwire / echo:
 
-    .venv/bin/python scripts/bench_webrtc.py                         # calls 2, 4, 6, ... 20 s per step
-    .venv/bin/python scripts/bench_webrtc.py --step 1 --max 30 --duration 30 --report docs/loadtest
-    .venv/bin/python scripts/bench_webrtc.py --quick --json out.json   # smoke run (the tests run it)
+- CPU sweep: each server's idle CPU first, then for each N in --sweep, N calls on Talkwire and N calls on
+  the echo, interleaved so both see the same background noise. CPU per call = (server cores − idle) / N,
+  the median over the steps where no call failed and the callers kept up; calls per core by CPU =
+  (1 − idle) / CPU per call. CPU time is far less disturbed by other work on a shared machine than latency.
+- Threshold ramp (--ramp): N, N + step, ... until a step breaks the load tester's thresholds (p99 outbound
+  frame lag over 20 ms, any frame over 40 ms late, or a failed call), best of --repeat tries per step. The
+  highest N that held is the calls per core. On a machine shared with other work, outside stalls break these
+  latency thresholds long before the CPU is used up, which is why the CPU sweep is the default.
 
-The callers are aiortc peers too, on the other core(s): when their own event loop lags (reported as
-`generator_saturated`), the ceiling measured is the load generator's, not the server's.
+    .venv/bin/python scripts/bench_webrtc.py                               # sweep 2,4,6,8,10, 20 s each
+    .venv/bin/python scripts/bench_webrtc.py --sweep 4,8,12 --ramp --json out.json
+    .venv/bin/python scripts/bench_webrtc.py --quick --json out.json       # smoke run (the tests run it)
+
+The callers are aiortc peers too: when their own event loop lags (`generator_saturated`), a ceiling is
+the load generator's rather than the server's.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
 
 from control_api.cli import build_parser  # noqa: E402
-from control_api.loadtest import report  # noqa: E402
-from control_api.loadtest.runner import loadtest  # noqa: E402
+from control_api.loadtest.audio import DEFAULT_SCRIPT, SpeechCache  # noqa: E402
+from control_api.loadtest.runner import idle_cores, local_server, plan_cpus, ramp, run_step, strip  # noqa: E402
+from control_api.loadtest.runner import Thresholds  # noqa: E402
+
+HOSTS = ("127.0.0.1",)
+
+
+def cost(steps: list[dict], idle: float) -> dict:
+    """CPU per call = (server cores − idle cores) / calls for each step, median over the steps where neither
+    a call failed nor the callers' own loop lagged (all steps if none qualifies)."""
+    clean = [s for s in steps if not s["summary"]["calls_failed"] and not s["generator_saturated"]] or steps
+    per_call = sorted((s["server"]["cpu_cores"] - idle) / s["concurrent_calls"] for s in clean)
+    median = statistics.median(per_call) if per_call else None
+    return {"idle_cores": round(idle, 4), "cpu_per_call_pct": round(100 * median, 2) if median else None,
+            "calls_per_core_by_cpu": round((1 - idle) / median, 1) if median and median > 0 else None,
+            "steps_used": [s["concurrent_calls"] for s in clean]}
+
+
+async def bench(args: argparse.Namespace, console: Console) -> dict:
+    workdir = Path(args.data_dir or tempfile.mkdtemp(prefix="bench-webrtc-"))
+    speech = SpeechCache(workdir / "audio-cache")
+    await speech.prepare(DEFAULT_SCRIPT)
+    server_cpu, own = plan_cpus(None if args.cpu < 0 else args.cpu)
+    if own:
+        import os
+
+        os.sched_setaffinity(0, own)
+    sweep = [int(n) for n in args.sweep.split(",")]
+    result: dict = {"config": {"sweep": sweep, "duration": args.duration, "server_cpu": server_cpu,
+                               "ramp": args.ramp, "repeat": args.repeat}}
+    async with local_server("talkwire", workdir / "talkwire", cpu=server_cpu) as talkwire, \
+            local_server("echo", workdir / "echo", cpu=server_cpu) as echo:
+        await asyncio.sleep(2)  # both servers settle (start-up work) before idle is measured
+        idle = {"talkwire": await idle_cores(talkwire.base_url), "echo": await idle_cores(echo.base_url)}
+        steps: dict[str, list[dict]] = {"talkwire": [], "echo": []}
+        for n in sweep:
+            for target in (talkwire, echo):
+                step = await run_step(target, n, args.duration, speech, host_addresses=HOSTS)
+                steps[target.kind].append(step)
+                console.print(f"{target.kind}: {n} calls, {step['summary']['calls_failed']} failed, server "
+                              f"{step['server']['cpu_cores']} cores, frame lag p99 {step['server']['frame_lag_p99_ms']} ms")
+        result["sweep"] = {kind: {**cost(run, idle[kind]), "steps": [strip(s) for s in run]}
+                           for kind, run in steps.items()}
+        if args.ramp:
+            options = build_parser().parse_args(
+                ["loadtest", "--ramp", "--calls", str(sweep[0]), "--ramp-step", str(args.step), "--ramp-max",
+                 str(args.max), "--duration", str(args.duration), "--ramp-repeat", str(args.repeat)])
+            progress = lambda label: None  # noqa: E731  (the per-step lines are printed by ramp())
+            result["ramp"] = {}
+            for target in (talkwire, echo):
+                run = await ramp(target, options, speech, HOSTS, Thresholds(), progress, console)
+                result["ramp"][target.kind] = {"calls_per_core": run["summary"]["calls_per_core"],
+                                               "generator_saturated": run["generator_saturated"],
+                                               "steps": run["steps"]}
+    ours, floor = result["sweep"]["talkwire"], result["sweep"]["echo"]
+    result["figures"] = {
+        "talkwire_cpu_per_call_pct": ours["cpu_per_call_pct"],
+        "echo_cpu_per_call_pct": floor["cpu_per_call_pct"],
+        "cpu_per_call_vs_echo": round(ours["cpu_per_call_pct"] / floor["cpu_per_call_pct"], 3)
+        if ours["cpu_per_call_pct"] and floor["cpu_per_call_pct"] else None,
+        "talkwire_calls_per_core_by_cpu": ours["calls_per_core_by_cpu"],
+        "echo_calls_per_core_by_cpu": floor["calls_per_core_by_cpu"],
+        "calls_per_core_vs_echo": round(ours["calls_per_core_by_cpu"] / floor["calls_per_core_by_cpu"], 3)
+        if ours["calls_per_core_by_cpu"] and floor["calls_per_core_by_cpu"] else None,
+        "pinned": server_cpu is not None,
+        "generator_saturated": any(s["generator_saturated"] for run in steps.values() for s in run),
+        "calls_failed": sum(s["summary"]["calls_failed"] for run in steps.values() for s in run),
+    }
+    if args.ramp:
+        t, e = result["ramp"]["talkwire"]["calls_per_core"], result["ramp"]["echo"]["calls_per_core"]
+        result["figures"].update(talkwire_calls_per_core_by_ramp=t, echo_calls_per_core_by_ramp=e,
+                                 ramp_vs_echo=round(t / e, 3) if t and e else None)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--start", type=int, default=2, help="calls in the first step")
-    parser.add_argument("--step", type=int, default=2, help="calls added per step")
-    parser.add_argument("--max", type=int, default=60, help="stop at this many calls")
+    parser.add_argument("--sweep", default="2,4,6,8,10", help="call counts of the CPU sweep")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per step")
+    parser.add_argument("--ramp", action="store_true", help="also ramp both servers to their latency thresholds")
+    parser.add_argument("--step", type=int, default=2, help="ramp: calls added per step")
+    parser.add_argument("--max", type=int, default=60, help="ramp: stop at this many calls")
+    parser.add_argument("--repeat", type=int, default=2, help="ramp: tries per step (best of)")
     parser.add_argument("--cpu", type=int, default=1, help="core for the servers (-1: no pinning)")
     parser.add_argument("--data-dir", default=None, help="work folder (default: a temp folder)")
-    parser.add_argument("--report", default=None, help="write the PNG/HTML report here")
     parser.add_argument("--json", default=None, help="write the full result here")
-    parser.add_argument("--quick", action="store_true", help="smoke run: one step of 1 call for 6 s on each server")
+    parser.add_argument("--quick", action="store_true", help="smoke run: sweep 1,2 with 5 s steps")
     args = parser.parse_args()
     if args.quick:
-        args.start, args.step, args.max, args.duration = 1, 1, 1, 6.0
-    argv = ["loadtest", "--ramp", "--baseline", "--providers", "fake", "--calls", str(args.start),
-            "--ramp-step", str(args.step), "--ramp-max", str(args.max), "--duration", str(args.duration),
-            "--cpu", str(args.cpu)]
-    if args.data_dir:
-        argv += ["--data-dir", args.data_dir]
-    options = build_parser().parse_args(argv)
-    result = asyncio.run(loadtest(options, Console(stderr=True)))
-    report.print_summary(Console(), result)
-    if args.report:
-        report.write_report(Path(args.report), result)
-    summary = result["summary"]
-    figures = {
-        "talkwire_calls_per_core": summary["calls_per_core"],
-        "echo_calls_per_core": result["baseline"]["calls_per_core"],
-        "ratio_vs_echo": summary.get("calls_per_core_vs_echo"),
-        "pinned": summary["pinned"],
-        "generator_saturated": result["generator_saturated"],
-        "talkwire_steps": [(s["concurrent_calls"], s["held"], s["server"]["cpu_cores"]) for s in result["steps"]],
-        "echo_steps": [(s["concurrent_calls"], s["held"], s["server"]["cpu_cores"])
-                       for s in result["baseline"]["steps"]],
-    }
-    print(f"web calls per core: talkwire {figures['talkwire_calls_per_core']}, bare aiortc echo "
-          f"{figures['echo_calls_per_core']} → ratio {figures['ratio_vs_echo']}")
+        args.sweep, args.duration, args.ramp = "1,2", 5.0, False
+    console = Console(stderr=True)
+    result = asyncio.run(bench(args, console))
+    f = result["figures"]
+    table = Table(title="web calls per core (FAKE providers) vs bare aiortc echo")
+    for col in ("server", "CPU per call (% core)", "calls/core by CPU"):
+        table.add_column(col)
+    for kind in ("talkwire", "echo"):
+        table.add_row(kind, str(f[f"{kind}_cpu_per_call_pct"]), str(f[f"{kind}_calls_per_core_by_cpu"]))
+    Console().print(table)
+    print(f"Talkwire costs {f['cpu_per_call_vs_echo']}× the echo per call; calls per core "
+          f"{f['calls_per_core_vs_echo']}× the echo's (pinned: {f['pinned']}, failed calls: {f['calls_failed']}, "
+          f"generator saturated: {f['generator_saturated']})")
+    if args.ramp:
+        print(f"threshold ramp: talkwire {f['talkwire_calls_per_core_by_ramp']}, echo {f['echo_calls_per_core_by_ramp']} "
+              f"→ {f['ramp_vs_echo']}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"figures": figures, "result": result}, indent=1))
+        Path(args.json).write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -45,3 +45,23 @@ def test_loadtest_two_calls_against_a_local_server(tmp_path: Path) -> None:
     # Cached speech is reused by the next run (deterministic audio).
     assert list((tmp_path / "work" / "audio-cache").glob("espeak-*.wav"))
     assert (tmp_path / "report" / "index.html").is_file() and (tmp_path / "report" / "latency_cdf.png").is_file()
+
+
+@pytest.mark.sip
+def test_loadtest_sip_calls_dialled_by_the_server(tmp_path: Path) -> None:
+    """--leg sip: the local server's trunk is the load tester's own SIP user agent; the server dials it."""
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "control_api.cli", "loadtest", "--leg", "sip", "--calls", "2", "--duration", "8",
+         "--cpu", "-1", "--json", str(out), "--data-dir", str(tmp_path / "work")],
+        cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    summary = result["summary"]
+    assert summary["calls_ok"] == 2 and summary["calls_failed"] == 0, summary["failures"]
+    assert summary["first_audio_ms"]["p50"] is not None
+    for call in result["calls"]:
+        assert call["frames_received"] > 100 and call["packets_received"] > 100
+        assert call["packets_lost"] is None  # our SIP stack keeps no loss count
+    assert summary["packet_loss"] is None
+    assert result["server"]["outcomes"] == {"sip/completed/remote_hangup": 2}

@@ -16,9 +16,10 @@ at the caller, so it includes the network, the jitter buffer and decoding:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import bisect
+import contextlib
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -135,37 +136,46 @@ class ScriptedMic(MediaStreamTrack):
         return frame
 
 
-class WebCaller:
-    """One call: `await run(...)` sets it up, plays the script until `duration` is over (or `max_turns` turns
-    are done), hangs up."""
+class ScriptedCall(ABC):
+    """One call following the script: `await run(...)` sets it up, plays the script until `duration` is over
+    (or `max_turns` turns are done), hangs up. Transports implement `_connect`, `play` and `_finish_media`."""
 
-    def __init__(self, index: int, speech: SpeechCache, script: tuple[Turn, ...], *,
-                 host_addresses: tuple[str, ...] = (), ice_servers: tuple = (), echo: bool = False,
+    def __init__(self, index: int, speech: SpeechCache, script: tuple[Turn, ...], *, echo: bool = False,
                  max_turns: int | None = None, on_progress: Callable[[str], None] | None = None) -> None:
         self.result = CallResult(index)
         self.speech = speech
         self.script = script
         self.echo = echo  # against the echo baseline: only set-up and media, no turn-taking to measure
         self.max_turns = max_turns  # hang up after this many turns (else when the duration is over)
-        self.host_addresses = host_addresses
         self.on_progress = on_progress or (lambda _state: None)
-        self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
-        self.mic = ScriptedMic()
-        self.pc.addTrack(self.mic)
-        self.channel = self.pc.createDataChannel("talkwire")
-        self.channel.on("message", self._on_message)
-        self.pc.on("track", self._on_track)
-        self.pc.on("connectionstatechange", self._on_state)
-        self._opened = asyncio.Event()
-        self.channel.on("open", self._opened.set)
         self._first_packet = asyncio.Event()
-        self.closed = asyncio.Event()
+        self.closed = asyncio.Event()  # the call dropped (or we hung up)
         self._hangup = False
         self.agent_state: str | None = None  # the last agent_state message (None: the server sends none)
-        # Heard audio: arrival time and loudness of every decoded frame (the samples are not kept).
+        # Heard audio: arrival time and loudness of every frame (the samples are not kept).
         self.times: list[float] = []
         self.loud: list[bool] = []
         self._tasks: set[asyncio.Task] = set()
+
+    # ---- what a transport provides ------------------------------------------------------------------
+
+    @abstractmethod
+    async def _connect(self, http: httpx.AsyncClient, base_url: str, agent_id: str, key: str) -> None:
+        """Phase 1 and whatever brings media up; returns once the first agent packet arrived."""
+
+    @abstractmethod
+    def play(self, samples: np.ndarray) -> tuple[asyncio.Future[float], asyncio.Future[float]]:
+        """Speak 48 kHz `samples` now; futures for when the first and the last frame were sent."""
+
+    @abstractmethod
+    async def _finish_media(self, http: httpx.AsyncClient, base_url: str, key: str) -> None:
+        """Read the transport's statistics (and transcripts where they come afterwards), hang up, stop tasks."""
+
+    def _heard(self, samples: np.ndarray) -> None:
+        data = samples.astype(np.float32)
+        self.times.append(asyncio.get_running_loop().time())
+        self.loud.append(float(np.mean(data * data)) >= SILENCE_RMS ** 2)
+        self._first_packet.set()
 
     # ---- the call ---------------------------------------------------------------------------------
 
@@ -201,27 +211,12 @@ class WebCaller:
         except Exception as exc:  # any other breakage is this call's failure, reported, not raised
             result.error = f"{type(exc).__name__}: {exc}"
         finally:
-            await self._finish(started)
+            self._hangup = True
+            await self._finish_media(http, base_url, key)
+            self.closed.set()
+            self._summarize(started)
         self.on_progress("ok" if result.ok else "failed")
         return result
-
-    async def _connect(self, http: httpx.AsyncClient, base_url: str, agent_id: str, key: str) -> None:
-        response = await http.post(f"{base_url.rstrip('/')}/calls/create", json={"agent_id": agent_id, "type": "web"},
-                                   headers={"X-API-Key": key})
-        body = _json(response)
-        if response.status_code != 200:
-            raise CallFailed(f"Phase 1 (POST /calls/create): HTTP {response.status_code} {body}")
-        self.result.call_id = body.get("call_id")
-        offer = await self.pc.createOffer()
-        restrict_host_addresses(self.pc, list(self.host_addresses))
-        await self.pc.setLocalDescription(offer)
-        response = await http.post(body["worker_url"], json={"sdp": self.pc.localDescription.sdp, "type": "offer"})
-        answer = _json(response)
-        if response.status_code != 200:
-            raise CallFailed(f"Phase 2 (offer to worker_url): HTTP {response.status_code} {answer}")
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
-        await self._opened.wait()
-        await self._first_packet.wait()
 
     async def _unless_closed(self, script: Any) -> None:
         """Run the script until it ends or the connection drops, whichever is first."""
@@ -257,14 +252,14 @@ class WebCaller:
         while True:
             for turn in self.script:
                 if turn.text:
-                    _, done = self.mic.play(await self.speech.get(turn.text))
+                    _, done = self.play(await self.speech.get(turn.text))
                     await done
                     self.result.turns += 1
 
     async def _turn(self, turn: Turn, loop: asyncio.AbstractEventLoop) -> None:
         if turn.kind in ("silence", "noise"):
             if turn.kind == "noise":
-                self.mic.play(noise(turn.seconds, seed=self.result.index))
+                self.play(noise(turn.seconds, seed=self.result.index))
             await asyncio.sleep(turn.seconds)
             await self._quiet()
             return
@@ -277,7 +272,7 @@ class WebCaller:
         if turn.kind == "barge_in":
             await asyncio.sleep(BARGE_AFTER_S)
             if self._speaking_now():
-                begun, done = self.mic.play(await self.speech.get(BARGE_SENTENCE))
+                begun, done = self.play(await self.speech.get(BARGE_SENTENCE))
                 self.result.spoken.append(BARGE_SENTENCE)
                 spoke_at = await begun
                 stopped = await self._silent_after(spoke_at, ANSWER_TIMEOUT)
@@ -290,28 +285,9 @@ class WebCaller:
 
     async def _say(self, text: str) -> float:
         """Play a sentence; returns the loop time its last frame was sent (the end of the caller's speech)."""
-        _, done = self.mic.play(await self.speech.get(text))
+        _, done = self.play(await self.speech.get(text))
         self.result.spoken.append(text)
         return await done
-
-    # ---- what was heard ---------------------------------------------------------------------------
-
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio":
-            task = asyncio.get_running_loop().create_task(self._hear(track), name="loadtest-hear")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _hear(self, track: MediaStreamTrack) -> None:
-        loop = asyncio.get_running_loop()
-        threshold = SILENCE_RMS ** 2
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                frame = await track.recv()
-                data = frame.to_ndarray().astype(np.float32)
-                self.times.append(loop.time())
-                self.loud.append(float(np.mean(data * data)) >= threshold)
-                self._first_packet.set()
 
     def _speaking_now(self) -> bool:
         return bool(self.loud) and any(self.loud[-3:])
@@ -362,6 +338,73 @@ class WebCaller:
                 return
             await asyncio.sleep(0.05)
 
+
+    def _summarize(self, started: float) -> None:
+        result = self.result
+        times = np.array(self.times)
+        result.frames_received = len(times)
+        if len(times) > 1:
+            intervals = np.diff(times) * 1000
+            result.gaps = int(np.count_nonzero(intervals > GAP_MS))
+            result.max_gap_ms = float(intervals.max())
+        if not self.echo:
+            result.wer = wer([w for text in result.spoken for w in words(text)],
+                             [w for text in result.transcripts for w in words(text)])
+        result.seconds = asyncio.get_running_loop().time() - started
+
+
+class WebCaller(ScriptedCall):
+    """A web call: aiortc, Phase 1 with the (publishable) key, Phase 2 to `worker_url`, a data channel."""
+
+    def __init__(self, index: int, speech: SpeechCache, script: tuple[Turn, ...], *,
+                 host_addresses: tuple[str, ...] = (), ice_servers: tuple = (), echo: bool = False,
+                 max_turns: int | None = None, on_progress: Callable[[str], None] | None = None) -> None:
+        super().__init__(index, speech, script, echo=echo, max_turns=max_turns, on_progress=on_progress)
+        self.host_addresses = host_addresses
+        self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
+        self.mic = ScriptedMic()
+        self.pc.addTrack(self.mic)
+        self.channel = self.pc.createDataChannel("talkwire")
+        self.channel.on("message", self._on_message)
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_state)
+        self._opened = asyncio.Event()
+        self.channel.on("open", self._opened.set)
+
+    def play(self, samples: np.ndarray) -> tuple[asyncio.Future[float], asyncio.Future[float]]:
+        return self.mic.play(samples)
+
+    async def _connect(self, http: httpx.AsyncClient, base_url: str, agent_id: str, key: str) -> None:
+        response = await http.post(f"{base_url.rstrip('/')}/calls/create", json={"agent_id": agent_id, "type": "web"},
+                                   headers={"X-API-Key": key})
+        body = _json(response)
+        if response.status_code != 200:
+            raise CallFailed(f"Phase 1 (POST /calls/create): HTTP {response.status_code} {body}")
+        self.result.call_id = body.get("call_id")
+        offer = await self.pc.createOffer()
+        restrict_host_addresses(self.pc, list(self.host_addresses))
+        await self.pc.setLocalDescription(offer)
+        response = await http.post(body["worker_url"], json={"sdp": self.pc.localDescription.sdp, "type": "offer"})
+        answer = _json(response)
+        if response.status_code != 200:
+            raise CallFailed(f"Phase 2 (offer to worker_url): HTTP {response.status_code} {answer}")
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        await self._opened.wait()
+        await self._first_packet.wait()
+
+    # ---- what was heard ---------------------------------------------------------------------------
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            task = asyncio.get_running_loop().create_task(self._hear(track), name="loadtest-hear")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _hear(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                self._heard((await track.recv()).to_ndarray())
+
     # ---- data channel -----------------------------------------------------------------------------
 
     def _on_message(self, text: str | bytes) -> None:
@@ -390,7 +433,7 @@ class WebCaller:
 
     # ---- ending -----------------------------------------------------------------------------------
 
-    async def _finish(self, started: float) -> None:
+    async def _finish_media(self, http: httpx.AsyncClient, base_url: str, key: str) -> None:
         result = self.result
         with contextlib.suppress(Exception):
             stats = await asyncio.wait_for(self.pc.getStats(), 5)
@@ -398,24 +441,12 @@ class WebCaller:
                 if getattr(report, "type", None) == "inbound-rtp":
                     result.packets_received = int(report.packetsReceived)
                     result.packets_lost = max(0, int(report.packetsLost))
-        self._hangup = True
         self.mic.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.pc.close(), 10)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.closed.set()
-        times = np.array(self.times)
-        result.frames_received = len(times)
-        if len(times) > 1:
-            intervals = np.diff(times) * 1000
-            result.gaps = int(np.count_nonzero(intervals > GAP_MS))
-            result.max_gap_ms = float(intervals.max())
-        if not self.echo:
-            result.wer = wer([w for text in result.spoken for w in words(text)],
-                             [w for text in result.transcripts for w in words(text)])
-        result.seconds = asyncio.get_running_loop().time() - started
 
 
 def _first_index_after(times: list[float], after: float) -> int:

@@ -41,7 +41,10 @@ BACKLOG = 10  # frames of echo kept at most (200 ms): beyond, the oldest go
 
 
 class EchoTrack(MediaStreamTrack):
-    """Sends the latest decoded inbound frames back, one per shared clock tick (silence when none)."""
+    """Sends the latest decoded inbound frames back, one per shared clock tick (silence when none).
+
+    Like Talkwire's AgentAudioTrack, ticks the sender missed (aiortc's encoder hop ran past a tick) are served
+    at once, so both servers keep the same cadence rules and differ only in what they do per frame."""
 
     kind = "audio"
 
@@ -51,12 +54,17 @@ class EchoTrack(MediaStreamTrack):
         self.meter = meter
         self.frames: deque[np.ndarray] = deque(maxlen=BACKLOG)  # (1, 960) mono int16
         self._pts = 0
+        self._next_tick: int | None = None
         self._silence = np.zeros((1, FRAME), dtype=np.int16)
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        await self.clock.tick()
+        last = self.clock.last
+        if self._next_tick is not None and last is not None and last.index >= self._next_tick:
+            self._next_tick += 1  # the sender came back late: serve the tick it missed now (as Talkwire's leg does)
+        else:
+            self._next_tick = (await self.clock.tick()).index + 1
         self.meter.frame()
         frame = av.AudioFrame.from_ndarray(self.frames.popleft() if self.frames else self._silence,
                                            format="s16", layout="mono")

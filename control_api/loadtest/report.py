@@ -52,7 +52,11 @@ def print_summary(console: Console, result: dict[str, Any]) -> None:
     for failure in summary.get("failures", []):
         facts.add_row("  failure", failure)
     facts.add_row("turns", str(summary.get("turns")))
-    facts.add_row("transcript WER", "-" if summary.get("wer") is None else f"{summary['wer']:.1%}")
+    wer = "-" if summary.get("wer") is None else f"{summary['wer']:.1%}"
+    config = result.get("config", {})
+    if config.get("providers") == "fake" and not config.get("against") and summary.get("wer") is not None:
+        wer += " (FAKE STT answers a fixed transcript: this measures the plumbing, not recognition)"
+    facts.add_row("transcript WER", wer)
     facts.add_row("audio gaps > 60 ms / longest", f"{summary.get('audio_gaps')} / {summary.get('max_gap_ms') or 0:.0f} ms")
     facts.add_row("packet loss", "-" if summary.get("packet_loss") is None else f"{summary['packet_loss']:.2%}")
     if server:
@@ -70,6 +74,11 @@ def print_summary(console: Console, result: dict[str, Any]) -> None:
     if summary.get("calls_per_core_vs_echo") is not None:
         facts.add_row("vs bare aiortc echo", f"{summary['calls_per_core_vs_echo']}× "
                                              f"(echo: {result['baseline']['calls_per_core']} per core)")
+    if summary.get("cpu_per_call_pct") is not None:
+        line = f"{summary['cpu_per_call_pct']}% of a core (→ {summary['calls_per_core_by_cpu']} calls per core by CPU)"
+        if summary.get("cpu_per_call_vs_echo") is not None:
+            line += f"; {summary['cpu_per_call_vs_echo']}× the echo's {result['baseline']['cpu_per_call_pct']}%"
+        facts.add_row("server CPU per call", line)
     if result.get("generator_saturated"):
         facts.add_row("warning", "the callers' own event loop lagged: their figures include their own overload")
     console.print(facts)
@@ -158,6 +167,13 @@ def render_html(result: dict[str, Any], images: list[str]) -> str:
         if summary.get("calls_per_core_vs_echo") is not None:
             extra += (f"; bare aiortc echo: {result['baseline']['calls_per_core']} → "
                       f"<b>{summary['calls_per_core_vs_echo']}×</b> the echo baseline")
+        extra += "</p>"
+    if summary.get("cpu_per_call_pct") is not None:
+        extra += (f"<p><b>Server CPU per call:</b> {summary['cpu_per_call_pct']}% of a core "
+                  f"(→ {summary['calls_per_core_by_cpu']} calls per core by CPU)")
+        if summary.get("cpu_per_call_vs_echo") is not None:
+            extra += (f"; bare aiortc echo: {result['baseline']['cpu_per_call_pct']}% → "
+                      f"<b>{summary['cpu_per_call_vs_echo']}×</b> the echo's cost per call")
         extra += "</p>"
     config = esc(json.dumps(result.get("config", {})))
     return f"""<!doctype html>
