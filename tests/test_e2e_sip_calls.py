@@ -293,7 +293,8 @@ def refer_body(sipfrag: str) -> str:
     """Accept our REFER (202), report the transfer by NOTIFY sipfrag; after a 2xx expect our BYE, else hang up."""
     accept = """  <recv request="REFER">
     <action>
-      <ereg regexp="sip:([^@>]+)@[^>]+" search_in="hdr" header="Refer-To:" check_it="true" assign_to="refer_hdr,refer_user" />
+      <ereg regexp="sip:([^@>]+)@[^>]+" search_in="hdr" header="Refer-To:" check_it="true"
+            assign_to="refer_hdr,refer_user" />
     </action>
   </recv>
   <Reference variables="refer_hdr,refer_user" />
@@ -320,7 +321,8 @@ async def test_human_transfer_by_refer(settings, tmp_path, sipfrag):
         agent_id = await api.agent(model={"provider": "OPENAI", "model": fake.models[0]})
         tool = await api.ok("POST", "/tools", json={
             "name": "human_transfer", "ref_code": "human_transfer", "description": "Transfer to a person.",
-            "type": "server", "channels": ["voice_telephony"], "server": {"url": "https://example.com/h", "method": "POST"},
+            "type": "server", "channels": ["voice_telephony"],
+            "server": {"url": "https://example.com/h", "method": "POST"},
             "parameters": [{"name": "to_number", "type": "string", "description": "Number", "required": True}]})
         await api.ok("POST", f"/assistant/{agent_id}/tools", json={"tool_id": tool["id"]})
         # A tool action ends the agent's round; the next request is the one that tells it the transfer failed.

