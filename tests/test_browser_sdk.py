@@ -257,6 +257,7 @@ async def test_sdk_connects_hears_the_agent_and_talks_on_the_data_channel(chromi
             onTranscription: (text, isFinal, role) => events.push(["transcription", text, isFinal, role]),
             onAgentState: (s) => events.push(["agent_state", s]),
             onRemoteTrack: (track) => events.push(["remote_track", track.kind]),
+            trackRouteContext: false,  // only the sendEvent below reaches the echo double
           });
           client.on("message", (m) => events.push(["message", m]));
           window.client = client;
@@ -416,7 +417,7 @@ async def test_demo_config_lists_the_default_clients_agents_and_publishable_key(
     assert response.status_code == 200
     body = response.json()
     assert body["publishable_key"] == settings.publishable_key
-    assert [a["name"] for a in body["agents"]] == ["Demo Agent"]
+    assert "Demo Agent" in [a["name"] for a in body["agents"]]
     assert all(set(a) == {"id", "name"} and a["id"] for a in body["agents"])
 
 
