@@ -89,7 +89,7 @@ async def media_env(tmp_path_factory: pytest.TempPathFactory,
 
 async def upload(env: Env, call_id: str | None, data: bytes, name: str, content_type: str,
                  reason: str = "kyc_document", message: str = "") -> httpx.Response:
-    async with httpx.AsyncClient(timeout=15) as http:
+    async with httpx.AsyncClient(timeout=60) as http:
         params = {"call_id": call_id} if call_id else {}
         return await http.post(f"{env.server.base_url}/media/upload", params=params,
                                files={"file": (name, data, content_type)},
@@ -128,7 +128,7 @@ async def test_upload_rules(media_env: tuple[Env, MediaWebhook]) -> None:
         assert ok.status_code == 200, ok.text
         body = ok.json()
         assert body["content_type"] == "image/png" and body["url"].endswith(body["media_id"])
-        async with httpx.AsyncClient(timeout=15) as http:
+        async with httpx.AsyncClient(timeout=60) as http:
             fetched = await http.get(body["url"])
         assert fetched.status_code == 200 and fetched.content == png()
         assert fetched.headers["content-type"] == "image/png"
@@ -137,7 +137,7 @@ async def test_upload_rules(media_env: tuple[Env, MediaWebhook]) -> None:
         assert wrong.status_code == 415 and wrong.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
         big = await upload(env, caller.call_id, b"%PDF-" + b"0" * LIMIT, "big.pdf", "application/pdf")
         assert big.status_code == 413 and big.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
-        async with httpx.AsyncClient(timeout=15) as http:
+        async with httpx.AsyncClient(timeout=60) as http:
             no_reason = await http.post(f"{env.server.base_url}/media/upload", params={"call_id": caller.call_id},
                                         files={"file": ("a.png", png(), "image/png")})
             not_form = await http.post(f"{env.server.base_url}/media/upload", params={"call_id": caller.call_id},
@@ -180,10 +180,10 @@ async def test_webhook_handler_reacts_once(media_env: tuple[Env, MediaWebhook]) 
         messages = fake.chat_requests[before].body["messages"]
         assert any(m["role"] == "system" and "Verified: Jane Doe." in m["content"] for m in messages)
         await caller.wait_for_message(lambda m: m.get("type") == "transcription" and m.get("is_final")
-                                      and "verified" in m.get("text", ""), timeout=20)
+                                      and "verified" in m.get("text", ""), timeout=60)
         # A media_id of no upload of this call is refused on the data channel.
         caller.send({**update, "media_id": "0" * 32})
-        error = await caller.wait_for_message("error", timeout=10)
+        error = await caller.wait_for_message("error", timeout=30)
         assert error["code"] == "MEDIA_NOT_FOUND"
     finally:
         await caller.close()
@@ -211,7 +211,7 @@ async def test_vision_handler_and_no_handler(media_env: tuple[Env, MediaWebhook]
         assert parts[1] == {"type": "image_url", "image_url": {
             "url": "data:image/png;base64," + base64.b64encode(png()).decode()}}
         await caller.wait_for_message(lambda m: m.get("type") == "transcription" and m.get("is_final")
-                                      and "grey" in m.get("text", ""), timeout=20)
+                                      and "grey" in m.get("text", ""), timeout=60)
 
         csv = (await upload(env, caller.call_id, b"item,qty\nscarf,2\n", "cart.csv", "text/csv",
                             reason="spreadsheet")).json()
