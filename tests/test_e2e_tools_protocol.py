@@ -528,3 +528,30 @@ async def test_audio_only_interrupt_keeps_the_pending_tool(env: Env) -> None:
         assert cancel["tool_call_id"] == second["tool_call_id"] and cancel["reason"] == "action_interrupt"
     finally:
         await caller.close()
+
+
+async def test_continuing_a_live_session_takes_it_over(env: Env) -> None:
+    """Continuing a call that is still connected (a reload before the old connection timed out): the new
+    call takes over its history and unused context, and the old one is hung up (end_reason session_continued)."""
+    fake = env.fake
+    first = await connect(env)
+    second = WebRtcCaller()
+    try:
+        first.send({"type": "client_context_update", "data": {"basket": "three blue mugs"}})
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(base_url=env.server.base_url, timeout=60) as http:
+            created = (await http.post("/calls/create", headers={"X-API-Key": env.server.publishable_key},
+                                       json={"agent_id": env.agent_id, "type": "web", "call_id": first.call_id})).json()
+            await second.post_offer(http, created["worker_url"])
+        await second.wait_connected(60)
+        await asyncio.wait_for(first.closed.wait(), 60)
+        before = len(fake.chat_requests)
+        fake.add_text("Three blue mugs, yes.")
+        second.send({"type": "client_action_trigger", "action": "basket"})
+        await wait_requests(fake, before + 1)
+        assert any("three blue mugs" in str(m["content"]) for m in fake.chat_requests[before].body["messages"])
+    finally:
+        await first.close()
+        await second.close()
+    old = await call_record(env, first.call_id)
+    assert old["end_reason"] == "session_continued"
