@@ -9,6 +9,7 @@ send_dtmf). Whisper hearing sipp's words is in test_e2e_sip_models.py.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,7 +20,10 @@ import httpx
 import pytest
 
 from conftest import LiveServer, run_live_server
+from control_api.runtime import Runtime
 from control_api.settings import Settings
+from control_api.storage import Database
+from control_api.storage import calls as call_store
 from openai_fake import OpenAIFake
 from sipp.harness import HAVE_SPEECH_TOOLS, SIPP, Sipp, make_speech, start_sipp
 
@@ -419,3 +423,42 @@ async def test_inbound_calls_to_our_numbers(settings, tmp_path):
     assert statuses(record) == [("in-progress", "completed")]
     agent_said = [t["text"] for t in record["transcript"] if t["role"] == "agent"]
     assert agent_said[:1] == ["Acme support, how can I help?"], record["timeline"]
+
+
+# ---- the user agent's life with the server ----------------------------------------------------------------
+
+async def test_shutdown_cancels_a_ringing_call_and_fails_its_record(settings, tmp_path):
+    sipp = await start_sipp(tmp_path, "uas_ring_no_answer.xml")
+    async with serving(settings, sip_trunk=trunk_uri(sipp)) as api:
+        call_id = await api.dial(await api.agent(), "+15551230007", ring_timeout_seconds=60)
+        for _ in range(200):
+            if "SIP/2.0 180 Ringing" in sipp.messages():
+                break
+            await asyncio.sleep(0.05)
+        assert (await api.ok("GET", f"/calls/{call_id}"))["status"] == "triggered"
+    assert await sipp.wait() == 0, sipp.explain()  # it got our CANCEL
+    db = await Database.open(settings.effective_database_url)
+    try:
+        call = await call_store.get_call(db, call_id)
+    finally:
+        await db.close()
+    assert call.status == "failed" and call.extra_details["outcome"] == "agent_hangup"
+    assert call.extra_details["sip_status"] == 487
+
+
+async def test_sip_off_and_a_taken_sip_address(settings):
+    async with serving(settings, sip_bind="off") as api:
+        assert api.server.app.state.runtime.sip is None
+        agent_id = await api.agent()
+        response = await api.request("POST", "/calls/create",
+                                     json={"agent_id": agent_id, "type": "sip", "sip_data": {"to": "+15551230008"}})
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "UPSTREAM_SERVICE_TIMEOUT"
+        assert "TALKWIRE_SIP_BIND=off" in response.json()["error"]["message"]
+        assert (await api.ok("GET", "/calls"))["calls"] == []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        busy = settings.model_copy(update={"sip_bind": f"127.0.0.1:{taken.getsockname()[1]}"})
+        with pytest.raises(OSError, match="TALKWIRE_SIP_BIND"):
+            async with Runtime.open(busy):
+                pass
