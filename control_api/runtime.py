@@ -84,6 +84,9 @@ async def seed_demo_agent(db: Database, client_id: str) -> str | None:
         await session.flush()
         for preset_id in PRESET_DEMO_TOOLS:
             body = bodies[preset_id]
+            # A display name of its own (the LLM calls the seed's ref_code), so the seed's copy-paste bodies
+            # a user creates next to it are easy to tell apart.
+            body["name"] = f"Demo: {body['name']}"
             if preset_id == "vanira_calendar":  # the seed's slots API is a placeholder: pick a time instead
                 body["client_fields"] = {k: v for k, v in body["client_fields"].items()
                                          if not k.startswith("slots_api")}
