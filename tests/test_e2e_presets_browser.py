@@ -409,3 +409,23 @@ async def test_sdk_interrupts_and_custom_tool_error(browsing: Browsing) -> None:
     assert interrupts[-1]["audio_only"] is True
     assert any(e["kind"] == "tool" and e["data"]["name"] == "pick_colour" and e["data"]["event"] == "tool_error"
                for e in record["timeline"])
+
+
+async def test_continue_with_an_unknown_stored_call_starts_fresh(browsing: Browsing) -> None:
+    """A stored vanira_latest_call_id the server does not know (CALL_NOT_FOUND) is forgotten and a fresh
+    session starts instead of failing."""
+    b = browsing
+    page = await open_call(b)
+    try:
+        await page.evaluate("client.disconnect()")
+        stale = "9f1c1e4e-1111-4222-8333-444455556666"
+        await page.evaluate(f"localStorage.setItem('vanira_latest_call_id', '{stale}'); "
+                            "sessionStorage.removeItem('vanira_latest_call_id')")
+        await page.evaluate("window.start({sessionBehavior: 'continue'})")
+        call_id = await page.evaluate("client.callId")
+        assert call_id != stale
+        assert await page.evaluate("localStorage.getItem('vanira_latest_call_id')") == call_id
+    finally:
+        await hang_up(page)
+    record = await call_record(b.env, call_id)
+    assert record["continues_call_id"] is None
