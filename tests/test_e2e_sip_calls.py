@@ -223,7 +223,7 @@ async def test_answered_call_hears_the_callee_and_completes_when_they_hang_up(se
     make_speech("Hello, I would like to check the status of my order please.", tmp_path)
     sipp = await start_sipp(tmp_path, scenario(tmp_path, "stream_then_bye", stream_after(2500) + callee_bye(7000)))
     async with serving(settings, sip_trunk=trunk_uri(sipp)) as api:
-        agent_id = await api.agent(transcription={"provider": "FAKE", "model": "scripted"})
+        agent_id = await api.agent(welcome_message="Hi there.")
         call_id = await api.dial(agent_id, "+15551230001", name="Jane Caller")
         record, seen = await api.follow(call_id)
         listed = (await api.ok("GET", "/calls", params={"agent_id": agent_id}))["calls"]
@@ -246,7 +246,7 @@ async def test_answered_call_hears_the_callee_and_completes_when_they_hang_up(se
     # The agent greeted, heard the callee's speech (the FAKE STT only runs at the VAD's end of speech) and answered.
     assert "hello there" in user_turns(record)
     agent = [t["text"] for t in record["transcript"] if t["role"] == "agent"]
-    assert agent[0] == "Hello, this is Talkwire." and "You said: hello there." in agent, record["transcript"]
+    assert agent[0] == "Hi there." and "You said: hello there." in agent, record["transcript"]
 
 
 async def test_busy_callee_fails_the_call_through_the_from_numbers_stored_trunk(settings, tmp_path):
@@ -310,7 +310,7 @@ def refer_body(sipfrag: str) -> str:
                            content=f"SIP/2.0 {sipfrag}")
     if sipfrag.startswith("2"):
         return body + '  <recv request="BYE" />\n' + OK_TO_LAST
-    return body + callee_bye(4000)
+    return body + callee_bye(8000)  # time for the agent to say the transfer failed
 
 
 @pytest.mark.skipif(not HAVE_SPEECH_TOOLS, reason="espeak-ng and sox are needed to make speech")
