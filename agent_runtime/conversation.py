@@ -660,7 +660,7 @@ class Conversation:
 
     def _flush_context(self) -> None:
         for message in self._pending_context:
-            self.history._add(message)
+            self.history.add(message)
         self._pending_context.clear()
 
     def _tool_definitions(self) -> list[dict[str, Any]]:

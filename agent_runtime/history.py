@@ -18,10 +18,10 @@ class History:
         self.items: list[dict[str, Any]] = [dict(m) for m in messages or []]
 
     def add_user(self, text: str) -> dict[str, Any]:
-        return self._add({"role": "user", "content": text})
+        return self.add({"role": "user", "content": text})
 
     def add_assistant(self, text: str = "") -> dict[str, Any]:
-        return self._add({"role": "assistant", "content": text})
+        return self.add({"role": "assistant", "content": text})
 
     def add_tool_call(self, message: dict[str, Any], call: ToolCallRequest) -> None:
         """Attach a tool call to assistant `message` (OpenAI puts text and tool calls in one message)."""
@@ -30,10 +30,10 @@ class History:
             "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)},
         })
         if message not in self.items:
-            self._add(message)
+            self.add(message)
 
     def add_tool_result(self, tool_call_id: str, content: str) -> dict[str, Any]:
-        return self._add({"role": "tool", "tool_call_id": tool_call_id, "content": content})
+        return self.add({"role": "tool", "tool_call_id": tool_call_id, "content": content})
 
     def remove(self, message: dict[str, Any]) -> None:
         self.items = [m for m in self.items if m is not message]
@@ -49,7 +49,8 @@ class History:
             out.append(dict(m))
         return out
 
-    def _add(self, message: dict[str, Any]) -> dict[str, Any]:
+    def add(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Append any ready-made message (e.g. injected context), trimming as the typed adders do."""
         self.items.append(message)
         if len(self.items) > self.max_messages:
             cut = len(self.items) - self.max_messages

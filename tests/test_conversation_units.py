@@ -98,6 +98,15 @@ def test_history_trims_at_a_user_message_and_drops_empty_assistant_text() -> Non
     assert history.messages("sys") == [{"role": "system", "content": "sys"}, {"role": "user", "content": "b"}]
 
 
+def test_history_add_takes_a_ready_made_message_and_trims_like_the_typed_adders() -> None:
+    history = History(max_messages=2)
+    context = {"role": "system", "content": "The caller is on the pricing page."}
+    assert history.add(context) is context and history.items == [context]
+    history.add_user("a")
+    history.add_assistant("b")
+    assert [m["role"] for m in history.items] == ["user", "assistant"]
+
+
 def test_agent_config_from_seed_fields_ignores_nulls_and_unknowns() -> None:
     cfg = AgentConfig.from_agent({"welcome_message": "Hi", "temperature": None, "duty": "support",
                                   "call_end_duration": 20000, "speed": 1.2},
