@@ -157,7 +157,8 @@ class SipDispatcher:
                    from_number: str | None = None, ring_timeout: float | None = None,
                    prospect_id: str | None = None, campaign_id: str | None = None) -> str:
         """Create the call record (`triggered`), send the INVITE and return the call id at once; the call
-        goes on in the background. Raises SipUnavailable before anything is stored when it cannot dial."""
+        goes on in the background. Raises SipUnavailable when it cannot dial: before anything is stored (SIP
+        off, no usable trunk), or with the record failed as `network_error` (no free RTP port)."""
         if self.ua is None or self.ua.closed:
             raise SipUnavailable("SIP is off on this server (TALKWIRE_SIP_BIND=off)")
         trunk = await self.trunk_for(client_id, from_number)
@@ -189,11 +190,13 @@ class SipDispatcher:
                 return
             await call_store.set_status(db, call_id, "in-progress")
             agent = await load_agent(db, client_id, agent_id)
-            if agent is None:  # deleted while the phone rang
+            if agent is None:  # deleted (with this record) while the phone rang
                 await leg.hangup("agent_deleted")
-                await self._fail(call_id, leg, "agent_deleted")
                 return
             self._start_session(call_id, client_id, agent, await load_agent_tools(db, agent_id), leg, "outbound")
+        except LookupError:  # the record went with its agent (deleting an agent deletes its calls)
+            if not leg.ended.done():
+                await leg.hangup("agent_deleted")
         except Exception:
             log.exception("call %s: could not follow the outbound call", call_id)
             if not leg.ended.done():

@@ -17,13 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
+from agent_runtime.providers.base import ToolCallRequest
+from agent_runtime.tools.executor import ToolExecutor
 from conftest import LiveServer, run_live_server
 from control_api.runtime import Runtime
 from control_api.settings import Settings
 from control_api.storage import Database
 from control_api.storage import calls as call_store
+from media.wav import read_wav_channels
 from openai_fake import OpenAIFake
 from sipp.harness import HAVE_SPEECH_TOOLS, SIPP, Sipp, make_speech, start_sipp
 
@@ -227,7 +231,14 @@ async def test_answered_call_hears_the_callee_and_completes_when_they_hang_up(se
         call_id = await api.dial(agent_id, "+15551230001", name="Jane Caller")
         record, seen = await api.follow(call_id)
         listed = (await api.ok("GET", "/calls", params={"agent_id": agent_id}))["calls"]
+        recording = await api.request("GET", f"/calls/{call_id}/recording")
     assert await sipp.wait() == 0, sipp.explain()
+    assert recording.status_code == 200 and recording.headers["content-type"] == "audio/wav"
+    wav = tmp_path / "recording.wav"
+    wav.write_bytes(recording.content)
+    channels, rate = read_wav_channels(wav)
+    assert rate == 8000 and channels.shape[1] == 2  # the phone leg's rate; caller left, agent right
+    assert channels.shape[0] / rate >= 8 and np.abs(channels).max(axis=0).min() > 1000  # both sides spoke
     assert seen[-1] == "completed" and set(seen) <= {"triggered", "in-progress", "completed"}, seen
     assert statuses(record) == [("triggered", "in-progress"), ("in-progress", "completed")]
     assert record["type"] == "sip_call" and record["direction"] == "outbound"
@@ -462,3 +473,32 @@ async def test_sip_off_and_a_taken_sip_address(settings):
         with pytest.raises(OSError, match="TALKWIRE_SIP_BIND"):
             async with Runtime.open(busy):
                 pass
+
+
+# ---- the send_dtmf tool itself -------------------------------------------------------------------------------
+
+async def test_send_dtmf_tool_checks_its_digits_and_exists_only_with_a_keypad():
+    pressed: list[str] = []
+
+    async def keypad(digits: str) -> None:  # test double of SipLeg.send_dtmf
+        pressed.append(digits)
+
+    phone = ToolExecutor([], channel="voice_sip", send_event=_no_events, send_dtmf=keypad)
+    web = ToolExecutor([], channel="voice_web", send_event=_no_events)
+    try:
+        assert "send_dtmf" in {d["function"]["name"] for d in phone.definitions()}
+        assert "send_dtmf" not in {d["function"]["name"] for d in web.definitions()}
+        ok = await phone.execute(ToolCallRequest("t1", "send_dtmf", {"digits": "1 2, 3#"}))
+        assert not ok.is_error and ok.result == {"status": "sent", "digits": "123#"} and pressed == ["123#"]
+        for bad in ("", "12x", "1" * 65):
+            outcome = await phone.execute(ToolCallRequest("t2", "send_dtmf", {"digits": bad}))
+            assert outcome.is_error and "digits" in outcome.result["error"]
+        assert pressed == ["123#"]
+        assert (await web.execute(ToolCallRequest("t3", "send_dtmf", {"digits": "1"}))).is_error
+    finally:
+        await phone.aclose()
+        await web.aclose()
+
+
+async def _no_events(message: dict) -> None:
+    """Phone legs have no data channel (test double of Leg.send_event)."""
