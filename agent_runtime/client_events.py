@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from agent_runtime.tools.netguard import BlockedDestination, checked_addresses
+from agent_runtime.tools.netguard import BlockedDestination, pin_url
 
 log = logging.getLogger(__name__)
 
@@ -251,19 +251,10 @@ class ClientEvents:
         """POST the multipart form to the webhook, connecting only to a checked public address (unless
         private webhooks are allowed); the Host header and TLS SNI keep the configured name."""
         url = httpx.URL(str(handler["webhook_url"]))
-        if url.scheme not in ("http", "https"):
-            raise BlockedDestination(f"only http and https webhooks are allowed, not {url.scheme}")
+        send_url, extensions, host_header = await pin_url(url, allow_private=self.allow_private_webhooks)
         headers = {str(k): str(v) for k, v in (handler.get("webhook_headers") or {}).items()}
-        extensions: dict[str, Any] = {}
-        send_url = url
-        if not self.allow_private_webhooks:
-            port = url.port or (443 if url.scheme == "https" else 80)
-            address = str((await checked_addresses(url.host, port))[0])
-            if address != url.host:
-                headers["Host"] = url.host if url.port is None else f"{url.host}:{url.port}"
-                if url.scheme == "https":
-                    extensions["sni_hostname"] = url.host
-                send_url = url.copy_with(host=address)
+        if host_header:
+            headers["Host"] = host_header
         files = {"media": (media.filename or media.media_id, media.data, media.content_type)}
         data = {"reason": reason, "message": text, "session_id": self.session_id}
         request = self._http.build_request("POST", send_url, headers=headers, files=files, data=data,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import socket
 import struct
 import zlib
@@ -25,6 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from agent_runtime.client_events import ClientEvents, MediaFile
+from agent_runtime.tools import netguard
 from agent_runtime.tools.netguard import BlockedDestination
 from control_api.media_store import sniff
 from test_e2e_tools_protocol import Env, call_record, connect, tools_server, wait_requests
@@ -258,3 +260,30 @@ async def test_media_webhook_private_address_refused() -> None:
                 await events._post_media({"webhook_url": url}, media, "kyc", "")
     finally:
         await events.aclose()
+
+
+@module_loop
+async def test_media_webhook_connects_to_the_checked_address(media_env: tuple[Env, MediaWebhook],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test double for DNS: media.example "resolves" to the webhook's 127.0.0.1 and passes the check. The
+    upload must go to that checked address (the name does not exist) with the name kept in Host."""
+    _env, hook = media_env
+    port = int(hook.url.rsplit(":", 1)[1].split("/", 1)[0])
+
+    async def fake_check(host: str, p: int) -> list[ipaddress.IPv4Address]:
+        assert (host, p) == ("media.example", port)
+        return [ipaddress.IPv4Address("127.0.0.1")]
+
+    monkeypatch.setattr(netguard, "checked_addresses", fake_check)
+    events = ClientEvents(session_id="call-9", allow_private_webhooks=False)
+    media = MediaFile("m9", "image/png", "b.png", len(png()), png())
+    before = len(hook.received)
+    try:
+        response = await events._post_media({"webhook_url": f"http://media.example:{port}/hook",
+                                              "webhook_headers": {"X-Hook-Secret": "s3cret"}}, media, "kyc", "")
+    finally:
+        await events.aclose()
+    assert response.status_code == 200
+    sent = hook.received[before]
+    assert sent["headers"]["host"] == f"media.example:{port}" and sent["headers"]["x-hook-secret"] == "s3cret"
+    assert sent["session_id"] == "call-9" and sent["filename"] == "b.png"

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from agent_runtime.tools import server as server_module
+from agent_runtime.tools import netguard
 from agent_runtime.tools.netguard import address_allowed, checked_addresses
 from agent_runtime.tools.server import WebhookCaller
 from presets.validation import validate_tool
@@ -211,7 +211,7 @@ async def test_redirect_hops_are_checked_again(webhook, monkeypatch):
             return [ipaddress.ip_address("127.0.0.1")]
         return await checked_addresses(host, p)
 
-    monkeypatch.setattr(server_module, "checked_addresses", fake_check)
+    monkeypatch.setattr(netguard, "checked_addresses", fake_check)
     hooks = WebhookCaller(allow_private=False, timeout=3)
     try:
         ok = await hooks.call(tool(f"{webhook.base_url}/redirect?to=/hook/after"), {"order_id": "1"})
@@ -245,11 +245,11 @@ async def test_request_goes_to_the_checked_address_with_the_name_in_host(webhook
         looked_up.append(host)
         return [ipaddress.ip_address("127.0.0.1")] if host == "hooks.example" else []
 
-    monkeypatch.setattr(server_module, "checked_addresses", fake_check)
+    monkeypatch.setattr(netguard, "checked_addresses", fake_check)
     hooks = WebhookCaller(allow_private=False, timeout=3)
     try:
         result = await hooks.call(tool(f"http://hooks.example:{port}/hook/pinned"), {"order_id": "1"})
-        pinned, _, host = await hooks._pin(httpx.URL("https://hooks.example/x"))
+        pinned, _, host = await netguard.pin_url(httpx.URL("https://hooks.example/x"), allow_private=False)
     finally:
         await hooks.aclose()
     assert result.ok, result.error  # hooks.example does not exist: only the pinned address could answer
@@ -262,11 +262,8 @@ async def test_ipv6_address_is_bracketed_when_pinned(monkeypatch):
     async def fake_check(host: str, p: int):
         return [ipaddress.ip_address("2606:4700:4700::1111")]
 
-    monkeypatch.setattr(server_module, "checked_addresses", fake_check)
-    hooks = WebhookCaller(timeout=3)
-    try:
-        pinned, extensions, host = await hooks._pin(httpx.URL("https://hooks.example:8443/x?a=1"))
-    finally:
-        await hooks.aclose()
+    monkeypatch.setattr(netguard, "checked_addresses", fake_check)
+    pinned, extensions, host = await netguard.pin_url(httpx.URL("https://hooks.example:8443/x?a=1"),
+                                                      allow_private=False)
     assert str(pinned) == "https://[2606:4700:4700::1111]:8443/x?a=1"
     assert extensions == {"sni_hostname": "hooks.example"} and host == "hooks.example:8443"

@@ -3,14 +3,18 @@ private ones (`TALKWIRE_ALLOW_PRIVATE_WEBHOOKS`).
 
 A tool author controls the webhook URL, so without this check a tool could make the server call its
 own admin endpoints, cloud metadata (169.254.169.254) or the LAN. The host is resolved off the event
-loop and *every* address must be public; the caller then connects to the checked address (see
-server.py), so a second DNS answer cannot swap in a private one.
+loop and *every* address must be public; the caller then connects to the checked address
+(`pin_url`, used by server tools and media webhooks alike), so a second DNS answer cannot swap in a
+private one.
 """
 from __future__ import annotations
 
 import asyncio
 import ipaddress
 import socket
+from typing import Any, NamedTuple
+
+import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -60,3 +64,27 @@ async def checked_addresses(host: str, port: int) -> list[IPAddress]:
                 "webhooks may only reach public addresses (TALKWIRE_ALLOW_PRIVATE_WEBHOOKS=1 allows them)"
             )
     return addresses
+
+
+class PinnedURL(NamedTuple):
+    """Where to connect: `url` with the checked IP in place of the name; `extensions` (TLS SNI) and
+    `host_header` keep the configured name so virtual hosts and certificates still work."""
+    url: httpx.URL
+    extensions: dict[str, Any]
+    host_header: str | None
+
+
+async def pin_url(url: httpx.URL, *, allow_private: bool) -> PinnedURL:
+    """The one guard for outgoing webhooks: http(s) only, and (unless `allow_private`) the connection
+    goes to a checked public address of the host; else BlockedDestination."""
+    if url.scheme not in ("http", "https"):
+        raise BlockedDestination(f"only http and https webhooks are allowed, not {url.scheme}")
+    if allow_private:
+        return PinnedURL(url, {}, None)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    address = str((await checked_addresses(url.host, port))[0])
+    if address == url.host:
+        return PinnedURL(url, {}, None)
+    extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+    host_header = url.host if url.port is None else f"{url.host}:{url.port}"
+    return PinnedURL(url.copy_with(host=address), extensions, host_header)

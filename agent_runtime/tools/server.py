@@ -7,7 +7,7 @@ response. The response body — JSON, else text — is capped (default 16 KB) be
 Every failure (blocked address, timeout, connection error, non-2xx) is a `WebhookResult` with an
 error the agent can talk its way around, never an exception.
 
-Destinations are checked by netguard unless `allow_private`: the request is sent to the checked IP
+Destinations are checked by netguard.pin_url unless `allow_private`: the request is sent to the checked IP
 (Host header and TLS SNI keep the name, so virtual hosts and certificates still work), redirects are
 followed by hand (at most 3) and each hop is checked again; configured headers are not carried to
 another origin.
@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from agent_runtime.tools.netguard import BlockedDestination, checked_addresses
+from agent_runtime.tools.netguard import BlockedDestination, pin_url
 from presets.templating import server_request
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -104,7 +104,7 @@ class WebhookCaller:
         content, json_body = _encode_body(body, headers)
         origin = (url.scheme, url.host, url.port)
         for _hop in range(MAX_REDIRECTS + 1):
-            send_url, extensions, host_header = await self._pin(url)
+            send_url, extensions, host_header = await pin_url(url, allow_private=self.allow_private)
             request_headers = dict(headers)
             if host_header:
                 request_headers["Host"] = host_header
@@ -136,20 +136,6 @@ class WebhookCaller:
             finally:
                 await response.aclose()
         return WebhookResult(False, error=f"The webhook redirected more than {MAX_REDIRECTS} times.", url=str(url))
-
-    async def _pin(self, url: httpx.URL) -> tuple[httpx.URL, dict[str, Any], str | None]:
-        """The URL to connect to: the checked IP in place of the name (unless private is allowed)."""
-        if url.scheme not in ("http", "https"):
-            raise BlockedDestination(f"only http and https webhooks are allowed, not {url.scheme}")
-        if self.allow_private:
-            return url, {}, None
-        port = url.port or (443 if url.scheme == "https" else 80)
-        address = (await checked_addresses(url.host, port))[0]
-        if str(address) == url.host:
-            return url, {}, None
-        extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
-        host_header = url.host if url.port is None else f"{url.host}:{url.port}"
-        return url.copy_with(host=str(address)), extensions, host_header
 
 
 def _encode_body(body: Any, headers: dict[str, str]) -> tuple[bytes | None, Any]:
