@@ -165,7 +165,15 @@ class Runtime:
             "client_id": self.bootstrap.client_id,
             "publishable_key": self.bootstrap.publishable_key,
             "secret_key": self.bootstrap.created_secret_key,  # null unless generated on this start
+            "sip": self.sip_address,  # "host:port" of the SIP user agent, null when SIP is off
         }
+
+    @property
+    def sip_address(self) -> str | None:
+        if self.sip is None:
+            return None
+        host, port = self.sip.local_address
+        return f"{host}:{port}"
 
     def banner(self) -> str:
         """The start-up text: where the demo is and which keys to use (a generated secret key only once)."""
@@ -176,6 +184,7 @@ class Runtime:
             f"  API base URL:     {base}",
             f"  Data directory:   {self.settings.data_dir.resolve()}",
             f"  Publishable key:  {self.bootstrap.publishable_key}",
+            f"  SIP (UDP):        {self.sip_address or 'off (TALKWIRE_SIP_BIND=off)'}",
         ]
         if self.bootstrap.created_secret_key:
             lines.append(f"  Secret key:       {self.bootstrap.created_secret_key}")

@@ -416,6 +416,7 @@ async def test_inbound_calls_to_our_numbers(settings, tmp_path):
                                                             "use_existing_credentials": True})
         await api.ok("PATCH", f"/assistant/{sleeping}", json={"active": False})
         remote = f"127.0.0.1:{api.sip_port}"
+        assert api.server.app.state.runtime.banner_info()["sip"] == remote  # what `talkwire serve` prints
         caller = await start_sipp(tmp_path, "uac", remote=remote, extra=["-s", "+15557770000", "-d", "6000"])
         assert await caller.wait() == 0, caller.explain()
         for number, status in (("+15550000000", 404), ("+15557770001", 480)):
@@ -459,7 +460,8 @@ async def test_shutdown_cancels_a_ringing_call_and_fails_its_record(settings, tm
 
 async def test_sip_off_and_a_taken_sip_address(settings):
     async with serving(settings, sip_bind="off") as api:
-        assert api.server.app.state.runtime.sip is None
+        runtime = api.server.app.state.runtime
+        assert runtime.sip is None and runtime.banner_info()["sip"] is None and "SIP (UDP):        off" in runtime.banner()
         agent_id = await api.agent()
         response = await api.request("POST", "/calls/create",
                                      json={"agent_id": agent_id, "type": "sip", "sip_data": {"to": "+15551230008"}})
