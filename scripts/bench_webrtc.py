@@ -4,9 +4,11 @@ Both servers run as child processes pinned to the same core (the callers run on 
 the same synthetic aiortc callers (control_api/loadtest). Two measures, each as Talkwire / echo:
 
 - CPU sweep: each server's idle CPU first, then for each N in --sweep, N calls on Talkwire and N calls on
-  the echo, interleaved so both see the same background noise. CPU per call = (server cores − idle) / N,
-  the median over the steps where no call failed and the callers kept up; calls per core by CPU =
-  (1 − idle) / CPU per call. CPU time is far less disturbed by other work on a shared machine than latency.
+  the echo, interleaved so both see the same background noise. At each N, the ratio of the two servers'
+  CPU above idle; the headline is the median of those ratios (`cpu_per_call_vs_echo`; its inverse is
+  `calls_per_core_vs_echo`). Each server's CPU per call = (cores − idle) / N, median over the steps, and
+  calls per core by CPU = (1 − idle) / that. CPU time is far less disturbed by other work on a shared
+  machine than latency is.
 - Threshold ramp (--ramp): N, N + step, ... until a step breaks the load tester's thresholds (p99 outbound
   frame lag over 20 ms, any frame over 40 ms late, or a failed call), best of --repeat tries per step. The
   highest N that held is the calls per core. On a machine shared with other work, outside stalls break these
@@ -43,14 +45,12 @@ HOSTS = ("127.0.0.1",)
 
 
 def cost(steps: list[dict], idle: float) -> dict:
-    """CPU per call = (server cores − idle cores) / calls for each step, median over the steps where neither
-    a call failed nor the callers' own loop lagged (all steps if none qualifies)."""
-    clean = [s for s in steps if not s["summary"]["calls_failed"] and not s["generator_saturated"]] or steps
-    per_call = sorted((s["server"]["cpu_cores"] - idle) / s["concurrent_calls"] for s in clean)
+    """CPU per call = (server cores − idle cores) / calls, per step and its median over the steps."""
+    per_call = [(s["server"]["cpu_cores"] - idle) / s["concurrent_calls"] for s in steps]
     median = statistics.median(per_call) if per_call else None
     return {"idle_cores": round(idle, 4), "cpu_per_call_pct": round(100 * median, 2) if median else None,
             "calls_per_core_by_cpu": round((1 - idle) / median, 1) if median and median > 0 else None,
-            "steps_used": [s["concurrent_calls"] for s in clean]}
+            "per_call_pct_by_step": [round(100 * v, 2) for v in per_call]}
 
 
 async def bench(args: argparse.Namespace, console: Console) -> dict:
@@ -74,8 +74,9 @@ async def bench(args: argparse.Namespace, console: Console) -> dict:
             for target in (talkwire, echo):
                 step = await run_step(target, n, args.duration, speech, host_addresses=HOSTS)
                 steps[target.kind].append(step)
+                server = step["server"]
                 console.print(f"{target.kind}: {n} calls, {step['summary']['calls_failed']} failed, server "
-                              f"{step['server']['cpu_cores']} cores, frame lag p99 {step['server']['frame_lag_p99_ms']} ms")
+                              f"{server['cpu_cores']} cores, frame lag p99 {server['frame_lag_p99_ms']} ms")
         result["sweep"] = {kind: {**cost(run, idle[kind]), "steps": [strip(s) for s in run]}
                            for kind, run in steps.items()}
         if args.ramp:
@@ -90,15 +91,21 @@ async def bench(args: argparse.Namespace, console: Console) -> dict:
                                                "generator_saturated": run["generator_saturated"],
                                                "steps": run["steps"]}
     ours, floor = result["sweep"]["talkwire"], result["sweep"]["echo"]
+    by_n = []
+    for t, e in zip(steps["talkwire"], steps["echo"]):
+        above = (t["server"]["cpu_cores"] - idle["talkwire"], e["server"]["cpu_cores"] - idle["echo"])
+        by_n.append({"calls": t["concurrent_calls"], "talkwire_cores": t["server"]["cpu_cores"],
+                     "echo_cores": e["server"]["cpu_cores"],
+                     "ratio": round(above[0] / above[1], 3) if above[1] > 0 else None})
+    ratios = [row["ratio"] for row in by_n if row["ratio"] is not None]
     result["figures"] = {
         "talkwire_cpu_per_call_pct": ours["cpu_per_call_pct"],
         "echo_cpu_per_call_pct": floor["cpu_per_call_pct"],
-        "cpu_per_call_vs_echo": round(ours["cpu_per_call_pct"] / floor["cpu_per_call_pct"], 3)
-        if ours["cpu_per_call_pct"] and floor["cpu_per_call_pct"] else None,
+        "cpu_per_call_vs_echo": round(statistics.median(ratios), 3) if ratios else None,
+        "by_calls": by_n,
         "talkwire_calls_per_core_by_cpu": ours["calls_per_core_by_cpu"],
         "echo_calls_per_core_by_cpu": floor["calls_per_core_by_cpu"],
-        "calls_per_core_vs_echo": round(ours["calls_per_core_by_cpu"] / floor["calls_per_core_by_cpu"], 3)
-        if ours["calls_per_core_by_cpu"] and floor["calls_per_core_by_cpu"] else None,
+        "calls_per_core_vs_echo": round(1 / statistics.median(ratios), 3) if ratios else None,
         "pinned": server_cpu is not None,
         "generator_saturated": any(s["generator_saturated"] for run in steps.values() for s in run),
         "calls_failed": sum(s["summary"]["calls_failed"] for run in steps.values() for s in run),
@@ -128,17 +135,21 @@ def main() -> None:
     console = Console(stderr=True)
     result = asyncio.run(bench(args, console))
     f = result["figures"]
-    table = Table(title="web calls per core (FAKE providers) vs bare aiortc echo")
-    for col in ("server", "CPU per call (% core)", "calls/core by CPU"):
-        table.add_column(col)
-    for kind in ("talkwire", "echo"):
-        table.add_row(kind, str(f[f"{kind}_cpu_per_call_pct"]), str(f[f"{kind}_calls_per_core_by_cpu"]))
+    table = Table(title="server CPU (cores) by concurrent web calls: Talkwire (FAKE providers) vs bare aiortc echo")
+    for col in ("calls", "talkwire", "echo", "ratio above idle"):
+        table.add_column(col, justify="right")
+    for row in f["by_calls"]:
+        table.add_row(str(row["calls"]), str(row["talkwire_cores"]), str(row["echo_cores"]), str(row["ratio"]))
     Console().print(table)
-    print(f"Talkwire costs {f['cpu_per_call_vs_echo']}× the echo per call; calls per core "
+    print(f"CPU per call: talkwire {f['talkwire_cpu_per_call_pct']}% of a core "
+          f"(→ {f['talkwire_calls_per_core_by_cpu']} calls per core), echo {f['echo_cpu_per_call_pct']}% "
+          f"(→ {f['echo_calls_per_core_by_cpu']})")
+    print(f"Talkwire costs {f['cpu_per_call_vs_echo']}× the echo per call (median over N); calls per core "
           f"{f['calls_per_core_vs_echo']}× the echo's (pinned: {f['pinned']}, failed calls: {f['calls_failed']}, "
           f"generator saturated: {f['generator_saturated']})")
     if args.ramp:
-        print(f"threshold ramp: talkwire {f['talkwire_calls_per_core_by_ramp']}, echo {f['echo_calls_per_core_by_ramp']} "
+        print(f"threshold ramp: talkwire {f['talkwire_calls_per_core_by_ramp']}, "
+              f"echo {f['echo_calls_per_core_by_ramp']} "
               f"→ {f['ramp_vs_echo']}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))

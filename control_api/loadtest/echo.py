@@ -2,11 +2,11 @@
 
     python -m control_api.loadtest.echo [--host 127.0.0.1] [--port 0]     # prints one JSON line: {"url": ...}
 
-It decodes each caller's Opus, downmixes it to mono (as Talkwire's leg does) and sends it back on a 20 ms track paced by the same
-shared `MediaClock` as Talkwire's legs, with nothing else in between: no VAD, no conversation, no
-database, no recording. `GET /metrics` exports the same outbound frame lag, clock, event-loop and process
-metrics as the real server, so the load tester applies the same thresholds to both and the ratio of their
-capacities is the cost of everything Talkwire adds on top of aiortc.
+It decodes each caller's Opus, downmixes it to mono (as Talkwire's leg does) and sends it back on a 20 ms
+track paced by the same shared `MediaClock` as Talkwire's legs, with nothing else in between: no VAD, no
+conversation, no database, no recording. `GET /metrics` exports the same outbound frame lag, clock,
+event-loop and process metrics as the real server, so the load tester applies the same thresholds to both
+and the ratio of their capacities is the cost of everything Talkwire adds on top of aiortc.
 
 Routes: POST /calls/create → {call_id, status, worker_url}; POST /webrtc?call=ID (offer → answer);
 GET /assistant → one agent "echo"; GET /metrics.

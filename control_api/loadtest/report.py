@@ -57,7 +57,8 @@ def print_summary(console: Console, result: dict[str, Any]) -> None:
     if config.get("providers") == "fake" and not config.get("against") and summary.get("wer") is not None:
         wer += " (FAKE STT answers a fixed transcript: this measures the plumbing, not recognition)"
     facts.add_row("transcript WER", wer)
-    facts.add_row("audio gaps > 60 ms / longest", f"{summary.get('audio_gaps')} / {summary.get('max_gap_ms') or 0:.0f} ms")
+    gaps = f"{summary.get('audio_gaps')} / {summary.get('max_gap_ms') or 0:.0f} ms"
+    facts.add_row("audio gaps > 60 ms / longest", gaps)
     facts.add_row("packet loss", "-" if summary.get("packet_loss") is None else f"{summary['packet_loss']:.2%}")
     if server:
         facts.add_row("server CPU", f"{server['cpu_cores']:.2f} cores ({server['window']} window)")
@@ -123,16 +124,18 @@ def write_report(folder: Path, result: dict[str, Any]) -> list[Path]:
         runs = [("talkwire", steps)]
         if result.get("baseline"):
             runs.append(("aiortc echo", result["baseline"]["steps"]))
-        for name, run in runs:
+        for color, (name, run) in zip(("C0", "C1"), runs):
             n = [s["concurrent_calls"] for s in run]
-            cpu_ax.plot(n, [s["server"]["cpu_cores"] for s in run], marker="o", label=name)
-            lag_ax.plot(n, [s["server"]["frame_lag_p99_ms"] or 0 for s in run], marker="o", label=f"{name} p99")
-            lag_ax.plot(n, [s["server"]["event_loop_lag_p99_ms"] or 0 for s in run], linestyle="--",
-                        marker=".", label=f"{name} event loop p99")
+            cpu_ax.plot(n, [s["server"]["cpu_cores"] for s in run], marker="o", color=color, label=name)
+            lag_ax.plot(n, [s["server"]["frame_lag_p99_ms"] or 0 for s in run], marker="o", color=color,
+                        label=f"{name}: frame lag p99")
+            lag_ax.plot(n, [s["server"]["event_loop_lag_p99_ms"] or 0 for s in run], linestyle="--", marker=".",
+                        color=color, label=f"{name}: event-loop lag p99")
         cpu_ax.set(xlabel="concurrent calls", ylabel="server CPU (cores)", title="CPU vs concurrent calls")
         lag_ax.axhline(result["config"]["thresholds"]["p99_lag_ms"], color="red", linewidth=0.8)
         lag_ax.set(xlabel="concurrent calls", ylabel="ms", title="Outbound frame lag vs concurrent calls")
         for ax in (cpu_ax, lag_ax):
+            ax.xaxis.get_major_locator().set_params(integer=True)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
         fig.tight_layout()
