@@ -812,15 +812,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
         hop = d.next_hop()
         dest = await self._resolve(hop.host, hop.port or 5060)
         leg._dest = dest
-        headers = Headers()
-        headers.add("Via", self._via())
-        for route in d.route_set:
-            headers.add("Route", route)
-        headers.add("Max-Forwards", "70")
-        headers.add("From", str(d.local))
-        headers.add("To", str(d.remote))
-        headers.add("Call-ID", d.call_id)
-        headers.add("CSeq", f"{txn.request.cseq[0]} ACK")
+        headers = self._dialog_headers(d, f"{txn.request.cseq[0]} ACK")
         headers.add("User-Agent", USER_AGENT)
         ack = Request(headers, b"", "ACK", d.remote_target).to_bytes()
         leg._ack = (ack, dest)
@@ -843,6 +835,20 @@ class SipUserAgent(asyncio.DatagramProtocol):
         leg.answered.set_result(CallResult(True, ANSWERED, resp.status))
 
     # ------------------------------------------------------------------ in-dialog requests
+    def _dialog_headers(self, d: Dialog, cseq: str) -> Headers:
+        """The headers every in-dialog request starts with (RFC 3261 §12.2.1.1): a fresh Via, the route
+        set, the dialog's From/To/Call-ID and `cseq` ("<number> <METHOD>")."""
+        headers = Headers()
+        headers.add("Via", self._via())
+        for route in d.route_set:
+            headers.add("Route", route)
+        headers.add("Max-Forwards", "70")
+        headers.add("From", str(d.local))
+        headers.add("To", str(d.remote))
+        headers.add("Call-ID", d.call_id)
+        headers.add("CSeq", cseq)
+        return headers
+
     async def _dialog_request(self, leg: SipLeg, method: str, *, body: bytes = b"", content_type: str | None = None,
                               extra: list[tuple[str, str]] | None = None) -> Response:
         """Send an in-dialog request and return its final response; a 401/407 is answered once with
@@ -855,15 +861,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
             dest = await self._resolve(hop.host, hop.port or 5060)
         auth: list[tuple[str, str]] = []
         for _attempt in range(2):
-            headers = Headers()
-            headers.add("Via", self._via())
-            for route in d.route_set:
-                headers.add("Route", route)
-            headers.add("Max-Forwards", "70")
-            headers.add("From", str(d.local))
-            headers.add("To", str(d.remote))
-            headers.add("Call-ID", d.call_id)
-            headers.add("CSeq", f"{d.next_cseq()} {method}")
+            headers = self._dialog_headers(d, f"{d.next_cseq()} {method}")
             headers.add("Contact", self._contact(leg.local_number or "talkwire"))
             headers.add("User-Agent", USER_AGENT)
             for name, value in (extra or []) + auth:
