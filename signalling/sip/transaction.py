@@ -36,6 +36,22 @@ class TransactionTimeout(Exception):
     """No final response before Timer B/F fired."""
 
 
+def invite_companion_headers(invite: Request, method: str, *, to: str | None = None) -> Headers:
+    """Headers for a request of `invite`'s own transaction (its CANCEL, or the ACK of a non-2xx answer):
+    the INVITE's top Via, Route set, From, Call-ID and CSeq number, with `method`; To is the INVITE's
+    unless given (that ACK takes the response's To, with the tag)."""
+    headers = Headers()
+    headers.add("Via", invite.headers.get("Via") or "")
+    for route in invite.headers.get_all("Route"):
+        headers.add("Route", route)
+    headers.add("Max-Forwards", "70")
+    headers.add("From", invite.headers.get("From") or "")
+    headers.add("To", (invite.headers.get("To") or "") if to is None else to)
+    headers.add("Call-ID", invite.call_id)
+    headers.add("CSeq", f"{invite.cseq[0]} {method}")
+    return headers
+
+
 class ClientTransaction:
     def __init__(self, ua: "SipUserAgent", request: Request, dest: tuple[str, int],
                  on_provisional: Callable[[Response], None] | None = None) -> None:
@@ -112,16 +128,7 @@ class ClientTransaction:
     def _build_ack(self, response: Response) -> Request:
         """RFC 3261 §17.1.1.3: same Request-URI, top Via, From, Call-ID, CSeq number; To from the response."""
         req = self.request
-        headers = Headers()
-        headers.add("Via", req.headers.get("Via") or "")
-        for route in req.headers.get_all("Route"):
-            headers.add("Route", route)
-        headers.add("Max-Forwards", "70")
-        headers.add("From", req.headers.get("From") or "")
-        headers.add("To", response.headers.get("To") or "")
-        headers.add("Call-ID", req.call_id)
-        headers.add("CSeq", f"{req.cseq[0]} ACK")
-        return Request(headers, b"", "ACK", req.uri)
+        return Request(invite_companion_headers(req, "ACK", to=response.headers.get("To") or ""), b"", "ACK", req.uri)
 
     def terminate(self) -> None:
         for handle in (self._retransmit, self._timeout, self._linger):

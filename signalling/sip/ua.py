@@ -43,7 +43,7 @@ from signalling.sip.message import (
 from signalling.sip.rtp import FRAME_SAMPLES, RtpSession
 from signalling.sip.sdp import Negotiated, SdpError, build_sdp, negotiate, parse_sdp
 from signalling.sip.transaction import (
-    ClientTransaction, ServerTransaction, Timers, TransactionTimeout, server_key,
+    ClientTransaction, ServerTransaction, Timers, TransactionTimeout, invite_companion_headers, server_key,
 )
 from signalling.sip.trunk import Trunk
 
@@ -725,15 +725,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
         """RFC 3261 §9.1: same Request-URI, Call-ID, To, From, CSeq number and top Via as the INVITE."""
         leg._cancel_sent = True
         invite = leg._invite_txn.request
-        headers = Headers()
-        headers.add("Via", invite.headers.get("Via") or "")
-        for route in invite.headers.get_all("Route"):
-            headers.add("Route", route)
-        headers.add("Max-Forwards", "70")
-        headers.add("From", invite.headers.get("From") or "")
-        headers.add("To", invite.headers.get("To") or "")
-        headers.add("Call-ID", invite.call_id)
-        headers.add("CSeq", f"{invite.cseq[0]} CANCEL")
+        headers = invite_companion_headers(invite, "CANCEL")
         headers.add("User-Agent", USER_AGENT)
         cancel = Request(headers, b"", "CANCEL", invite.uri)
         txn = ClientTransaction(self, cancel, leg._dest)
