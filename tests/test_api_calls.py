@@ -22,7 +22,7 @@ SEED_CALL_CREATE = {
 async def test_web_call_create_and_read(api: Api, settings):
     agent_id = await api.agent()
     created = await api.ok("POST", "/calls/create", key=api.publishable, json={"agent_id": agent_id, "type": "web"})
-    assert set(created) == {"call_id", "status", "worker_url"} and created["status"] == "in-progress"
+    assert set(created) == {"call_id", "status", "worker_url", "prospect_id"} and created["status"] == "in-progress"
     call_id = created["call_id"]
     assert created["worker_url"] == f"{settings.base_url}/webrtc?agent={agent_id}_{call_id}"
 

@@ -60,7 +60,8 @@ async def create_sip_call(ctx: Ctx, agent: Agent, body: CallCreate) -> CallCreat
                                  prospect_id=parse_uuid(body.prospect_id) if body.prospect_id else None)
     except SipUnavailable as exc:
         raise api_error("UPSTREAM_SERVICE_TIMEOUT", str(exc)) from None
-    return CallCreated(call_id=call_id, status="triggered", worker_url=None)
+    call = await call_store.get_call(ctx.db, call_id)
+    return CallCreated(call_id=call_id, status="triggered", worker_url=None, prospect_id=call.prospect_id)
 
 
 @api.post(
@@ -122,7 +123,7 @@ async def create_call(ctx: Ctx) -> CallCreated:
     if previous is not None:
         await call_store.update_call(ctx.db, call.id, continues_call_id=previous.id)
     worker_url = f"{ctx.settings.base_url}/webrtc?agent={agent.id}_{call.id}"
-    return CallCreated(call_id=call.id, status=call.status, worker_url=worker_url)
+    return CallCreated(call_id=call.id, status=call.status, worker_url=worker_url, prospect_id=call.prospect_id)
 
 
 # ---- read -----------------------------------------------------------------------------------------

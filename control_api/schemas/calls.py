@@ -41,6 +41,8 @@ class CallCreated(ResponseModel):
     call_id: str
     status: str
     worker_url: str | None
+    # Not in the seed's example: the SDK keeps it for session continuity (`vanira_prospect_id`).
+    prospect_id: str | None = None
 
 
 class CallListQuery(RequestModel):

@@ -113,19 +113,23 @@ async def finish_call(
     extra_details: dict[str, Any] | None = None,
     is_successful: bool | None = None,
 ) -> Call:
-    """End a call with its outcome (status, reason, extracted `call_data`, extra details merged in)."""
-    call = await set_status(db, call_id, status, end_reason=end_reason)
-    if call_data is None and extra_details is None and is_successful is None:
-        return call
-    async with db.session() as session:
-        call = await session.get(Call, call_id)
-        if call_data is not None:
-            call.call_data = list(call_data)
-        if extra_details:
-            call.extra_details = {**(call.extra_details or {}), **extra_details}
-        if is_successful is not None:
-            call.is_successful = is_successful
-    return call
+    """End a call with its outcome (status, reason, extracted `call_data`, extra details merged in).
+
+    The details are stored before the final status, so whoever sees the call finished also sees why.
+    """
+    if call_data is not None or extra_details or is_successful is not None:
+        async with db.session() as session:
+            call = await session.get(Call, call_id)
+            if call is None:
+                raise LookupError(f"no call {call_id}")
+            if call.status not in FINAL_STATUSES:
+                if call_data is not None:
+                    call.call_data = list(call_data)
+                if extra_details:
+                    call.extra_details = {**(call.extra_details or {}), **extra_details}
+                if is_successful is not None:
+                    call.is_successful = is_successful
+    return await set_status(db, call_id, status, end_reason=end_reason)
 
 
 async def set_recording(db: Database, call_id: str, path: str) -> None:
