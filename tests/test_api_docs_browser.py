@@ -13,7 +13,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def test_docs_page_renders_the_document(live_server):
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed")
     document = httpx.get(f"{live_server.base_url}/openapi.json", timeout=30).json()

@@ -1,6 +1,7 @@
 """DSP kernels: downmix, levels, gain and mixing with saturation, interleaving, float conversion."""
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -111,7 +112,6 @@ def test_float_to_int16_clips() -> None:
 @pytest.mark.parametrize("fmt", ["s16", "s16p", "fltp"])
 def test_downmix_real_pyav_frames(fmt: str) -> None:
     """What aiortc's Opus decoder hands over (s16 packed stereo) and the planar/float variants."""
-    av = pytest.importorskip("av")
     left = np.arange(-480, 480, dtype=np.int16) * 30
     right = np.full(960, 1000, dtype=np.int16)
     if fmt == "s16":

@@ -95,7 +95,7 @@ def page_server() -> Any:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the module (launching costs seconds); a fresh page per test."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed")
     with sync_api.sync_playwright() as pw:

