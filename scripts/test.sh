@@ -8,7 +8,7 @@ bash scripts/install.sh --test
 eval "$(bash scripts/start_postgres.sh)"
 
 set +e
-.venv/bin/python -m pytest -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -p no:cacheprovider -rsfE "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
