@@ -68,7 +68,8 @@ async def bench(args: argparse.Namespace, console: Console) -> dict:
     async with local_server("talkwire", workdir / "talkwire", cpu=server_cpu) as talkwire, \
             local_server("echo", workdir / "echo", cpu=server_cpu) as echo:
         await asyncio.sleep(2)  # both servers settle (start-up work) before idle is measured
-        idle = {"talkwire": await idle_cores(talkwire.base_url), "echo": await idle_cores(echo.base_url)}
+        idle = {"talkwire": await idle_cores(talkwire.base_url, args.idle_seconds),
+                "echo": await idle_cores(echo.base_url, args.idle_seconds)}
         steps: dict[str, list[dict]] = {"talkwire": [], "echo": []}
         for n in sweep:
             for target in (talkwire, echo):
@@ -128,10 +129,11 @@ def main() -> None:
     parser.add_argument("--cpu", type=int, default=1, help="core for the servers (-1: no pinning)")
     parser.add_argument("--data-dir", default=None, help="work folder (default: a temp folder)")
     parser.add_argument("--json", default=None, help="write the full result here")
-    parser.add_argument("--quick", action="store_true", help="smoke run: sweep 1,2 with 5 s steps")
+    parser.add_argument("--idle-seconds", type=float, default=5.0, help="how long idle CPU is measured")
+    parser.add_argument("--quick", action="store_true", help="smoke run: one 5 s step of 1 call on each server")
     args = parser.parse_args()
     if args.quick:
-        args.sweep, args.duration, args.ramp = "1,2", 5.0, False
+        args.sweep, args.duration, args.ramp, args.idle_seconds = "1", 5.0, False, 2.0
     console = Console(stderr=True)
     result = asyncio.run(bench(args, console))
     f = result["figures"]

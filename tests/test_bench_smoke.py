@@ -31,7 +31,7 @@ def test_bench_webrtc_sweeps_talkwire_and_the_echo_baseline(tmp_path: Path) -> N
     assert figures["cpu_per_call_vs_echo"] is not None
     for kind in ("talkwire", "echo"):
         steps = result["sweep"][kind]["steps"]
-        assert [s["concurrent_calls"] for s in steps] == [1, 2]
+        assert [s["concurrent_calls"] for s in steps] == [1]
         assert all(s["server"]["frames"] > 50 and s["server"]["cpu_cores"] > 0 for s in steps)
 
 
@@ -49,5 +49,5 @@ def test_bench_local_stack_answers_a_turn_with_the_embedded_models(tmp_path: Pat
     assert result["call_ok"], result["error"]
     assert result["turns_answered"] == 1
     assert result["caller_response_ms"]["p50"] > 0
-    assert result["server_stages_ms"]["stt"]["count"] == 1
+    assert result["server_stages_ms"]["stt"]["p50"] > 0 and result["server_stages_ms"]["response"]["p50"] > 0
     assert result["wer"] is not None and result["wer"] < 0.5  # Whisper on espeak speech: a few errors at most
