@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,18 @@ def test_loadtest_sip_calls_dialled_by_the_server(tmp_path: Path) -> None:
         assert call["packets_lost"] is None  # our SIP stack keeps no loss count
     assert summary["packet_loss"] is None
     assert result["server"]["outcomes"] == {"sip/completed/remote_hangup": 2}
+
+
+def test_loadtest_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from control_api.cli import main
+
+    assert main(["loadtest", "--against", "http://127.0.0.1:9"]) == 2
+    assert "--against needs --key" in capsys.readouterr().err
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # a port nobody listens on
+    port = closed.getsockname()[1]
+    closed.close()
+    code = main(["loadtest", "--against", f"http://127.0.0.1:{port}", "--key", "pk_live_x", "--calls", "1",
+                 "--duration", "1", "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("talkwire: error: cannot reach the server") and "Traceback" not in err

@@ -507,7 +507,14 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
               "scripts/bench_sip.py)", file=sys.stderr)
         return 2
     console = Console(stderr=True)
-    result = asyncio.run(loadtest(args, console))
+    try:
+        result = asyncio.run(loadtest(args, console))
+    except httpx.HTTPError as exc:
+        print(f"talkwire: error: cannot reach the server: {exc}", file=sys.stderr)
+        return 1
+    except (RuntimeError, OSError) as exc:  # no agent, a server that did not start, a port taken: one line
+        print(f"talkwire: error: {exc}", file=sys.stderr)
+        return 1
     report.print_summary(Console(), result)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
