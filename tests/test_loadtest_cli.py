@@ -49,11 +49,13 @@ def test_loadtest_two_calls_against_a_local_server(tmp_path: Path) -> None:
 
 
 @pytest.mark.sip
-def test_loadtest_sip_calls_dialled_by_the_server(tmp_path: Path) -> None:
-    """--leg sip: the local server's trunk is the load tester's own SIP user agent; the server dials it."""
+@pytest.mark.parametrize("leg", ["sip", "sip-in"])
+def test_loadtest_sip_calls_both_directions(tmp_path: Path, leg: str) -> None:
+    """--leg sip: the local server's trunk is the load tester's own SIP user agent, and the server dials it;
+    --leg sip-in: a number linked to the agent through the API, called at the server's SIP address."""
     out = tmp_path / "result.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "control_api.cli", "loadtest", "--leg", "sip", "--calls", "2", "--duration", "8",
+        [sys.executable, "-m", "control_api.cli", "loadtest", "--leg", leg, "--calls", "2", "--duration", "8",
          "--cpu", "-1", "--json", str(out), "--data-dir", str(tmp_path / "work")],
         cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -66,6 +68,8 @@ def test_loadtest_sip_calls_dialled_by_the_server(tmp_path: Path) -> None:
         assert call["packets_lost"] is None  # our SIP stack keeps no loss count
     assert summary["packet_loss"] is None
     assert result["server"]["outcomes"] == {"sip/completed/remote_hangup": 2}
+    if leg == "sip":  # the call record (and its transcript) is known for calls the server placed
+        assert all(call["call_id"] for call in result["calls"]) and summary["wer"] is not None
 
 
 def test_loadtest_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

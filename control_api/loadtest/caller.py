@@ -149,6 +149,7 @@ class ScriptedCall(ABC):
         self.max_turns = max_turns  # hang up after this many turns (else when the duration is over)
         self.on_progress = on_progress or (lambda _state: None)
         self._first_packet = asyncio.Event()
+        self.transcripts_known = True  # the words the server heard can be read (data channel, call record)
         self.closed = asyncio.Event()  # the call dropped (or we hung up)
         self._hangup = False
         self.agent_state: str | None = None  # the last agent_state message (None: the server sends none)
@@ -347,7 +348,7 @@ class ScriptedCall(ABC):
             intervals = np.diff(times) * 1000
             result.gaps = int(np.count_nonzero(intervals > GAP_MS))
             result.max_gap_ms = float(intervals.max())
-        if not self.echo:
+        if not self.echo and self.transcripts_known:
             result.wer = wer([w for text in result.spoken for w in words(text)],
                              [w for text in result.transcripts for w in words(text)])
         result.seconds = asyncio.get_running_loop().time() - started

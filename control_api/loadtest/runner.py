@@ -48,9 +48,11 @@ class Target:
     kind: str  # "talkwire" | "echo"
     pinned_cpu: int | None = None
     pid: int | None = None
-    leg: str = "web"  # "web": aiortc callers; "sip": the server dials the load generator's trunk
+    leg: str = "web"  # "web": aiortc callers; "sip": the server dials the generator; "sip-in": the reverse
     secret: str | None = None  # a secret key (SIP calls need one)
     generator: Any = None  # the SipLoadGenerator for SIP calls
+    sip_address: str | None = None  # "host:port" of the server's SIP user agent (its banner)
+    inbound_to: str | None = None  # "number@host:port" the inbound SIP callers dial
 
 
 @dataclass
@@ -107,7 +109,8 @@ async def local_server(kind: str, workdir: Path, *, providers: str = "fake", cpu
         drain = asyncio.get_running_loop().create_task(proc.stdout.read(), name="server-stdout")
         base = banner["url"].rstrip("/")
         agent = "echo" if kind == "echo" else await create_agent(base, banner["secret_key"])
-        yield Target(base, banner["publishable_key"], agent, kind, cpu, proc.pid, secret=banner["secret_key"])
+        yield Target(base, banner["publishable_key"], agent, kind, cpu, proc.pid, secret=banner["secret_key"],
+                     sip_address=banner.get("sip"))
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGINT)  # uvicorn shuts down cleanly and ends the calls
@@ -227,11 +230,11 @@ async def run_step(target: Target, calls: int, duration: float, speech: SpeechCa
     async with httpx.AsyncClient(timeout=30, limits=limits) as http, LoopProbe() as probe:
         loop = asyncio.get_running_loop()
         before = await scrape(http, target.base_url)
-        if target.leg == "sip":
+        if target.leg in ("sip", "sip-in"):
             from control_api.loadtest.sip import SipCaller
 
-            callers = [SipCaller(i, speech, script, generator=target.generator, max_turns=max_turns,
-                                 on_progress=tracker(i)) for i in range(calls)]
+            callers = [SipCaller(i, speech, script, generator=target.generator, inbound_to=target.inbound_to,
+                                 max_turns=max_turns, on_progress=tracker(i)) for i in range(calls)]
             key = target.secret or target.key
         else:
             callers = [WebCaller(i, speech, script, host_addresses=host_addresses, echo=echo, max_turns=max_turns,
@@ -331,8 +334,9 @@ def held(results: list[CallResult], server: dict[str, Any], thresholds: Threshol
 
 def summarize(results: list[CallResult], *, echo: bool = False) -> dict[str, Any]:
     ok = [r for r in results if r.ok]
-    reference = [[w for t in r.spoken for w in words(t)] for r in results]
-    hypothesis = [[w for t in r.transcripts for w in words(t)] for r in results]
+    scored = [r for r in results if r.wer is not None]  # calls whose transcripts could be read
+    reference = [[w for t in r.spoken for w in words(t)] for r in scored]
+    hypothesis = [[w for t in r.transcripts for w in words(t)] for r in scored]
     ref_words = sum(len(ref) for ref in reference)
     errors = sum(word_errors(ref, hyp) for ref, hyp in zip(reference, hypothesis) if ref)
     counted = [r for r in results if r.packets_lost is not None]  # SIP callers have no loss count
@@ -382,7 +386,7 @@ async def loadtest(args: argparse.Namespace, console: Any) -> dict[str, Any]:
     @asynccontextmanager
     async def target_of(kind: str) -> AsyncIterator[Target]:
         generator = None
-        if args.leg == "sip" and kind == "talkwire":
+        if args.leg in ("sip", "sip-in") and kind == "talkwire":
             from control_api.loadtest.sip import SipLoadGenerator
             from signalling.sip import parse_hostport
 
@@ -401,6 +405,15 @@ async def loadtest(args: argparse.Namespace, console: Any) -> dict[str, Any]:
                     target.agent_id = args.agent
                 if kind == "talkwire":
                     target.leg, target.generator = args.leg, generator
+                if args.leg == "sip-in" and kind == "talkwire":
+                    from control_api.loadtest.sip import link_inbound_number
+
+                    if not target.sip_address:
+                        raise RuntimeError("the server runs no SIP user agent (TALKWIRE_SIP_BIND=off?)")
+                    async with httpx.AsyncClient(timeout=15) as http:
+                        number = await link_inbound_number(http, target.base_url, target.secret, target.agent_id,
+                                                           generator)
+                    target.inbound_to = f"{number}@{target.sip_address}"
                 yield target
         finally:
             if generator is not None:
@@ -502,7 +515,11 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     if args.against and not args.key:
         print("talkwire: error: --against needs --key (a publishable or secret key of that server)", file=sys.stderr)
         return 2
-    if args.leg == "sip" and args.baseline:
+    if args.leg == "sip-in" and args.against:
+        print("talkwire: error: --leg sip-in works with the local server only (it links a number to the agent "
+              "and calls the server's SIP address)", file=sys.stderr)
+        return 2
+    if args.leg != "web" and args.baseline:
         print("talkwire: error: --baseline is the aiortc echo, for web calls (SIP's baseline is "
               "scripts/bench_sip.py)", file=sys.stderr)
         return 2
@@ -540,9 +557,10 @@ def add_parser(commands: Any, common: argparse.ArgumentParser | None = None) -> 
                         help="tries per ramp step; a step holds if one of them does (on a shared machine)")
     parser.add_argument("--baseline", action="store_true",
                         help="with --ramp on a local server: ramp a bare aiortc echo server too, and report the ratio")
-    parser.add_argument("--leg", choices=["web", "sip"], default="web",
+    parser.add_argument("--leg", choices=["web", "sip", "sip-in"], default="web",
                         help="web: aiortc callers like the browser SDK; sip: the server dials (type sip) a SIP "
-                             "trunk this tool runs, which answers every call and follows the script")
+                             "trunk this tool runs, which answers every call and follows the script; sip-in: "
+                             "phone calls into a number linked to the agent (local server only)")
     parser.add_argument("--sip-bind", default="127.0.0.1:0", metavar="HOST:PORT",
                         help="address of the SIP load generator (with --against, set the server's "
                              "TALKWIRE_SIP_TRUNK to it; default: a free port on 127.0.0.1)")

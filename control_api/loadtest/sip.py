@@ -1,5 +1,9 @@
-"""SIP load: the server dials out (`POST /calls/create` with `type: "sip"`) to a trunk that the load tester
-runs itself, a SIP user agent that answers every call and plays the script into it.
+"""SIP load, both directions, through a SIP user agent the load tester runs itself (the "load generator").
+
+Outbound (`--leg sip`): the server dials out (`POST /calls/create` with `type: "sip"`) to the generator,
+whose trunk address is the server's TALKWIRE_SIP_TRUNK; the generator answers every call and plays the
+script into it. Inbound (`--leg sip-in`): a number linked to the agent is imported through the API, and the
+generator calls it at the server's SIP address, like a phone calling in.
 
     generator = await SipLoadGenerator.start(("127.0.0.1", 0))
     # the server's TALKWIRE_SIP_TRUNK = generator.trunk_uri (the local server is started with it)
@@ -73,18 +77,46 @@ class SipLoadGenerator:
         await self.clock.stop()
 
 
+INBOUND_NUMBER = "+15559990000"  # the number the inbound callers dial (imported, linked to the agent)
+
+
+async def link_inbound_number(http: httpx.AsyncClient, base_url: str, secret_key: str, agent_id: str,
+                              generator: SipLoadGenerator) -> str:
+    """Import INBOUND_NUMBER for the agent (its trunk: the generator, where calls come from)."""
+    host, port = generator.ua.local_address
+    response = await http.post(f"{base_url}/phone-numbers/import", headers={"X-API-Key": secret_key}, json={
+        "phone_number": INBOUND_NUMBER, "agent_id": agent_id, "credential_label": "loadtest",
+        "trunk": {"host": host, "port": port, "transport": "udp", "username": "loadtest", "password": "loadtest"}})
+    if response.status_code not in (200, 201):
+        raise RuntimeError(f"cannot link {INBOUND_NUMBER} to the agent: HTTP {response.status_code} "
+                           f"{response.text[:300]}")
+    return INBOUND_NUMBER
+
+
 class SipCaller(ScriptedCall):
     """A phone call the server places to the load generator's trunk (Phase 1 needs a secret key)."""
 
     def __init__(self, index: int, speech: SpeechCache, script: tuple[Turn, ...], *, generator: SipLoadGenerator,
-                 max_turns: int | None = None, on_progress=None) -> None:
+                 inbound_to: str | None = None, max_turns: int | None = None, on_progress=None) -> None:
+        """`inbound_to` = "number@host:port": call in to that number at the server's SIP address instead."""
         super().__init__(index, speech, script, max_turns=max_turns, on_progress=on_progress)
         self.generator = generator
+        self.inbound_to = inbound_to
+        self.transcripts_known = inbound_to is None  # an inbound call's record id is not known here
         self.leg: SipLeg | None = None
         self._started: asyncio.Future[float] | None = None
         self._done: asyncio.Future[float] | None = None
 
     async def _connect(self, http: httpx.AsyncClient, base_url: str, agent_id: str, key: str) -> None:
+        if self.inbound_to is not None:
+            number, address = self.inbound_to.split("@", 1)
+            leg = await self.generator.ua.dial(number, f"sip:loadtest@{address}",
+                                               from_number=number_for(self.result.index))
+            answered = await leg.answered
+            if not answered.answered:
+                raise CallFailed(f"inbound call not answered: {answered.outcome} (SIP {answered.sip_status})")
+            await self._attach(leg)
+            return
         number = number_for(self.result.index)
         arriving = self.generator.expect(number)
         response = await http.post(f"{base_url.rstrip('/')}/calls/create", headers={"X-API-Key": key},
@@ -94,7 +126,10 @@ class SipCaller(ScriptedCall):
             arriving.cancel()
             raise CallFailed(f"Phase 1 (POST /calls/create, sip): HTTP {response.status_code} {body}")
         self.result.call_id = body.get("call_id")
-        self.leg = leg = await arriving
+        await self._attach(await arriving)
+
+    async def _attach(self, leg: SipLeg) -> None:
+        self.leg = leg
         leg.outbound.tap = self._sent
         leg.ended.add_done_callback(lambda _f: self.closed.set())
         task = asyncio.get_running_loop().create_task(self._hear(leg), name="loadtest-sip-hear")
@@ -134,7 +169,7 @@ class SipCaller(ScriptedCall):
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.result.call_id and not self.echo:
+        if self.result.call_id:
             with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
                 await self._read_transcripts(http, base_url, key)
 
