@@ -587,14 +587,22 @@ class SipUserAgent(asyncio.DatagramProtocol):
         return on_digit
 
     async def _media_loop(self) -> None:
+        """One media tick per clock tick. When the loop stalls, the clock fires its overdue ticks back to
+        back and this loop wakes for only the last of them: it then runs the ticks it missed too, so the
+        outbound audio keeps its timeline instead of slipping 20 ms per missed tick. The clock re-anchors
+        after long stalls, which bounds a catch-up to a few ticks."""
         clock = self.clock
+        last: int | None = None
         while True:
             tick = await clock.tick()
-            try:
-                self._media_tick(tick.scheduled)
-            except Exception:
-                self.handler_errors += 1
-                log.exception("SIP media tick failed")
+            missed = tick.index - last - 1 if last is not None and tick.index > last else 0
+            last = tick.index
+            for _ in range(missed + 1):
+                try:
+                    self._media_tick(tick.scheduled)
+                except Exception:
+                    self.handler_errors += 1
+                    log.exception("SIP media tick failed")
 
     def _media_tick(self, scheduled: float) -> None:
         """Send every call's frame of this tick first (that is what is late or not), then hand each
