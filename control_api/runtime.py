@@ -67,19 +67,33 @@ PRESET_DEMO_TOOLS = ("vanira_form", "vanira_calendar", "vanira_upload", "vanira_
                      "vanira_highlight_element", "vanira_page_scan", "vanira_point_at")
 
 
-async def seed_demo_agent(db: Database, client_id: str) -> str | None:
+def provider_choices(providers: ProviderRegistry) -> dict[str, dict[str, str]]:
+    """The registry's default providers as an agent's seed fields (model / voice / transcription)."""
+    choices: dict[str, dict[str, str]] = {}
+    for kind, field_name, name_key in (("llm", "model", "model"), ("tts", "voice", "name"),
+                                       ("stt", "transcription", "model")):
+        if kind in providers.defaults:
+            provider, name = providers.defaults[kind]
+            choices[field_name] = {"provider": provider, name_key: name}
+    return choices
+
+
+async def seed_demo_agent(db: Database, client_id: str,
+                          choices: dict[str, dict[str, str]] | None = None) -> str | None:
     """Create the demo agent, and the preset demo agent with its preset tools attached, for a client that has
-    no agent yet; returns the demo agent's id when created."""
+    no agent yet; returns the demo agent's id when created. `choices` are the providers they use (the
+    server's defaults at first start, so `--providers fake` seeds agents that run no models)."""
+    choices = choices or {}
     bodies = seed_bodies()
     async with db.session() as session:
         if await session.scalar(select(func.count(Agent.id)).where(Agent.client_id == client_id)):
             return None
-        agent = Agent(client_id=client_id, **DEMO_AGENT)
+        agent = Agent(client_id=client_id, **DEMO_AGENT, **choices)
         session.add(agent)
         await session.flush()
         # Listed after the demo agent (lists are ordered by created_at): the demo page preselects the first.
         presets = Agent(client_id=client_id, created_at=agent.created_at + timedelta(milliseconds=1),
-                        **PRESET_DEMO_AGENT)
+                        **PRESET_DEMO_AGENT, **choices)
         session.add(presets)
         await session.flush()
         for preset_id in PRESET_DEMO_TOOLS:
@@ -121,7 +135,6 @@ class Runtime:
             bootstrap = await ensure_default_client(
                 db, secret_key=settings.secret_key, publishable_key=settings.publishable_key
             )
-            await seed_demo_agent(db, bootstrap.client_id)
             providers = await build_registry(
                 mode=settings.providers,
                 openai_base_url=settings.openai_base_url,
@@ -130,6 +143,7 @@ class Runtime:
                 whisper_model_path=settings.whisper_model_path,
                 llm_threads=settings.llm_threads,
             )
+            await seed_demo_agent(db, bootstrap.client_id, provider_choices(providers))
             warming = asyncio.get_running_loop().create_task(preload(providers), name="preload-providers")
             clock.start()
             metrics.start_loop_probe()

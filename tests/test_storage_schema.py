@@ -202,3 +202,13 @@ async def test_concurrent_timeline_appends_keep_a_gapless_order(database_url: st
         assert sorted(int(e.payload["text"]) for e in events) == list(range(20))
     finally:
         await db.close()
+
+
+async def test_demo_agents_are_seeded_with_the_servers_default_providers(settings):
+    """`--providers fake` (the settings fixture) seeds demo agents that run no models."""
+    async with Runtime.open(settings) as runtime:
+        async with runtime.db.session() as session:
+            agents = (await session.scalars(select(Agent))).all()
+    assert len(agents) == 2
+    for agent in agents:
+        assert agent.model["provider"] == agent.voice["provider"] == agent.transcription["provider"] == "FAKE"
