@@ -25,7 +25,9 @@ from typing import Any
 import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
+from aiortc.utils import uint16_gt
 
 from media.frames import AudioFrame, samples_per_frame
 from media.leg import Leg
@@ -42,6 +44,38 @@ PENDING_MESSAGES = 500  # kept for a data channel that is not open yet; beyond t
 
 class InvalidOffer(ValueError):
     """The offer SDP cannot start a call (not SDP, no audio section, unusable ICE/DTLS parameters)."""
+
+
+class ImmediateAudioBuffer(JitterBuffer):
+    """Hands each caller audio packet to the decoder the moment it arrives.
+
+    aiortc's audio receiver holds 4 packets (80 ms) before decoding, to smooth playout. The server never
+    plays the caller's audio out: it feeds the VAD and STT, which want it as early as possible — those
+    80 ms were most of the web barge-in latency measured at the caller. One Opus RTP packet is one whole
+    frame, so nothing needs assembling; a late or duplicated packet is dropped instead of reordered.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(capacity=16)
+        self._last: int | None = None  # sequence number of the newest packet handed on
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        if self._last is not None and not uint16_gt(packet.sequence_number, self._last):
+            return False, None
+        self._last = packet.sequence_number
+        return False, JitterFrame(packet._data, packet.timestamp)
+
+
+def use_immediate_audio_buffer(receiver: Any) -> None:
+    """Swap aiortc's playout jitter buffer for ImmediateAudioBuffer on an audio receiver.
+
+    aiortc has no option for this; its receiver keeps the buffer in a private (name-mangled) attribute,
+    whose presence tests/test_webrtc_leg.py checks so an aiortc upgrade that moves it fails loudly.
+    """
+    attribute = "_RTCRtpReceiver__jitter_buffer"
+    if not hasattr(receiver, attribute):
+        raise RuntimeError("aiortc's RTCRtpReceiver no longer has the jitter buffer attribute Talkwire replaces")
+    setattr(receiver, attribute, ImmediateAudioBuffer())
 
 
 class AgentAudioTrack(MediaStreamTrack):
@@ -140,6 +174,7 @@ class WebRtcLeg(Leg):
                 raise InvalidOffer("offer has no audio section")
             audio[0].sender.replaceTrack(leg.track)
             audio[0].direction = "sendrecv"
+            use_immediate_audio_buffer(audio[0].receiver)
             restrict_host_addresses(pc, host_addresses)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)

@@ -257,3 +257,36 @@ async def test_caller_phase_one_against_the_real_api(client, settings):
         assert failure.value.body["error"]["code"] == "INVALID_API_KEY"
     finally:
         await caller.close()
+
+
+def test_immediate_audio_buffer_hands_on_each_packet_at_once_and_drops_late_ones():
+    from aiortc.rtp import RtpPacket
+
+    from signalling.webrtc import ImmediateAudioBuffer
+
+    def packet(seq: int) -> RtpPacket:
+        p = RtpPacket(payload_type=111, sequence_number=seq, timestamp=seq * 960)
+        p._data = bytes([seq % 256])
+        return p
+
+    buffer = ImmediateAudioBuffer()
+    handed = [buffer.add(packet(seq))[1] for seq in (65534, 65535, 0, 65535, 0, 2, 1)]
+    assert [f.data[0] if f else None for f in handed] == [254, 255, 0, None, None, 2, None]
+
+
+async def test_the_leg_decodes_caller_audio_without_aiortcs_playout_delay():
+    """aiortc keeps its receiver's jitter buffer in a private attribute; the leg swaps it (see
+    use_immediate_audio_buffer), and this fails loudly if an aiortc upgrade moves it."""
+    from signalling.webrtc import ImmediateAudioBuffer
+
+    clock = MediaClock()
+    caller = WebRtcCaller()
+    offer = await caller.create_offer()
+    leg, _answer = await WebRtcLeg.accept(offer, clock=clock, host_addresses=["127.0.0.1"])
+    try:
+        receiver = next(t.receiver for t in leg.pc.getTransceivers() if t.kind == "audio")
+        assert isinstance(receiver._RTCRtpReceiver__jitter_buffer, ImmediateAudioBuffer)
+    finally:
+        await leg.hangup("test_over")
+        await caller.close()
+        await clock.stop()
