@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import subprocess
 
 import pytest
 
 from media.wav import read_wav
 from sipp.harness import (
-    BARESIP, HAVE_SPEECH_TOOLS, SIPP, free_udp_port, make_speech, start_sipp, transcribe_8k, wait_listening,
+    BARESIP, HAVE_SPEECH_TOOLS, SIPP, make_speech, running_baresip, start_sipp, transcribe_8k,
 )
 from openai_fake import OpenAIFake
 from test_e2e_sip_calls import OK_TO_LAST, scenario, serving, stream_after, trunk_uri, user_turns
@@ -31,7 +30,6 @@ pytestmark = [
 WHISPER = {"provider": "WHISPER", "model": "tiny.en"}
 FAKE_LLM = {"provider": "FAKE", "model": "echo"}
 FAKE_TTS = {"provider": "FAKE", "name": "tone"}
-MODULES = "/usr/lib/baresip/modules"
 # Waits for our BYE (the callee makes no request of its own, so the dialog variables are only referenced).
 AWAIT_BYE = '  <Reference variables="remote_from,remote_contact" />\n  <recv request="BYE" />\n' + OK_TO_LAST
 WELCOME = "Hello, thank you for calling Talkwire. How can I help you today?"
@@ -60,38 +58,8 @@ async def test_whisper_hears_the_callee(settings, tmp_path):
 async def baresip(tmp_path):
     """baresip answering +15551230021 automatically on a free port; it sends silence and records what it hears
     (sndfile, into tmp_path/rec)."""
-    port = free_udp_port()
-    rtp = free_udp_port(pair=True)
-    (tmp_path / "rec").mkdir()
-    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tmp_path / "silence.wav"), "trim", "0", "60"],
-                   check=True, capture_output=True)
-    (tmp_path / "config").write_text(
-        "poll_method epoll\n"
-        f"sip_listen 127.0.0.1:{port}\n"
-        "net_interface 127.0.0.1\n"
-        f"rtp_ports {rtp}-{rtp + 1}\n"
-        f"audio_source aufile,{tmp_path / 'silence.wav'}\n"
-        "audio_player aubridge,nil\n"
-        "audio_alert aubridge,nil\n"
-        f"module_path {MODULES}\n"
-        "module g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\n"
-        "module_app account.so\nmodule_app menu.so\n"
-        f"snd_path {tmp_path / 'rec'}\n"
-    )
-    (tmp_path / "accounts").write_text("<sip:+15551230021@127.0.0.1>;regint=0;answermode=auto\n")
-    proc = await asyncio.create_subprocess_exec(BARESIP, "-f", str(tmp_path), stdin=subprocess.DEVNULL,
-                                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        await wait_listening(port, proc)
-        yield port, tmp_path / "rec"
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except asyncio.TimeoutError:
-                proc.kill()
-                await proc.wait()
+    async with running_baresip(tmp_path, "+15551230021") as (port, rec, proc):
+        yield port, rec
 
 
 @pytest.mark.skipif(BARESIP is None, reason="baresip (Debian baresip-core) is not installed")

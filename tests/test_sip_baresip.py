@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import subprocess
 import warnings
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 from signalling.sip.transaction import Timers
 from signalling.sip.ua import SipUserAgent
 from media.wav import read_wav
-from sipp.harness import BARESIP, HAVE_SPEECH_TOOLS, free_udp_port, make_speech, transcribe_8k, wait_listening
+from sipp.harness import BARESIP, HAVE_SPEECH_TOOLS, make_speech, running_baresip, transcribe_8k
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -26,45 +25,14 @@ pytestmark = [
 ]
 
 WELCOME = "Hello, thank you for calling Talkwire. How can I help you today?"
-MODULES = "/usr/lib/baresip/modules"
 
 
 @pytest.fixture
 async def baresip(tmp_path):
     """baresip with an auto-answer account on a free port; its input is long silence (it hangs up
     when its input file ends), and sndfile records both directions into tmp_path/rec."""
-    port = free_udp_port()
-    rtp = free_udp_port(pair=True)
-    (tmp_path / "rec").mkdir()
-    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tmp_path / "silence.wav"), "trim", "0", "60"],
-                   check=True, capture_output=True)
-    (tmp_path / "config").write_text(
-        "poll_method epoll\n"
-        f"sip_listen 127.0.0.1:{port}\n"
-        "net_interface 127.0.0.1\n"
-        f"rtp_ports {rtp}-{rtp + 1}\n"
-        f"audio_source aufile,{tmp_path / 'silence.wav'}\n"
-        "audio_player aubridge,nil\n"
-        "audio_alert aubridge,nil\n"
-        f"module_path {MODULES}\n"
-        "module g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\n"
-        "module_app account.so\nmodule_app menu.so\n"
-        f"snd_path {tmp_path / 'rec'}\n"
-    )
-    (tmp_path / "accounts").write_text("<sip:bob@127.0.0.1>;regint=0;answermode=auto\n")
-    proc = await asyncio.create_subprocess_exec(BARESIP, "-f", str(tmp_path), stdin=subprocess.DEVNULL,
-                                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        await wait_listening(port, proc)
-        yield port, tmp_path / "rec", proc
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except asyncio.TimeoutError:
-                proc.kill()
-                await proc.wait()
+    async with running_baresip(tmp_path, "bob") as (port, rec, proc):
+        yield port, rec, proc
 
 
 async def _welcome_call(baresip, tmp_path) -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,8 @@ import shutil
 import socket
 import subprocess
 import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +23,7 @@ with warnings.catch_warnings():
 SCENARIOS = Path(__file__).resolve().parent
 SIPP = shutil.which("sipp")
 BARESIP = shutil.which("baresip")
+BARESIP_MODULES = "/usr/lib/baresip/modules"
 HAVE_SPEECH_TOOLS = bool(shutil.which("espeak-ng") and shutil.which("sox"))
 
 
@@ -203,3 +206,42 @@ class AgentDouble:
     def recording(self) -> np.ndarray:
         return np.concatenate(self.heard) if self.heard else np.zeros(0, dtype=np.int16)
 
+
+
+@asynccontextmanager
+async def running_baresip(folder: Path, account_user: str) -> AsyncIterator[tuple[int, Path, asyncio.subprocess.Process]]:
+    """baresip with one auto-answer account `sip:<account_user>@127.0.0.1` on a free port, configured in
+    `folder`. Its input is 60 s of silence (it hangs up when its input file ends); its sndfile module records
+    both directions into `folder/rec`. Yields (SIP port, recording folder, process)."""
+    port = free_udp_port()
+    rtp = free_udp_port(pair=True)
+    (folder / "rec").mkdir()
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(folder / "silence.wav"), "trim", "0", "60"],
+                   check=True, capture_output=True)
+    (folder / "config").write_text(
+        "poll_method epoll\n"
+        f"sip_listen 127.0.0.1:{port}\n"
+        "net_interface 127.0.0.1\n"
+        f"rtp_ports {rtp}-{rtp + 1}\n"
+        f"audio_source aufile,{folder / 'silence.wav'}\n"
+        "audio_player aubridge,nil\n"
+        "audio_alert aubridge,nil\n"
+        f"module_path {BARESIP_MODULES}\n"
+        "module g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\n"
+        "module_app account.so\nmodule_app menu.so\n"
+        f"snd_path {folder / 'rec'}\n"
+    )
+    (folder / "accounts").write_text(f"<sip:{account_user}@127.0.0.1>;regint=0;answermode=auto\n")
+    proc = await asyncio.create_subprocess_exec(BARESIP, "-f", str(folder), stdin=subprocess.DEVNULL,
+                                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        await wait_listening(port, proc)
+        yield port, folder / "rec", proc
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
