@@ -25,17 +25,16 @@ import json
 import wave
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import httpx
 import numpy as np
 import soxr
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from control_api.loadtest.caller import ScriptedMic
 from signalling.ice import restrict_host_addresses, rtc_configuration
 
 RATE = 48000
@@ -88,47 +87,6 @@ class CallerError(Exception):
         self.body = body
 
 
-class MicTrack(MediaStreamTrack):
-    """Plays 48 kHz mono samples in real time, 20 ms per frame, then silence for as long as asked."""
-
-    kind = "audio"
-
-    def __init__(self, samples: np.ndarray) -> None:
-        super().__init__()
-        self.samples = samples
-        self.position = 0
-        self._start: float | None = None
-        self._index = 0
-        self.finished = asyncio.Event() if len(samples) else None
-
-    def play(self, samples: np.ndarray) -> None:
-        """Replace what the mic plays from now on (e.g. speak again during the agent's answer)."""
-        self.samples, self.position = samples, 0
-        self.finished = asyncio.Event()
-
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        loop = asyncio.get_running_loop()
-        if self._start is None:
-            self._start = loop.time()
-        delay = self._start + self._index * 0.02 - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        chunk = self.samples[self.position:self.position + FRAME]
-        self.position += len(chunk)
-        if len(chunk) < FRAME:
-            chunk = np.concatenate((chunk, np.zeros(FRAME - len(chunk), dtype=np.int16)))
-            if self.finished is not None:
-                self.finished.set()
-        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = RATE
-        frame.time_base = Fraction(1, RATE)
-        frame.pts = self._index * FRAME
-        self._index += 1
-        return frame
-
-
 @dataclass
 class HeardFrame:
     time: float  # loop time it arrived
@@ -154,7 +112,9 @@ class WebRtcCaller:
             data, file_rate = read_wav(audio)
             samples = to_48k(data, file_rate)
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
-        self.mic = MicTrack(samples)
+        self.mic = ScriptedMic()  # the load tester's microphone: plays clips in real time, silence between
+        if len(samples):
+            self.mic.play(samples)
         self.pc.addTrack(self.mic)
         self.channel = self.pc.createDataChannel(label)
         self.host_addresses = list(host_addresses)
