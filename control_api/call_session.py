@@ -109,7 +109,7 @@ async def merge_extra_details(db: Database, call_id: str, details: Mapping[str, 
 
 def build_agent_config(agent: Mapping[str, Any], providers: ProviderRegistry) -> AgentConfig:
     """The conversation's config: the agent's seed fields plus provider instances for its choices."""
-    def choice(kind: str, field: str, name_key: str) -> tuple[str | None, str | None]:
+    def choice(field: str, name_key: str) -> tuple[str | None, str | None]:
         value = agent.get(field) or {}
         return value.get("provider"), value.get(name_key)
 
@@ -123,9 +123,9 @@ def build_agent_config(agent: Mapping[str, Any], providers: ProviderRegistry) ->
 
     return AgentConfig.from_agent(
         agent,
-        stt=create("stt", *choice("stt", "transcription", "model")),
-        llm=create("llm", *choice("llm", "model", "model")),
-        tts=create("tts", *choice("tts", "voice", "name")),
+        stt=create("stt", *choice("transcription", "model")),
+        llm=create("llm", *choice("model", "model")),
+        tts=create("tts", *choice("voice", "name")),
     )
 
 
