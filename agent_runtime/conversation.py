@@ -11,9 +11,9 @@ A `Conversation` joins one Leg to one agent. It is a state machine fed by events
 States: `listening`, `user_speaking` (internal; the client sees `listening`), `thinking`, `speaking`.
 
 Latency choices. The VAD runs at the leg's own rate when it can (WebRTC VAD takes 8/16/32/48 kHz), so no
-streaming resampler delays speech detection. While the caller speaks, their utterance is resampled to
-the STT rate frame by frame (a few µs each), so at the end of speech it is ready for STT at once instead
-of costing milliseconds of whole-buffer resampling on the loop. A reply is split into sentences while the LLM streams; a speaker task
+streaming resampler delays speech detection. The utterance is kept at the leg's rate and resampled to the
+STT rate in one call when it ends (about 0.1 ms per second of 8 kHz speech): per-frame streaming
+resampling cost more in all, on every frame of every call. A reply is split into sentences while the LLM streams; a speaker task
 synthesizes them in order and pushes audio as soon as each chunk exists, so TTS runs ahead of playback.
 
 Barge-in. Every piece of agent audio is placed on the outbound "play position" axis (played_total +
@@ -49,7 +49,7 @@ from agent_runtime.updates import (
     TranscriptTurn,
     TurnTiming,
 )
-from media.frames import samples_per_frame
+from media.frames import AudioFrame, samples_per_frame
 from media.leg import Leg
 from media.resample import FrameResampler, Reframer, StreamResampler, resample
 from media.vad import SUPPORTED_RATES, WebRtcVad
@@ -219,8 +219,6 @@ class Conversation:
             start_frames=config.speech_start_frames, start_window=config.speech_start_window,
             max_utterance_ms=config.max_utterance_ms)
         self._last_voiced = False
-        self._stt_resampler: StreamResampler | None = None
-        self._stt_chunks: list[np.ndarray] = []
 
         self._events: asyncio.Queue = asyncio.Queue()
         self._visible_state: str | None = None
@@ -334,7 +332,7 @@ class Conversation:
         """Run until the call ends; returns the end reason (the leg's, or ours when we hung up)."""
         loop = asyncio.get_running_loop()
         self._mic_open_at = loop.time() + self.config.initial_disable_mic_duration / 1000
-        self._spawn(self._read_inbound(), "inbound")
+        self.leg.consume(self._on_inbound)
         self._spawn(self._read_events(), "events")
         self._spawn(self._watch_playback(), "playback")
         self.leg.ended.add_done_callback(self._on_leg_ended)
@@ -562,14 +560,17 @@ class Conversation:
 
     # ---- caller audio -----------------------------------------------------------------------------
 
-    async def _read_inbound(self) -> None:
-        while True:
-            frame = await self.leg.inbound.get()
-            if frame is None:
-                self._post(_LegEnded(self.leg.ended.result() if self.leg.ended.done() else "leg_ended"))
-                return
+    def _on_inbound(self, frame: AudioFrame) -> None:
+        """The leg's consumer: called in the transport's media tick with each caller frame (the end of the
+        stream comes as `leg.ended`). A failure here ends the call, as a failed task would."""
+        try:
             for samples in self._reframer.push(frame.samples):
                 self._on_frame(samples)
+        except Exception:
+            log.exception("caller audio processing failed")
+            self.leg.consume(None)
+            self._end("internal_error", hang_up=True)
+            self._post(_LegEnded("internal_error"))
 
     async def _read_events(self) -> None:
         while True:
@@ -593,24 +594,14 @@ class Conversation:
         if event == "start":
             self._last_partial_at = loop.time()
             self._post(_SpeechStart(loop.time()))
-            self._stt_resampler = StreamResampler(self.leg.sample_rate, self.config.stt.sample_rate)
-            self._stt_chunks = [self._stt_resampler.push(self._detector.utterance())]
         elif event == "end":
-            self._post(_SpeechEnd(self._utterance_for_stt(samples), loop.time()))
+            self._post(_SpeechEnd(self._utterance_for_stt(), loop.time()))
         elif self._detector.speaking:
-            if self._stt_resampler is not None:
-                self._stt_chunks.append(self._stt_resampler.push(samples))
             self._maybe_partial(loop.time())
 
-    def _utterance_for_stt(self, last_frame: np.ndarray) -> np.ndarray:
-        """The ended utterance at the STT rate, cut like `TurnDetector.utterance()` (trailing silence)."""
-        if self._stt_resampler is None:
-            return resample(self._detector.utterance(), self.leg.sample_rate, self.config.stt.sample_rate)
-        self._stt_chunks += [self._stt_resampler.push(last_frame), self._stt_resampler.flush()]
-        audio = np.concatenate(self._stt_chunks)
-        self._stt_resampler, self._stt_chunks = None, []
-        keep = round(len(self._detector.utterance()) * self.config.stt.sample_rate / self.leg.sample_rate)
-        return audio[:keep]
+    def _utterance_for_stt(self) -> np.ndarray:
+        """The caller's current (or just ended) utterance at the STT rate."""
+        return resample(self._detector.utterance(), self.leg.sample_rate, self.config.stt.sample_rate)
 
     def _maybe_partial(self, now: float) -> None:
         interval = self.config.partial_interval_ms / 1000
@@ -618,7 +609,7 @@ class Conversation:
                 or (self._partial_task is not None and not self._partial_task.done())):
             return
         self._last_partial_at = now
-        audio = np.concatenate(self._stt_chunks) if self._stt_chunks else np.zeros(0, np.int16)
+        audio = self._utterance_for_stt()
         self._partial_task = self._spawn(self._transcribe_partial(audio, self._utterance), "stt-partial")
 
     async def _transcribe_partial(self, audio: np.ndarray, utterance: int) -> None:
@@ -925,6 +916,7 @@ class Conversation:
             self._post(_LegEnded("internal_error"))
 
     async def _shutdown(self) -> None:
+        self.leg.consume(None)
         self._cancel_silence_timers()
         if self._dtmf_timer is not None:
             self._dtmf_timer.cancel()

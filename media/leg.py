@@ -3,6 +3,7 @@
 A leg knows no agent and an agent knows no transport; both meet here.
 
     transport ──► leg.inbound  (AudioFrame: mono int16, 20 ms, at leg.sample_rate; None = stream ended)
+                  or, once a consumer is connected with `consume()`, straight to it, in the transport's tick
     transport ──► leg.events   (dict: data-channel JSON on WebRTC, {"type": "dtmf", ...} on SIP)
     conversation ──► leg.outbound.push(samples at leg.sample_rate)   paced out by the shared MediaClock
     conversation ──► await leg.send_event(dict)                      data channel (no-op where there is none)
@@ -10,12 +11,18 @@ A leg knows no agent and an agent knows no transport; both meet here.
 
 A `FrameTap` (the call recorder) attached with `attach_tap()` sees every inbound frame and every outbound tick
 (silence included), so both directions stay aligned on one timeline.
+
+Why two ways in. A queue costs a task wake-up per frame per call (most of a phone call's CPU at hundreds of
+calls per core), so the conversation connects a synchronous consumer instead: the transport's tick hands it
+each frame directly, and its per-frame work (VAD, turn detection: microseconds) runs right there. Simple
+readers (tests, the load tester's listener) keep the queue.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -34,6 +41,9 @@ class FrameTap(Protocol):
     def add_agent(self, frame: AudioFrame) -> None: ...
 
 
+FrameConsumer = Callable[[AudioFrame], None]
+
+
 class LegCapabilityError(Exception):
     """The leg's transport cannot do what was asked (e.g. a SIP REFER on a browser call)."""
 
@@ -50,6 +60,7 @@ class Leg(ABC):
         self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.dropped_inbound_frames = 0
         self._tap: FrameTap | None = None
+        self._consumer: FrameConsumer | None = None
 
     def attach_tap(self, tap: FrameTap) -> None:
         self._tap = tap
@@ -60,10 +71,24 @@ class Leg(ABC):
 
         self.outbound.tap = on_sent
 
+    def consume(self, consumer: FrameConsumer | None) -> None:
+        """Hand every inbound frame to `consumer` as it is delivered instead of queueing it (frames already
+        queued go to it first); None goes back to the queue. The consumer must return within microseconds
+        and never raise: it runs inside the transport's media tick, for every call of the worker."""
+        self._consumer = consumer
+        if consumer is not None:
+            while not self.inbound.empty():
+                frame = self.inbound.get_nowait()
+                if frame is not None:
+                    consumer(frame)
+
     def deliver_audio(self, frame: AudioFrame) -> None:
         """Called by the transport for each decoded inbound frame; never blocks."""
         if self._tap is not None:
             self._tap.add_caller(frame)
+        if self._consumer is not None:
+            self._consumer(frame)
+            return
         if self.inbound.full():
             self.inbound.get_nowait()
             self.dropped_inbound_frames += 1

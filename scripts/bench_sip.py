@@ -45,12 +45,14 @@ SCENARIO = ROOT / "tests" / "sipp" / "uas_bench.xml"
 SPEECH = "Hello, I would like to know when my order will arrive. It was placed last Tuesday."
 
 
-def make_speech(workdir: Path) -> None:
-    """speech.ulaw (headerless 8 kHz mu-law) for sipp: espeak-ng speech followed by a pause."""
+def make_speech(workdir: Path) -> float:
+    """speech.ulaw (headerless 8 kHz mu-law) for sipp: espeak-ng speech followed by a pause; returns its
+    length in seconds (one turn of every caller)."""
     raw = workdir / "speech.wav"
     subprocess.run(["espeak-ng", "-w", str(raw), SPEECH], check=True, capture_output=True)
     subprocess.run(["sox", str(raw), "-t", "raw", "-r", "8000", "-c", "1", "-e", "mu-law",
                     str(workdir / "speech.ulaw"), "pad", "0", "2"], check=True, capture_output=True)
+    return (workdir / "speech.ulaw").stat().st_size / 8000
 
 
 def free_port() -> int:
@@ -83,12 +85,12 @@ async def listener(leg) -> str:
 
 
 async def bench(calls: int, seconds: float, warmup: float, cpu: int | None, peer_cpu: int | None,
-                agent: str = "conversation") -> dict:
+                agent: str = "conversation", spread: float | None = None) -> dict:
     pinned = pin(cpu)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8 * calls + 256)), hard))
     workdir = Path(tempfile.mkdtemp(prefix="bench_sip_"))
-    make_speech(workdir)
+    turn_seconds = make_speech(workdir)
     port, media_port = free_port(), free_port()
     sipp_cmd = [shutil.which("sipp") or "sipp", "-sf", str(SCENARIO), "-i", "127.0.0.1", "-mi", "127.0.0.1",
                 "-p", str(port), "-mp", str(media_port), "-m", str(calls), "-nostdin", "-timeout", str(int(seconds + warmup + 120)),
@@ -101,11 +103,13 @@ async def bench(calls: int, seconds: float, warmup: float, cpu: int | None, peer
     ua = await SipUserAgent.start(bind=("127.0.0.1", 0), rtp_ports=(20000, 29999))
     legs, llms, tasks = [], [], []
     try:
+        # Calls start spread over one turn of the looped speech, as independent callers would be: started
+        # together, every caller would end a turn in the same tick and every agent reply at once.
+        spread = turn_seconds if spread is None else spread
         for i in range(calls):
             leg = await ua.dial(f"+1555{i:07d}", f"sip:127.0.0.1:{port}")
             legs.append(leg)
-            if i % 20 == 19:
-                await asyncio.sleep(0.05)  # a dialer ramps up; a burst of INVITEs is not the point here
+            await asyncio.sleep(spread / calls)
         results = await asyncio.wait_for(asyncio.gather(*(leg.answered for leg in legs)), 60)
         answered = sum(r.answered for r in results)
         for leg in legs:
@@ -167,6 +171,7 @@ async def bench(calls: int, seconds: float, warmup: float, cpu: int | None, peer
         "clock_wake_lag_ms_p50": round(float(np.percentile(wake, 50)), 3) if len(wake) else None,
         "clock_wake_lag_ms_p99": round(float(np.percentile(wake, 99)), 3) if len(wake) else None,
         "llm_replies": replies,
+        "start_spread_s": round(spread, 2),
     }
 
 
@@ -180,16 +185,19 @@ def main() -> None:
     parser.add_argument("--agent", choices=["conversation", "listener"], default="conversation",
                         help="conversation: the real Conversation on FAKE providers; listener: the SIP layer "
                              "alone (drain inbound audio, keep a reply queued)")
+    parser.add_argument("--spread", type=float, default=None,
+                        help="seconds over which the calls are started (default: one turn of the looped speech)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 5 calls, 2 s")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
     args = parser.parse_args()
     if args.quick:
         args.calls, args.seconds, args.warmup = 5, 2.0, 1.0
+        args.spread = 0.5 if args.spread is None else args.spread
     cpu = None if args.cpu < 0 else args.cpu
     peer_cpu = None if args.peer_cpu < 0 or (os.cpu_count() or 1) < 2 else args.peer_cpu
-    result = asyncio.run(bench(args.calls, args.seconds, args.warmup, cpu, peer_cpu, args.agent))
+    result = asyncio.run(bench(args.calls, args.seconds, args.warmup, cpu, peer_cpu, args.agent, args.spread))
     print(f"{result['answered']}/{result['calls']} calls answered ({result['agent']}), {result['up_during_window']} up through the window "
-          f"({result['pinning']})")
+          f"({result['pinning']}; started over {result['start_spread_s']} s)")
     print(f"CPU: {result['cpu_percent_of_one_core']}% of one core, {result['cpu_percent_per_call']}% per call")
     print(f"RTP per call: {result['packets_sent_per_call_per_s']} pkt/s out, {result['packets_received_per_call_per_s']} pkt/s in")
     print(f"outbound lag vs the 20 ms schedule over {result['ticks']} ticks: p50 {result['lag_ms_p50']} ms, "

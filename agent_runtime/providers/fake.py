@@ -81,6 +81,7 @@ class FakeTTS:
         self.sample_rate = sample_rate
         self.frequency = frequency
         self.amplitude = 32767 * 10 ** (level_dbfs / 20)
+        self._wave = np.zeros(0, dtype=np.float32)
         self.requests: list[tuple[str, float | None]] = []
 
     def duration(self, text: str, speed: float | None = None) -> float:
@@ -89,17 +90,25 @@ class FakeTTS:
 
     def render(self, text: str, speed: float | None = None) -> np.ndarray:
         n = int(round(self.duration(text, speed) * self.sample_rate))
-        t = np.arange(n, dtype=np.float64) / self.sample_rate
-        # Fundamental plus two harmonics, shaped by a 4 Hz "syllable" envelope that never reaches zero.
-        wave = (np.sin(2 * np.pi * self.frequency * t) + 0.5 * np.sin(4 * np.pi * self.frequency * t)
-                + 0.25 * np.sin(6 * np.pi * self.frequency * t)) / 1.75
-        envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 4.0 * t) ** 2
+        audio = self._voice(n)[:n].copy()
         ramp = min(n // 2, self.sample_rate // 200)  # 5 ms fades: no clicks at sentence edges
         if ramp:
-            fade = np.linspace(0.0, 1.0, ramp)
-            envelope[:ramp] *= fade
-            envelope[n - ramp:] *= fade[::-1]
-        return (wave * envelope * self.amplitude).astype(np.int16)
+            fade = np.linspace(0.0, 1.0, ramp, dtype=np.float32)
+            audio[:ramp] *= fade
+            audio[n - ramp:] *= fade[::-1]
+        return audio.astype(np.int16)
+
+    def _voice(self, n: int) -> np.ndarray:
+        """The unfaded tone, at least `n` samples, computed once per instance and extended when a longer
+        sentence comes (so "instant" stays instant with hundreds of calls replying at once)."""
+        if len(self._wave) < n:
+            t = np.arange(max(n, 2 * len(self._wave)), dtype=np.float64) / self.sample_rate
+            # Fundamental plus two harmonics, shaped by a 4 Hz "syllable" envelope that never reaches zero.
+            wave = (np.sin(2 * np.pi * self.frequency * t) + 0.5 * np.sin(4 * np.pi * self.frequency * t)
+                    + 0.25 * np.sin(6 * np.pi * self.frequency * t)) / 1.75
+            envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 4.0 * t) ** 2
+            self._wave = (wave * envelope * self.amplitude).astype(np.float32)
+        return self._wave
 
     async def synthesize(self, text: str, *, speed: float | None = None) -> AsyncIterator[np.ndarray]:
         self.requests.append((text, speed))

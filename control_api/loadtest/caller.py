@@ -34,6 +34,7 @@ from aiortc.mediastreams import MediaStreamError
 from control_api.loadtest.audio import BARGE_SENTENCE, RATE, SpeechCache, Turn, noise, words
 from control_api.loadtest.stats import wer
 from signalling.ice import restrict_host_addresses, rtc_configuration
+from signalling.webrtc import use_immediate_audio_buffer
 
 FRAME = RATE // 50  # 20 ms
 SILENCE_RMS = 100.0  # decoded int16 RMS below this is silence (Opus leaves residue on digital silence)
@@ -364,7 +365,10 @@ class WebCaller(ScriptedCall):
         self.host_addresses = host_addresses
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
         self.mic = ScriptedMic()
-        self.pc.addTrack(self.mic)
+        # Time agent audio as it arrives, not after aiortc's fixed 80 ms playout buffer (a browser's
+        # adaptive one shrinks on a clean path): first audio and audio stopping after a barge-in are
+        # the server's doing, and a playout policy of the caller's own would only add a constant.
+        use_immediate_audio_buffer(self.pc.addTransceiver(self.mic, direction="sendrecv").receiver)
         self.channel = self.pc.createDataChannel("talkwire")
         self.channel.on("message", self._on_message)
         self.pc.on("track", self._on_track)

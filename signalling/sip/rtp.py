@@ -86,8 +86,9 @@ class _RtcpProtocol(asyncio.DatagramProtocol):
 
 
 class RtpSession:
-    """RTP for one call. The RTP socket is not on the event loop: the user agent's tick drains it
-    (`drain()`), and inbound payloads wait in `jitter` until that tick pops and decodes them."""
+    """RTP for one call. The RTP socket is not on the event loop: the user agent's tick reads it
+    (`read_one()` while its poller says it is readable), and inbound payloads wait in `jitter` until that
+    tick pops and decodes them."""
 
     def __init__(self, on_dtmf: Callable[[str], None] | None = None) -> None:
         self.ssrc = secrets.randbits(32)
@@ -184,21 +185,20 @@ class RtpSession:
             self.remote_rtcp = (negotiated.address, negotiated.port + 1)
 
     # ---- receiving
-    def drain(self, limit: int = 32) -> None:
-        """Read every datagram waiting on the RTP socket (at most `limit`: a backlog is trimmed by the
-        jitter buffer anyway, and one call must not hold up the others)."""
+    def read_one(self) -> None:
+        """Read one datagram from the RTP socket, if one is waiting (the user agent's tick calls this for
+        the sockets its poller reported readable)."""
         sock = self.sock
         if sock is None or self.closed:
             return
-        for _ in range(limit):
-            try:
-                data, addr = sock.recvfrom(2048)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # e.g. an ICMP error for an earlier send, reported here
-                log.debug("RTP receive error: %s", exc)
-                return
-            self.datagram_received(data, addr)
+        try:
+            data, addr = sock.recvfrom(2048)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # e.g. an ICMP error for an earlier send, reported here
+            log.debug("RTP receive error: %s", exc)
+            return
+        self.datagram_received(data, addr)
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         try:

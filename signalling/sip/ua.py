@@ -18,6 +18,7 @@ import inspect
 import ipaddress
 import logging
 import random
+import select
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -124,6 +125,10 @@ class SipUserAgent(asyncio.DatagramProtocol):
         self.server_transactions: dict[tuple, ServerTransaction] = {}
         self.legs: dict[str, SipLeg] = {}  # by Call-ID, kept for `linger` seconds after the end
         self._media_legs: list[SipLeg] = []
+        # Which calls' RTP sockets have datagrams waiting: one poll per tick instead of a read attempt
+        # (and a would-block error) per call. epoll where there is one; poll() elsewhere.
+        self._rtp_poller = select.epoll() if hasattr(select, "epoll") else select.poll()
+        self._rtp_by_fd: dict[int, RtpSession] = {}
         self._tasks: set[asyncio.Task] = set()
         self._handles: set[asyncio.TimerHandle] = set()
         self._media_task: asyncio.Task | None = None
@@ -201,6 +206,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
         for leg in self.legs.values():
             leg.rtp.close()
         self.legs.clear()
+        self._rtp_poller.close()
         if self.transport is not None:
             self.transport.close()
 
@@ -580,6 +586,31 @@ class SipUserAgent(asyncio.DatagramProtocol):
         rtp.sending = negotiated.we_send
         if leg not in self._media_legs:
             self._media_legs.append(leg)
+            fd = rtp.sock.fileno()
+            self._rtp_by_fd[fd] = rtp
+            self._rtp_poller.register(fd, select.POLLIN)
+
+    def _stop_media(self, leg: SipLeg) -> None:
+        if leg in self._media_legs:
+            self._media_legs.remove(leg)
+            fd = leg.rtp.sock.fileno()  # the socket stays open a little longer (see _end)
+            del self._rtp_by_fd[fd]
+            self._rtp_poller.unregister(fd)
+
+    def _read_rtp(self, rounds: int = 8) -> None:
+        """Read the datagrams waiting on every call's RTP socket. The poller is level-triggered: a socket
+        with more than one datagram waiting is reported again in the next round. A backlog beyond `rounds`
+        waits for the next tick (the jitter buffer trims it anyway), so one call cannot hold up the others."""
+        poll = self._rtp_poller.poll
+        by_fd = self._rtp_by_fd
+        for _ in range(rounds):
+            ready = poll(0)
+            if not ready:
+                return
+            for fd, _events in ready:
+                rtp = by_fd.get(fd)
+                if rtp is not None:
+                    rtp.read_one()
 
     def _dtmf_callback(self, leg: SipLeg) -> Callable[[str], None]:
         def on_digit(digit: str) -> None:
@@ -630,14 +661,14 @@ class SipUserAgent(asyncio.DatagramProtocol):
             for i, leg in enumerate(senders):
                 leg.rtp.send_payload(payloads[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES])
         self.send_lags.append(max(0.0, loop_time() - scheduled))
-        # Inbound: read every call's socket, pop each call's due payload, decode them all in one table
+        # Inbound: read the sockets with datagrams waiting, pop each call's due payload, decode them all in one table
         # lookup per G.711 law.
         due: list[tuple[SipLeg, Any]] = []
         ulaw: list[bytes] = []
         alaw: list[bytes] = []
+        self._read_rtp()
         for leg in legs:
             rtp = leg.rtp
-            rtp.drain()
             if rtp.receiving:
                 item = rtp.jitter.pop_item()
                 if item is not None:
@@ -986,8 +1017,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
             leg.answered.set_result(CallResult(False, reason, leg.sip_status))
         leg.rtp.receiving = False
         leg.rtp.sending = False
-        if leg in self._media_legs:
-            self._media_legs.remove(leg)
+        self._stop_media(leg)
         leg.finish(reason)
         # Keep the socket and the dialog a little longer: late RTP is absorbed, retransmitted
         # BYEs and responses are still matched.
