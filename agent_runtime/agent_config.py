@@ -43,6 +43,9 @@ class AgentConfig:
     speech_start_window: int = 4
     max_utterance_ms: int = 30000
     partial_interval_ms: int = 1000  # re-run STT on the growing utterance at most this often (0: off)
+    # Start the final transcription at the caller's first pause (TAIL_MS into the silence) instead of after
+    # the endpointing wait; used when the turn ends with no more speech, dropped when speech resumes.
+    speculative_stt: bool = True
     max_tool_rounds: int = 5
     max_history_messages: int = 60
     error_message: str | None = DEFAULT_ERROR_MESSAGE

@@ -86,13 +86,28 @@ class _Transcript:
     text: str
     utterance: int
     speech_end_at: float
-    stt_ms: float
+    stt_ms: float  # end of speech decided → this transcript
+    stt_run_ms: float | None = None  # the STT call that produced it (queueing included)
+    speculative: bool = False  # it was started at the caller's pause, before the end of speech
 
 
 @dataclass(slots=True)
 class _SttFailed:
     error: Exception
     utterance: int
+
+
+@dataclass(slots=True)
+class _Speculation:
+    """A final transcription started at the caller's pause, before the turn detector decided the end.
+
+    `samples` is the length of the audio it transcribes: the utterance only grows, so if the turn ends with
+    audio of the same length (and the same utterance), it is the very audio the end of turn would hand over.
+    The task returns (text or ProviderError, STT call duration in ms)."""
+
+    utterance: int
+    samples: int
+    task: asyncio.Task
 
 
 @dataclass(slots=True)
@@ -149,6 +164,8 @@ class _Reply:
     kind: str  # "welcome" | "answer" | "alert" | "error"
     speech_end_at: float | None = None
     stt_ms: float | None = None
+    stt_run_ms: float | None = None
+    stt_speculative: bool | None = None
     pieces: asyncio.Queue = field(default_factory=asyncio.Queue)
     segments: list[_Segment] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
@@ -227,6 +244,7 @@ class Conversation:
         self._carry: np.ndarray | None = None  # audio of an utterance whose STT a new one interrupted
         self._stt_task: asyncio.Task | None = None
         self._partial_task: asyncio.Task | None = None
+        self._speculation: _Speculation | None = None
         self._last_partial_at = 0.0
         self._stretch = 0  # id of the current silence stretch
         self._silence_timers: list[asyncio.TimerHandle] = []
@@ -390,6 +408,7 @@ class Conversation:
                 log.exception("a scheduled conversation callback failed")
 
     async def _on_speech_start(self) -> None:
+        self._drop_speculation()
         self._stretch += 1
         self._cancel_silence_timers()
         reply = self._reply
@@ -413,7 +432,15 @@ class Conversation:
         if self._partial_task is not None:
             self._partial_task.cancel()
             self._partial_task = None
-        self._stt_task = self._spawn(self._transcribe(audio, self._utterance, event.at), "stt")
+        speculation, self._speculation = self._speculation, None
+        if (speculation is not None and speculation.utterance == self._utterance
+                and speculation.samples == len(audio) and not speculation.task.cancelled()):
+            self._stt_task = self._spawn(
+                self._finish_speculation(speculation, self._utterance, event.at), "stt")
+        else:
+            if speculation is not None:
+                speculation.task.cancel()
+            self._stt_task = self._spawn(self._transcribe(audio, self._utterance, event.at), "stt")
         await self._set_state("thinking")
 
     async def _on_transcript(self, event: _Transcript) -> None:
@@ -431,6 +458,7 @@ class Conversation:
         self.history.add_user(text)
         reply = self._new_reply("answer")
         reply.speech_end_at, reply.stt_ms = event.speech_end_at, event.stt_ms
+        reply.stt_run_ms, reply.stt_speculative = event.stt_run_ms, event.speculative
         reply.task = self._spawn(self._run_llm_reply(reply), "llm")  # before the send: the LLM starts at once
         self.updates.put_nowait(TranscriptTurn("user", text))
         await self._send({"type": "transcription", "role": "user", "text": text, "is_final": True})
@@ -446,7 +474,8 @@ class Conversation:
             self.updates.put_nowait(TranscriptTurn("agent", text))
         if reply.kind == "answer":
             self.updates.put_nowait(TurnTiming(
-                stt_ms=reply.stt_ms, llm_first_token_ms=reply.llm_first_token_ms,
+                stt_ms=reply.stt_ms, stt_run_ms=reply.stt_run_ms, stt_speculative=reply.stt_speculative,
+                llm_first_token_ms=reply.llm_first_token_ms,
                 tts_first_audio_ms=reply.tts_first_audio_ms,
                 response_ms=None if reply.first_audio_at is None or reply.speech_end_at is None
                 else (reply.first_audio_at - reply.speech_end_at) * 1000))
@@ -597,7 +626,12 @@ class Conversation:
         elif event == "end":
             self._post(_SpeechEnd(self._utterance_for_stt(), loop.time()))
         elif self._detector.speaking:
-            self._maybe_partial(loop.time())
+            silent = self._detector.silent_frames
+            if silent == 0:
+                self._drop_speculation()  # speech resumed: the utterance will be longer
+                self._maybe_partial(loop.time())
+            elif silent == self._detector.tail_frames:
+                self._maybe_speculate()
 
     def _utterance_for_stt(self) -> np.ndarray:
         """The caller's current (or just ended) utterance at the STT rate."""
@@ -605,12 +639,54 @@ class Conversation:
 
     def _maybe_partial(self, now: float) -> None:
         interval = self.config.partial_interval_ms / 1000
-        if (interval <= 0 or now - self._last_partial_at < interval or self._stt_task is not None
+        if (interval <= 0 or not getattr(self.config.stt, "partials", True) or now - self._last_partial_at < interval or self._stt_task is not None
+                or self._speculation is not None
                 or (self._partial_task is not None and not self._partial_task.done())):
             return
         self._last_partial_at = now
         audio = self._utterance_for_stt()
         self._partial_task = self._spawn(self._transcribe_partial(audio, self._utterance), "stt-partial")
+
+    def _maybe_speculate(self) -> None:
+        """The caller paused (TAIL_MS of non-speech): start the final transcription of what they said so far.
+
+        A partial still waiting for the STT is cancelled (a final matters more); one already running in a
+        provider's thread cannot be stopped and finishes first."""
+        if not self.config.speculative_stt or self.state != "user_speaking" or self._speculation is not None:
+            return
+        if self._partial_task is not None and not self._partial_task.done():
+            self._partial_task.cancel()
+            self._partial_task = None
+        audio = self._utterance_for_stt()
+        if self._carry is not None:
+            audio = np.concatenate((self._carry, audio))
+        self._speculation = _Speculation(self._utterance, len(audio),
+                                         self._spawn(self._run_stt(audio), "stt-speculative"))
+
+    def _drop_speculation(self) -> None:
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None:
+            speculation.task.cancel()
+
+    async def _run_stt(self, audio: np.ndarray) -> tuple[str | ProviderError, float]:
+        """One final transcription: (text, or the provider's error; how long the call took in ms)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            text: str | ProviderError = await self.config.stt.transcribe(audio, final=True)
+        except ProviderError as exc:
+            text = exc
+        return text, (loop.time() - started) * 1000
+
+    async def _finish_speculation(self, speculation: _Speculation, utterance: int, speech_end_at: float) -> None:
+        """The turn ended on the audio the speculation transcribes: its result is the final transcript."""
+        loop = asyncio.get_running_loop()
+        text, run_ms = await speculation.task
+        if isinstance(text, ProviderError):  # the same audio as a final: the same failure as a final's
+            self._post(_SttFailed(text, utterance))
+            return
+        self._post(_Transcript(text, utterance, speech_end_at, (loop.time() - speech_end_at) * 1000, run_ms,
+                               speculative=True))
 
     async def _transcribe_partial(self, audio: np.ndarray, utterance: int) -> None:
         try:
@@ -622,13 +698,11 @@ class Conversation:
 
     async def _transcribe(self, audio: np.ndarray, utterance: int, speech_end_at: float) -> None:
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        try:
-            text = await self.config.stt.transcribe(audio, final=True)
-        except ProviderError as exc:
-            self._post(_SttFailed(exc, utterance))
+        text, run_ms = await self._run_stt(audio)
+        if isinstance(text, ProviderError):
+            self._post(_SttFailed(text, utterance))
             return
-        self._post(_Transcript(text, utterance, speech_end_at, (loop.time() - started) * 1000))
+        self._post(_Transcript(text, utterance, speech_end_at, (loop.time() - speech_end_at) * 1000, run_ms))
 
     # ---- replies ----------------------------------------------------------------------------------
 

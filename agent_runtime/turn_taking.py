@@ -73,9 +73,21 @@ class TurnDetector:
         """The current (or just ended) utterance; after an end, trailing silence beyond TAIL_MS is cut."""
         frames = self._frames
         if not self.speaking and self._silent_run:
-            drop = max(0, self._silent_run - TAIL_MS // self.frame_ms)
+            drop = max(0, self._silent_run - self.tail_frames)
             frames = frames[:len(frames) - drop] if drop else frames
         return np.concatenate(frames) if frames else np.zeros(0, dtype=np.int16)
+
+    @property
+    def silent_frames(self) -> int:
+        """Non-speech frames since the last voiced one in the current utterance (0 while voiced)."""
+        return self._silent_run
+
+    @property
+    def tail_frames(self) -> int:
+        """The non-speech frames `utterance()` keeps after the last voiced one once the turn ended: when
+        `silent_frames` equals it, the utterance so far is exactly what the end of the turn would hand
+        over if no more speech came."""
+        return TAIL_MS // self.frame_ms
 
     @property
     def utterance_ms(self) -> int:

@@ -43,10 +43,15 @@ class TurnTiming:
     """Stage latencies of one agent response, in milliseconds (None where a stage did not happen).
 
     `response_ms` runs from the end of the caller's speech (endpointing decided) to the first agent audio
-    handed to the leg; the endpointing silence itself is not in it.
+    handed to the leg; the endpointing silence itself is not in it. `stt_ms` runs from the same instant to
+    the final transcript: it is what STT added to the response. `stt_run_ms` is the STT call's own duration
+    (queueing for the STT worker included); `stt_speculative` says the call started at the caller's pause,
+    before the end of speech was decided (then `stt_ms` can be far below `stt_run_ms`, down to ~0).
     """
 
     stt_ms: float | None = None
+    stt_run_ms: float | None = None
+    stt_speculative: bool | None = None
     llm_first_token_ms: float | None = None
     tts_first_audio_ms: float | None = None
     response_ms: float | None = None

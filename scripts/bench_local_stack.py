@@ -7,7 +7,9 @@ of that mode) takes one synthetic web caller who says espeak-ng sentences and wa
   endpointing silence the turn detector waits for, the network and the jitter buffer;
 - at the server (the call's timeline `timing` events, exact per turn): VAD end → STT final, LLM first
   token, TTS first audio, and the server's response time (end of speech decided → first agent audio
-  handed to the leg), p50/p95.
+  handed to the leg), p50/p95. `stt` is what STT added after the end of speech was decided; `stt_run` is
+  the STT call's own duration, which a speculative transcription (started at the caller's pause) overlaps
+  with the endpointing wait.
 
 A warm-up call (one turn, not measured) runs first, so model loading is not in the figures.
 
@@ -58,13 +60,15 @@ async def bench(turns: int, warmup: bool, workdir: Path) -> dict:
         timings = await turn_timings(target.base_url, target.secret, call["call_id"]) if call["call_id"] else []
     summary = step["summary"]
     stages = {stage: percentiles(t.get(f"{stage}_ms") for t in timings)
-              for stage in ("stt", "llm_first_token", "tts_first_audio", "response")}
+              for stage in ("stt", "stt_run", "llm_first_token", "tts_first_audio", "response")}
     return {
         "turns_answered": len(call["response_ms"]),
         "call_ok": call["ok"],
         "error": call["error"],
         "caller_response_ms": summary["response_latency_ms"],
         "server_stages_ms": stages,
+        "stt_speculative_turns": sum(1 for t in timings if t.get("stt_speculative")),
+        "turn_timings": timings,
         "wer": summary["wer"],
         "transcripts": call["transcripts"],
     }
@@ -85,6 +89,7 @@ def main() -> None:
     print(f"end of speech → first agent audio at the caller: p50 {result['caller_response_ms']['p50']} ms, "
           f"p95 {result['caller_response_ms']['p95']} ms")
     print("server p50 / p95: " + ", ".join(f"{name} {s['p50']} / {s['p95']} ms" for name, s in stages.items()))
+    print(f"speculative final transcripts used: {result['stt_speculative_turns']} of {len(result['turn_timings'])}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
 

@@ -12,7 +12,7 @@ from agent_runtime.agent_config import AgentConfig
 from agent_runtime.conversation import Conversation
 from agent_runtime.providers.base import ProviderError
 from agent_runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS
-from agent_runtime.updates import BargeIn, Ended, ProviderFailure, StateChanged, TranscriptTurn
+from agent_runtime.updates import BargeIn, Ended, ProviderFailure, StateChanged, TranscriptTurn, TurnTiming
 from media.dsp import dbfs
 from media.vad import WebRtcVad
 from legs import MemoryLeg, espeak_speech
@@ -269,3 +269,90 @@ async def test_remote_hangup_stops_everything_promptly() -> None:
     assert await asyncio.wait_for(call.task, 2) == "user_hangup"
     assert call.leg.hangup_reason is None
     await call.leg.close()
+
+
+class SlowSTT(FakeSTT):
+    """FakeSTT whose final transcriptions take `delay` seconds; records the length of each final's audio and
+    answers by length, so a test sees which audio a transcript came from."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.final_lengths: list[int] = []
+
+    async def transcribe(self, audio: np.ndarray, *, final: bool = True) -> str:
+        if not final:
+            return await super().transcribe(audio, final=False)
+        self.final_lengths.append(len(audio))
+        await asyncio.sleep(self.delay)
+        return f"{len(audio)} samples"
+
+
+async def timings(call: Call) -> list[TurnTiming]:
+    """The TurnTiming updates so far (the one of a reply comes just after its final transcript)."""
+    found: list[TurnTiming] = []
+    for _ in range(50):
+        found += [u for u in call.updates() if isinstance(u, TurnTiming)]
+        if found:
+            break
+        await asyncio.sleep(0.02)
+    return found
+
+
+@pytest.mark.parametrize("speculative", [True, False])
+async def test_final_transcription_starts_at_the_pause_and_overlaps_the_endpointing_wait(speculative: bool) -> None:
+    stt = SlowSTT(delay=0.3)
+    call = await start(stt=stt, speculative_stt=speculative, partial_interval_ms=0)
+    try:
+        await call.say()
+        await call.wait_final("agent")
+        [timing] = await timings(call)
+        assert len(stt.final_lengths) == 1  # the speculation's result is used: no second transcription
+        assert timing.stt_speculative is speculative
+        assert timing.stt_run_ms >= 290
+        if speculative:  # 0.3 s of STT fits in the 0.4 s between the pause's TAIL_MS and the end of the turn
+            assert timing.stt_ms < 100
+        else:
+            assert timing.stt_ms >= 290
+        assert call.finals("user") == [f"{stt.final_lengths[0]} samples"]
+    finally:
+        await call.finish()
+
+
+async def test_a_speculation_is_dropped_when_speech_resumes_after_the_pause() -> None:
+    stt = SlowSTT(delay=0.05)
+    call = await start(stt=stt, partial_interval_ms=0)
+    try:
+        # A 0.3 s pause: past the TAIL_MS that starts a speculation, short of the 0.5 s that ends the turn
+        # (espeak's own trailing silence is cut off first).
+        first = espeak_speech("Hello there.", call.leg.sample_rate)
+        loud = np.flatnonzero(np.abs(first.astype(np.int32)) > 300)
+        await call.leg.feed(first[:loud[-1] + 1])
+        await call.leg.feed_silence(0.3)
+        await call.say("How are you?")
+        await call.wait_final("agent")
+        [timing] = await timings(call)
+        assert len(stt.final_lengths) >= 2
+        whole = stt.final_lengths[-1]
+        assert all(n < whole for n in stt.final_lengths[:-1]), stt.final_lengths
+        # The transcript is of the whole utterance, not of the part before the pause.
+        assert call.finals("user") == [f"{whole} samples"]
+        assert timing.stt_speculative is True  # the last pause's speculation, on the whole utterance
+    finally:
+        await call.finish()
+
+
+@pytest.mark.parametrize("partials", [True, False])
+async def test_partials_follow_the_stt_providers_partials_flag(partials: bool) -> None:
+    stt = FakeSTT(SENTENCE)
+    stt.partials = partials  # WhisperSTT says False: a partial in progress would delay the final
+    call = await start(stt=stt, partial_interval_ms=300)
+    try:
+        await call.say(SENTENCE)
+        await call.wait_final("user")
+        sent = [e for e in call.leg.events_of("transcription") if e["role"] == "user" and not e["is_final"]]
+        assert (stt.partial_calls > 0) is partials
+        assert bool(sent) is partials
+        assert call.finals("user") == [SENTENCE]
+    finally:
+        await call.finish()

@@ -23,6 +23,9 @@ class ProviderError(Exception):
 @runtime_checkable
 class SpeechToText(Protocol):
     sample_rate: int  # rate of the audio it takes (16000 for Whisper)
+    # Optional `partials: bool` (absent: True): whether the conversation should ask for partial transcripts
+    # while the caller speaks. A provider whose every call takes the whole CPU (local Whisper) says False:
+    # a partial in progress at the end of the turn delays the final transcript.
 
     async def transcribe(self, audio: np.ndarray, *, final: bool = True) -> str:
         """Text of an utterance (int16 mono at `sample_rate`). final=False asks for a quick partial."""

@@ -77,8 +77,13 @@ class WhisperSTT:
     sample_rate = 16000
 
     def __init__(self, model_path: str | None = None, *, compute_type: str = "int8", beam_size: int = 1,
-                 language: str | None = "en", cpu_threads: int | None = None) -> None:
+                 language: str | None = "en", cpu_threads: int | None = None, partials: bool = False) -> None:
         self.model_path = model_path
+        # No partial transcripts by default: each Whisper run takes both cores of a small machine for
+        # ~0.3-0.5 s, and a partial still running when the caller stops delays the final one by as much
+        # (scripts/bench_local_stack.py, 6 turns: STT call p50 564 / p95 895 ms with partials, 460 / 732 ms
+        # without; the transcription alone is ~290 ms on a quiet machine).
+        self.partials = partials
         self.compute_type = compute_type
         self.beam_size = beam_size
         self.language = language
