@@ -46,6 +46,10 @@ class AgentConfig:
     # Start the final transcription at the caller's first pause (TAIL_MS into the silence) instead of after
     # the endpointing wait; used when the turn ends with no more speech, dropped when speech resumes.
     speculative_stt: bool = True
+    # When that transcript is ready before the turn ended, start the reply on it too (LLM and TTS), its audio
+    # and tool calls held until the turn ends; only with an LLM that declares `speculative = True` (local
+    # models: a discarded start costs CPU, not money).
+    speculative_reply: bool = True
     max_tool_rounds: int = 5
     max_history_messages: int = 60
     error_message: str | None = DEFAULT_ERROR_MESSAGE

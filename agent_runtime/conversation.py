@@ -89,6 +89,7 @@ class _Transcript:
     stt_ms: float  # end of speech decided → this transcript
     stt_run_ms: float | None = None  # the STT call that produced it (queueing included)
     speculative: bool = False  # it was started at the caller's pause, before the end of speech
+    held: "_Reply | None" = None  # the reply already started on it, its audio held (see _Speculation)
 
 
 @dataclass(slots=True)
@@ -103,11 +104,21 @@ class _Speculation:
 
     `samples` is the length of the audio it transcribes: the utterance only grows, so if the turn ends with
     audio of the same length (and the same utterance), it is the very audio the end of turn would hand over.
-    The task returns (text or ProviderError, STT call duration in ms)."""
+    The task returns (text or ProviderError, STT call duration in ms).
+
+    When it finishes while the caller is still silent, the reply can start too (`reply`, when the LLM
+    allows it): the LLM streams and TTS synthesizes as usual, but no audio reaches the leg and no tool
+    runs until the turn really ends; if speech resumes instead, the reply and its history are dropped."""
 
     utterance: int
     samples: int
     task: asyncio.Task
+    reply: "_Reply | None" = None
+
+
+@dataclass(slots=True)
+class _SpeculationDone:
+    speculation: _Speculation
 
 
 @dataclass(slots=True)
@@ -166,6 +177,12 @@ class _Reply:
     stt_ms: float | None = None
     stt_run_ms: float | None = None
     stt_speculative: bool | None = None
+    llm_speculative: bool = False
+    user_message: dict[str, Any] | None = None  # a speculative reply's caller message, dropped with it
+    # A speculative reply's audio waits here, with its segment, until the turn ends (see _Speculation).
+    held: bool = False
+    backlog: list[tuple[_Segment, np.ndarray]] = field(default_factory=list)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
     pieces: asyncio.Queue = field(default_factory=asyncio.Queue)
     segments: list[_Segment] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
@@ -182,6 +199,10 @@ class _Reply:
     tts_first_audio_ms: float | None = None
     task: asyncio.Task | None = None
     speaker: asyncio.Task | None = None
+
+    def __post_init__(self) -> None:
+        if not self.held:
+            self.released.set()
 
     def spoken_text(self) -> str:
         return " ".join(s.text for s in self.segments)
@@ -383,6 +404,8 @@ class Conversation:
                 await self._send({"type": "transcription", "role": "user", "text": event.text, "is_final": False})
         elif isinstance(event, _Transcript):
             await self._on_transcript(event)
+        elif isinstance(event, _SpeculationDone):
+            self._on_speculation_done(event.speculation)
         elif isinstance(event, _SttFailed):
             if event.utterance == self._utterance and self.state == "thinking":
                 self._provider_failed("stt", event.error)
@@ -439,12 +462,15 @@ class Conversation:
                 self._finish_speculation(speculation, self._utterance, event.at), "stt")
         else:
             if speculation is not None:
-                speculation.task.cancel()
+                self._speculation = speculation
+                self._drop_speculation()
             self._stt_task = self._spawn(self._transcribe(audio, self._utterance, event.at), "stt")
         await self._set_state("thinking")
 
     async def _on_transcript(self, event: _Transcript) -> None:
         if event.utterance != self._utterance or self.state != "thinking":
+            if event.held is not None:
+                self._discard_held(event.held)
             return
         self._stt_task = None
         self._carry = None
@@ -454,6 +480,15 @@ class Conversation:
             await self._set_state("listening")
             return
         self._react_after_reply = False  # this turn's reply sees what was waiting for a reaction
+        if event.held is not None:  # started at the pause on this very transcript: let its audio out
+            reply = event.held
+            self._reply = reply
+            reply.speech_end_at, reply.stt_ms = event.speech_end_at, event.stt_ms
+            reply.stt_run_ms, reply.stt_speculative = event.stt_run_ms, event.speculative
+            self._release(reply)
+            self.updates.put_nowait(TranscriptTurn("user", text))
+            await self._send({"type": "transcription", "role": "user", "text": text, "is_final": True})
+            return
         self._flush_context()
         self.history.add_user(text)
         reply = self._new_reply("answer")
@@ -475,6 +510,7 @@ class Conversation:
         if reply.kind == "answer":
             self.updates.put_nowait(TurnTiming(
                 stt_ms=reply.stt_ms, stt_run_ms=reply.stt_run_ms, stt_speculative=reply.stt_speculative,
+                llm_speculative=reply.llm_speculative,
                 llm_first_token_ms=reply.llm_first_token_ms,
                 tts_first_audio_ms=reply.tts_first_audio_ms,
                 response_ms=None if reply.first_audio_at is None or reply.speech_end_at is None
@@ -530,6 +566,7 @@ class Conversation:
         await self.respond({"role": "user", "content": text})
 
     async def _on_switch_agent(self, config: AgentConfig) -> None:
+        self._drop_speculation()  # a reply started with the old agent's prompt and voice
         if self._reply is not None:
             await self.interrupt("agent_transfer")
         self.config = config
@@ -660,13 +697,49 @@ class Conversation:
         audio = self._utterance_for_stt()
         if self._carry is not None:
             audio = np.concatenate((self._carry, audio))
-        self._speculation = _Speculation(self._utterance, len(audio),
-                                         self._spawn(self._run_stt(audio), "stt-speculative"))
+        speculation = _Speculation(self._utterance, len(audio), self._spawn(self._run_stt(audio), "stt-speculative"))
+        self._speculation = speculation
+        speculation.task.add_done_callback(lambda task: task.cancelled() or self._post(_SpeculationDone(speculation)))
 
     def _drop_speculation(self) -> None:
         speculation, self._speculation = self._speculation, None
         if speculation is not None:
             speculation.task.cancel()
+            if speculation.reply is not None:
+                self._discard_held(speculation.reply)
+
+    def _on_speculation_done(self, speculation: _Speculation) -> None:
+        """The speculative transcript is there and the caller is still silent: start the reply on it, held."""
+        if (speculation is not self._speculation or self.state != "user_speaking" or speculation.reply is not None
+                or not self.config.speculative_reply or not getattr(self.config.llm, "speculative", False)):
+            return
+        text, _run_ms = speculation.task.result()
+        if isinstance(text, ProviderError) or not text.strip():
+            return
+        self._flush_context()
+        reply = _Reply("answer", held=True, llm_speculative=True, user_message=self.history.add_user(text.strip()))
+        reply.speaker = self._spawn(self._speak(reply), "tts")
+        reply.task = self._spawn(self._run_llm_reply(reply), "llm")
+        speculation.reply = reply
+
+    def _release(self, reply: _Reply) -> None:
+        """The turn ended as speculated: the held reply's audio goes out, in order, and it goes on as usual."""
+        reply.held = False
+        backlog, reply.backlog = reply.backlog, []
+        for segment, samples in backlog:
+            self._push(reply, segment, samples)
+        reply.released.set()
+
+    def _discard_held(self, reply: _Reply) -> None:
+        """Speech resumed (or the turn ended otherwise): a held reply was never heard, so it leaves no trace."""
+        reply.cancelled = True
+        reply.released.set()
+        for task in (reply.task, reply.speaker):
+            if task is not None:
+                task.cancel()
+        for message in [*reply.messages, reply.user_message]:
+            if message is not None:
+                self.history.remove(message)
 
     async def _run_stt(self, audio: np.ndarray) -> tuple[str | ProviderError, float]:
         """One final transcription: (text, or the provider's error; how long the call took in ms)."""
@@ -686,7 +759,7 @@ class Conversation:
             self._post(_SttFailed(text, utterance))
             return
         self._post(_Transcript(text, utterance, speech_end_at, (loop.time() - speech_end_at) * 1000, run_ms,
-                               speculative=True))
+                               speculative=True, held=speculation.reply))
 
     async def _transcribe_partial(self, audio: np.ndarray, utterance: int) -> None:
         try:
@@ -777,6 +850,10 @@ class Conversation:
                 if round_no == self.config.max_tool_rounds:
                     log.warning("the LLM still asks for tools after %d rounds; answering without them", round_no)
                     return
+                if reply.held:  # no tool runs before the turn really ended (a speculative reply)
+                    await reply.released.wait()
+                    if reply.cancelled:
+                        return
                 for call in calls:
                     self.history.add_tool_call(message, call)
                     reply.open_tool_calls.append(call.id)
@@ -840,6 +917,9 @@ class Conversation:
                 self._provider_failed("tts", exc)
                 if segment.start is None and message is not None:
                     message["content"] = message["content"].replace(text, "", 1).strip()
+        await reply.released.wait()  # a held reply's end is placed once its audio went out
+        if reply.cancelled:
+            return
         reply.all_queued = True
         reply.end_pos = self._play_position()
         self._watch_wakeup.set()
@@ -850,6 +930,9 @@ class Conversation:
 
     def _push(self, reply: _Reply, segment: _Segment, samples: np.ndarray) -> None:
         if not len(samples) or reply.cancelled:
+            return
+        if reply.held:
+            reply.backlog.append((segment, samples))
             return
         position = self._play_position()
         if segment.start is None:

@@ -47,11 +47,15 @@ class TurnTiming:
     the final transcript: it is what STT added to the response. `stt_run_ms` is the STT call's own duration
     (queueing for the STT worker included); `stt_speculative` says the call started at the caller's pause,
     before the end of speech was decided (then `stt_ms` can be far below `stt_run_ms`, down to ~0).
+    `llm_speculative`: the reply (LLM and TTS) started on that transcript before the end of speech and its
+    audio was held until then; `llm_first_token_ms` and `tts_first_audio_ms` still time the stages
+    themselves, and `response_ms` still ends when the first audio was handed to the leg.
     """
 
     stt_ms: float | None = None
     stt_run_ms: float | None = None
     stt_speculative: bool | None = None
+    llm_speculative: bool = False
     llm_first_token_ms: float | None = None
     tts_first_audio_ms: float | None = None
     response_ms: float | None = None

@@ -263,7 +263,8 @@ class CallSession:
             self.runtime.metrics.observe_timing(update)
             await call_store.append_event(db, client, call, "timing", {
                 "stt_ms": update.stt_ms, "stt_run_ms": update.stt_run_ms,
-                "stt_speculative": update.stt_speculative, "llm_first_token_ms": update.llm_first_token_ms,
+                "stt_speculative": update.stt_speculative, "llm_speculative": update.llm_speculative,
+                "llm_first_token_ms": update.llm_first_token_ms,
                 "tts_first_audio_ms": update.tts_first_audio_ms, "response_ms": update.response_ms})
         elif isinstance(update, ProviderFailure):
             self.runtime.metrics.provider_error(update.stage)

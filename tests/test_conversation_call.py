@@ -356,3 +356,75 @@ async def test_partials_follow_the_stt_providers_partials_flag(partials: bool) -
         assert call.finals("user") == [SENTENCE]
     finally:
         await call.finish()
+
+
+class SlowLLM(FakeLLM):
+    """FakeLLM whose first token comes after `delay` seconds; `speculative` as a provider declares it."""
+
+    def __init__(self, delay: float, speculative: bool = True) -> None:
+        super().__init__()
+        self.delay = delay
+        self.speculative = speculative
+
+    async def stream(self, messages: list[dict[str, Any]], **kwargs: Any) -> AsyncIterator[Any]:
+        await asyncio.sleep(self.delay)
+        async for chunk in super().stream(messages, **kwargs):
+            yield chunk
+
+
+def note_thinking_times(leg: MemoryLeg) -> list[float]:
+    """Loop times at which the conversation told the client it is `thinking` (the end of the turn)."""
+    times: list[float] = []
+    send = leg.send_event
+
+    async def recording(message: dict) -> None:
+        if message.get("type") == "agent_state" and message.get("state") == "thinking":
+            times.append(asyncio.get_running_loop().time())
+        await send(message)
+
+    leg.send_event = recording  # type: ignore[method-assign]
+    return times
+
+
+@pytest.mark.parametrize("speculative", [True, False])
+async def test_a_reply_starts_at_the_pause_but_its_audio_waits_for_the_end_of_the_turn(speculative: bool) -> None:
+    llm = SlowLLM(delay=0.2, speculative=speculative)
+    call = await start(stt=SlowSTT(delay=0.05), llm=llm, partial_interval_ms=0)
+    thinking = note_thinking_times(call.leg)
+    try:
+        await call.say()
+        await call.wait_final("agent")
+        [timing] = await timings(call)
+        assert timing.llm_speculative is speculative
+        assert call.leg.outbound.pushes and thinking
+        assert call.leg.outbound.pushes[0][0] >= thinking[0]  # nothing played before the turn ended
+        if speculative:  # the LLM's 0.2 s ran inside the endpointing wait
+            assert timing.response_ms < 120
+        else:
+            assert timing.response_ms >= 200
+        assert len(llm.requests) == 1
+        assert [m["role"] for m in call.conversation.history.items] == ["user", "assistant"]
+    finally:
+        await call.finish()
+
+
+async def test_a_speculative_reply_is_dropped_without_a_trace_when_speech_resumes() -> None:
+    stt, llm = SlowSTT(delay=0.02), FakeLLM()
+    call = await start(stt=stt, llm=llm, partial_interval_ms=0)
+    try:
+        first = espeak_speech("Hello there.", call.leg.sample_rate)
+        loud = np.flatnonzero(np.abs(first.astype(np.int32)) > 300)
+        await call.leg.feed(first[:loud[-1] + 1])
+        await call.leg.feed_silence(0.3)  # the speculative reply starts in this pause
+        assert len(llm.requests) == 1
+        await call.say("How are you?")
+        await call.wait_final("agent")
+        whole = stt.final_lengths[-1]
+        assert call.finals("user") == [f"{whole} samples"]
+        assert call.finals("agent") == [f"You said: {whole} samples."]
+        assert [(m["role"], m["content"]) for m in call.conversation.history.items] == [
+            ("user", f"{whole} samples"), ("assistant", f"You said: {whole} samples.")]
+        assert not call.leg.events_of("clearAudio")
+        assert not [u for u in call.updates() if isinstance(u, BargeIn)]
+    finally:
+        await call.finish()

@@ -49,6 +49,9 @@ class ToolCallRequest:
 LLMChunk = TextDelta | ToolCallRequest
 
 
+# A LanguageModel may declare `speculative = True` (absent: False): the conversation may then start a reply
+# at the caller's pause and drop it when they go on talking, i.e. some requests are wasted. Local models
+# say True (wasted CPU only); a paid API should not.
 @runtime_checkable
 class LanguageModel(Protocol):
     def stream(

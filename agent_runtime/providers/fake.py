@@ -48,6 +48,8 @@ class FakeSTT:
 class FakeLLM:
     """Echoes the last user message. Yields between words so cancellation and interleaving are real."""
 
+    speculative = True  # free to start and drop (see base.py)
+
     def __init__(self, prefix: str = "You said: ", empty_reply: str = "I am listening.") -> None:
         self.prefix = prefix
         self.empty_reply = empty_reply
