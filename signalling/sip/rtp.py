@@ -192,7 +192,10 @@ class RtpSession:
         if sock is None or self.closed:
             return
         try:
-            data, addr = sock.recvfrom(2048)
+            if self.latched:  # the source address only matters until we latch to it (symmetric RTP)
+                data, addr = sock.recv(2048), self.remote
+            else:
+                data, addr = sock.recvfrom(2048)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:  # e.g. an ICMP error for an earlier send, reported here
@@ -286,7 +289,6 @@ class RtpSession:
         self.timestamp = (self.timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
 
     def _emit(self, packet: bytes, payload_len: int) -> None:
-        assert self._sendto is not None and self.remote is not None
         self.seq = (self.seq + 1) & 0xFFFF  # a packet we fail to send is lost, as on the network
         try:
             self._sendto(packet, self.remote)

@@ -640,7 +640,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
         call's inbound frame from its jitter buffer to the conversation."""
         legs = self._media_legs
         loop_time = asyncio.get_running_loop().time
-        senders = [leg for leg in legs if leg.rtp.sending and leg.rtp.remote is not None]
+        senders = [leg for leg in legs if leg.rtp.sending]  # _start_media set their remote address
         if senders:
             frames = np.zeros((len(senders), FRAME_SAMPLES), dtype=np.int16)
             alaw_rows = []
