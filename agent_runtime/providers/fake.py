@@ -73,6 +73,9 @@ class FakeLLM:
             yield TextDelta(word if i == 0 else " " + word)
 
 
+_TONES: dict[tuple[int, float, float], np.ndarray] = {}  # FakeTTS waveforms by (rate, frequency, amplitude)
+
+
 class FakeTTS:
     """A 16 kHz tone with a syllable-rate envelope, of the length speaking the text would take."""
 
@@ -83,7 +86,6 @@ class FakeTTS:
         self.sample_rate = sample_rate
         self.frequency = frequency
         self.amplitude = 32767 * 10 ** (level_dbfs / 20)
-        self._wave = np.zeros(0, dtype=np.float32)
         self.requests: list[tuple[str, float | None]] = []
 
     def duration(self, text: str, speed: float | None = None) -> float:
@@ -101,16 +103,18 @@ class FakeTTS:
         return audio.astype(np.int16)
 
     def _voice(self, n: int) -> np.ndarray:
-        """The unfaded tone, at least `n` samples, computed once per instance and extended when a longer
-        sentence comes (so "instant" stays instant with hundreds of calls replying at once)."""
-        if len(self._wave) < n:
-            t = np.arange(max(n, 2 * len(self._wave)), dtype=np.float64) / self.sample_rate
+        """The unfaded tone, at least `n` samples, shared by every FakeTTS of the same voice and extended
+        when a longer sentence comes (so "instant" stays instant with hundreds of calls replying at once)."""
+        key = (self.sample_rate, self.frequency, self.amplitude)
+        wave = _TONES.get(key)
+        if wave is None or len(wave) < n:
+            t = np.arange(max(n, 2 * len(wave) if wave is not None else 0), dtype=np.float64) / self.sample_rate
             # Fundamental plus two harmonics, shaped by a 4 Hz "syllable" envelope that never reaches zero.
-            wave = (np.sin(2 * np.pi * self.frequency * t) + 0.5 * np.sin(4 * np.pi * self.frequency * t)
+            tone = (np.sin(2 * np.pi * self.frequency * t) + 0.5 * np.sin(4 * np.pi * self.frequency * t)
                     + 0.25 * np.sin(6 * np.pi * self.frequency * t)) / 1.75
             envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 4.0 * t) ** 2
-            self._wave = (wave * envelope * self.amplitude).astype(np.float32)
-        return self._wave
+            wave = _TONES[key] = (tone * envelope * self.amplitude).astype(np.float32)
+        return wave
 
     async def synthesize(self, text: str, *, speed: float | None = None) -> AsyncIterator[np.ndarray]:
         self.requests.append((text, speed))
