@@ -428,3 +428,23 @@ async def test_a_speculative_reply_is_dropped_without_a_trace_when_speech_resume
         assert not [u for u in call.updates() if isinstance(u, BargeIn)]
     finally:
         await call.finish()
+
+
+async def test_caller_audio_goes_straight_to_the_conversation_and_a_failure_there_ends_the_call() -> None:
+    """The conversation consumes caller frames in the transport's tick (no queue); if its per-frame work
+    raises, the call ends with internal_error and is hung up, as a failed task would end it."""
+    call = await start(welcome_message=None)
+    await asyncio.sleep(0.05)
+    assert call.leg._consumer is not None
+    await call.leg.feed_silence(0.1)
+    assert call.leg.inbound.empty()  # nothing queued: every frame went to the consumer
+
+    def broken_vad(frame: np.ndarray) -> bool:
+        raise RuntimeError("VAD exploded")
+
+    call.conversation.vad.is_speech = broken_vad  # type: ignore[method-assign]
+    await call.leg.feed_silence(0.1)
+    assert await asyncio.wait_for(call.task, 5) == "internal_error"
+    assert call.leg.hangup_reason == "internal_error"
+    assert call.leg._consumer is None  # the leg no longer feeds a conversation that has ended
+    await call.leg.close()
