@@ -59,6 +59,9 @@ log = logging.getLogger(__name__)
 MessageHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
 TOOL_PROTOCOL_MESSAGES = ("client_tool_ack", "client_tool_result", "client_tool_error")
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
+# A reply's first piece may end at a comma after this many words (later ones after 6): the caller waits for
+# the first piece's TTS, and a short clause ("I'm sorry for any confusion,") is synthesized sooner.
+FIRST_CLAUSE_WORDS = 3
 DTMF_GAP_S = 1.5  # keys pressed closer together than this are one entry ("the caller pressed 1 2 3")
 
 
@@ -676,7 +679,8 @@ class Conversation:
 
     def _maybe_partial(self, now: float) -> None:
         interval = self.config.partial_interval_ms / 1000
-        if (interval <= 0 or not getattr(self.config.stt, "partials", True) or now - self._last_partial_at < interval or self._stt_task is not None
+        if (interval <= 0 or not getattr(self.config.stt, "partials", True)
+                or now - self._last_partial_at < interval or self._stt_task is not None
                 or self._speculation is not None
                 or (self._partial_task is not None and not self._partial_task.done())):
             return
@@ -815,7 +819,7 @@ class Conversation:
                 self._flush_context()
                 message = self.history.add_assistant("")
                 reply.messages.append(message)
-                splitter = SentenceSplitter()
+                splitter = SentenceSplitter(first_comma_words=FIRST_CLAUSE_WORDS if round_no == 0 else None)
                 calls: list[ToolCallRequest] = []
                 started = loop.time()
                 messages = self.history.messages(self.config.agent_prompt)

@@ -2,7 +2,7 @@
 
 The first piece should reach TTS early, so the splitter does not wait for whole replies: it cuts after
 `. ! ? ; :` (and newlines) followed by a space, and after a comma once the clause has `min_comma_words`
-words. "3.5" or "e.g." inside a piece do not cut, because a cut needs whitespace after the mark; a
+words (`first_comma_words` for the first piece, which can be shorter: it is what the caller waits for). "3.5" or "e.g." inside a piece do not cut, because a cut needs whitespace after the mark; a
 dotted abbreviation followed by a space ("Dr. Smith") does cut, which costs a short pause at most.
 """
 from __future__ import annotations
@@ -15,9 +15,11 @@ ELLIPSIS = "…"
 
 
 class SentenceSplitter:
-    def __init__(self, min_comma_words: int = 6) -> None:
+    def __init__(self, min_comma_words: int = 6, first_comma_words: int | None = None) -> None:
         self.min_comma_words = min_comma_words
+        self.first_comma_words = min_comma_words if first_comma_words is None else first_comma_words
         self._buffer = ""
+        self._cut_any = False
 
     def push(self, text: str) -> list[str]:
         """Pieces completed by this delta, in order."""
@@ -30,6 +32,7 @@ class SentenceSplitter:
             piece, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
             if any(c.isalnum() for c in piece):
                 pieces.append(piece)
+                self._cut_any = True
             elif pieces and piece:
                 pieces[-1] += piece  # stray punctuation ("..." after a cut) joins the previous piece
 
@@ -40,10 +43,11 @@ class SentenceSplitter:
 
     def _next_cut(self) -> int | None:
         hard = _HARD.search(self._buffer)
+        words = self.min_comma_words if self._cut_any else self.first_comma_words
         for comma in _COMMA.finditer(self._buffer):
             if hard is not None and comma.start() > hard.start():
                 break
-            if len(self._buffer[:comma.start()].split()) >= self.min_comma_words:
+            if len(self._buffer[:comma.start()].split()) >= words:
                 return comma.end()
         return hard.end() if hard else None
 

@@ -39,6 +39,20 @@ def test_splitter_keeps_decimals_and_cuts_long_clauses_at_commas() -> None:
     assert split_stream("Yes, sure, fine.", 3) == ["Yes, sure, fine."]  # short clauses stay together
 
 
+def test_splitter_may_cut_the_first_clause_shorter() -> None:
+    text = "I'm sorry for any confusion, but I can help you, if you like, with that. Yes."
+    pieces = []
+    splitter = SentenceSplitter(first_comma_words=3)
+    for i in range(0, len(text), 4):
+        pieces += splitter.push(text[i:i + 4])
+    pieces.append(splitter.flush())
+    # Only the first piece is cut at a comma after 3 words; later clauses need the usual 6.
+    assert pieces == ["I'm sorry for any confusion,", "but I can help you, if you like,", "with that.", "Yes."]
+    assert split_stream(text, 4)[0] == "I'm sorry for any confusion, but I can help you,"
+    splitter = SentenceSplitter(first_comma_words=3)
+    assert splitter.push("Yes, sure. ") == ["Yes, sure."]  # two words: no cut at the comma
+
+
 @given(st.text(alphabet=st.sampled_from(list("abc .,!?;:\n0123")), max_size=80), st.integers(1, 9))
 def test_splitter_never_loses_or_reorders_words(text: str, step: int) -> None:
     pieces = split_stream(text, step)
