@@ -269,6 +269,7 @@ class Conversation:
         self._stt_task: asyncio.Task | None = None
         self._partial_task: asyncio.Task | None = None
         self._speculation: _Speculation | None = None
+        self._held: _Reply | None = None  # a speculative reply whose turn ended, until its transcript is handled
         self._last_partial_at = 0.0
         self._stretch = 0  # id of the current silence stretch
         self._silence_timers: list[asyncio.TimerHandle] = []
@@ -445,6 +446,9 @@ class Conversation:
             # audio and transcribe it together with what comes now.
             self._stt_task.cancel()
             self._stt_task = None
+            if self._held is not None:
+                self._discard_held(self._held)
+                self._held = None
         self._utterance += 1
         await self._set_state("user_speaking")
 
@@ -461,6 +465,7 @@ class Conversation:
         speculation, self._speculation = self._speculation, None
         if (speculation is not None and speculation.utterance == self._utterance
                 and speculation.samples == len(audio) and not speculation.task.cancelled()):
+            self._held = speculation.reply  # set now or never: a later speculation result is not this one's
             self._stt_task = self._spawn(
                 self._finish_speculation(speculation, self._utterance, event.at), "stt")
         else:
@@ -471,6 +476,8 @@ class Conversation:
         await self._set_state("thinking")
 
     async def _on_transcript(self, event: _Transcript) -> None:
+        if event.held is not None and event.held is self._held:
+            self._held = None
         if event.utterance != self._utterance or self.state != "thinking":
             if event.held is not None:
                 self._discard_held(event.held)
