@@ -49,5 +49,8 @@ def test_bench_local_stack_answers_a_turn_with_the_embedded_models(tmp_path: Pat
     assert result["call_ok"], result["error"]
     assert result["turns_answered"] == 1
     assert result["caller_response_ms"]["p50"] > 0
-    assert result["server_stages_ms"]["stt"]["p50"] > 0 and result["server_stages_ms"]["response"]["p50"] > 0
+    stages = result["server_stages_ms"]
+    # `stt` (what STT added after the end of speech) is ~0 when the speculative transcription finished in the
+    # endpointing wait; the STT call itself always took time.
+    assert stages["stt"]["p50"] >= 0 and stages["stt_run"]["p50"] > 0 and stages["response"]["p50"] > 0
     assert result["wer"] is not None and result["wer"] < 0.5  # Whisper on espeak speech: a few errors at most
