@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from agent_runtime.tools.netguard import BlockedDestination, pin_url
+from agent_runtime.tools.netguard import BlockedDestination, pin_url, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class ClientEvents:
         self._seen_media: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._http = httpx.AsyncClient(trust_env=False, transport=transport, follow_redirects=False,
-                                       headers={"User-Agent": "Talkwire-MediaWebhook/0.1"})
+                                       verify=tls_context(), headers={"User-Agent": "Talkwire-MediaWebhook/0.1"})
         self.conversation: Any = None
 
     def install(self, conversation: Any) -> None:

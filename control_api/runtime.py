@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from agent_runtime.providers.base import ProviderRegistry
 from agent_runtime.providers.catalog import build_registry, preload
 from agent_runtime.providers.catalog import shutdown as shutdown_providers
+from agent_runtime.tools.netguard import tls_context
 from control_api.media_store import MediaStore
 from control_api.metrics import Metrics
 from control_api.settings import Settings
@@ -144,6 +145,7 @@ class Runtime:
                 llm_threads=settings.llm_threads,
             )
             await seed_demo_agent(db, bootstrap.client_id, provider_choices(providers))
+            tls_context()  # the webhook clients' shared TLS context: built now, not during the first call
             warming = asyncio.get_running_loop().create_task(preload(providers), name="preload-providers")
             clock.start()
             metrics.start_loop_probe()

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from agent_runtime.tools.netguard import BlockedDestination, pin_url
+from agent_runtime.tools.netguard import BlockedDestination, pin_url, tls_context
 from presets.templating import server_request
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -70,7 +70,7 @@ class WebhookCaller:
         self.max_response_bytes = max_response_bytes
         # trust_env=False: a proxy from the environment would bypass the address check.
         self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False, transport=transport,
-                                         headers={"User-Agent": USER_AGENT})
+                                         verify=tls_context(), headers={"User-Agent": USER_AGENT})
 
     async def aclose(self) -> None:
         await self._client.aclose()
