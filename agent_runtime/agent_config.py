@@ -44,7 +44,8 @@ class AgentConfig:
     max_utterance_ms: int = 30000
     partial_interval_ms: int = 1000  # re-run STT on the growing utterance at most this often (0: off)
     # Start the final transcription at the caller's first pause (TAIL_MS into the silence) instead of after
-    # the endpointing wait; used when the turn ends with no more speech, dropped when speech resumes.
+    # the endpointing wait; used when the turn ends with no more speech, dropped when speech resumes. Only
+    # with an STT that declares `speculative = True` (local Whisper: its ~0.5 s then hides in the wait).
     speculative_stt: bool = True
     # When that transcript is ready before the turn ended, start the reply on it too (LLM and TTS), its audio
     # and tool calls held until the turn ends; only with an LLM that declares `speculative = True` (local

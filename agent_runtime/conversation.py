@@ -700,7 +700,8 @@ class Conversation:
 
         A partial still waiting for the STT is cancelled (a final matters more); one already running in a
         provider's thread cannot be stopped and finishes first."""
-        if not self.config.speculative_stt or self.state != "user_speaking" or self._speculation is not None:
+        if (not self.config.speculative_stt or not getattr(self.config.stt, "speculative", False)
+                or self.state != "user_speaking" or self._speculation is not None):
             return
         if self._partial_task is not None and not self._partial_task.done():
             self._partial_task.cancel()

@@ -273,7 +273,10 @@ async def test_remote_hangup_stops_everything_promptly() -> None:
 
 class SlowSTT(FakeSTT):
     """FakeSTT whose final transcriptions take `delay` seconds; records the length of each final's audio and
-    answers by length, so a test sees which audio a transcript came from."""
+    answers by length, so a test sees which audio a transcript came from. Slow, so it declares itself
+    worth speculating on, as WhisperSTT does."""
+
+    speculative = True
 
     def __init__(self, delay: float) -> None:
         super().__init__()
@@ -299,10 +302,14 @@ async def timings(call: Call) -> list[TurnTiming]:
     return found
 
 
-@pytest.mark.parametrize("speculative", [True, False])
-async def test_final_transcription_starts_at_the_pause_and_overlaps_the_endpointing_wait(speculative: bool) -> None:
+@pytest.mark.parametrize(("configured", "declared"), [(True, True), (False, True), (True, False)])
+async def test_final_transcription_starts_at_the_pause_and_overlaps_the_endpointing_wait(
+        configured: bool, declared: bool) -> None:
+    """Only when the agent allows it and the STT declares itself slow enough to gain (FAKE does not)."""
     stt = SlowSTT(delay=0.3)
-    call = await start(stt=stt, speculative_stt=speculative, partial_interval_ms=0)
+    stt.speculative = declared
+    speculative = configured and declared
+    call = await start(stt=stt, speculative_stt=configured, partial_interval_ms=0)
     try:
         await call.say()
         await call.wait_final("agent")
@@ -409,7 +416,7 @@ async def test_a_reply_starts_at_the_pause_but_its_audio_waits_for_the_end_of_th
 
 
 async def test_a_speculative_reply_is_dropped_without_a_trace_when_speech_resumes() -> None:
-    stt, llm = SlowSTT(delay=0.02), FakeLLM()
+    stt, llm = SlowSTT(delay=0.02), FakeLLM(speculative=True)
     call = await start(stt=stt, llm=llm, partial_interval_ms=0)
     try:
         first = espeak_speech("Hello there.", call.leg.sample_rate)

@@ -26,6 +26,9 @@ class SpeechToText(Protocol):
     # Optional `partials: bool` (absent: True): whether the conversation should ask for partial transcripts
     # while the caller speaks. A provider whose every call takes the whole CPU (local Whisper) says False:
     # a partial in progress at the end of the turn delays the final transcript.
+    # Optional `speculative: bool` (absent: False): whether a transcription takes long enough that starting
+    # it at the caller's pause, before the turn has ended, pays (local Whisper: ~0.5 s). For an instant
+    # provider it would only be work done twice whenever the caller goes on talking.
 
     async def transcribe(self, audio: np.ndarray, *, final: bool = True) -> str:
         """Text of an utterance (int16 mono at `sample_rate`). final=False asks for a quick partial."""
@@ -51,7 +54,8 @@ LLMChunk = TextDelta | ToolCallRequest
 
 # A LanguageModel may declare `speculative = True` (absent: False): the conversation may then start a reply
 # at the caller's pause and drop it when they go on talking, i.e. some requests are wasted. Local models
-# say True (wasted CPU only); a paid API should not.
+# say True (wasted CPU only, and their first token is slow enough to gain from it); a paid API should not,
+# nor an instant one (FAKE), which would gain nothing.
 @runtime_checkable
 class LanguageModel(Protocol):
     def stream(

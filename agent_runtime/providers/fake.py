@@ -48,9 +48,11 @@ class FakeSTT:
 class FakeLLM:
     """Echoes the last user message. Yields between words so cancellation and interleaving are real."""
 
-    speculative = True  # free to start and drop (see base.py)
-
-    def __init__(self, prefix: str = "You said: ", empty_reply: str = "I am listening.") -> None:
+    def __init__(self, prefix: str = "You said: ", empty_reply: str = "I am listening.", *,
+                 speculative: bool = False) -> None:
+        # Instant, so nothing to gain from starting replies at the caller's pause (see base.py); tests of
+        # that path ask for it.
+        self.speculative = speculative
         self.prefix = prefix
         self.empty_reply = empty_reply
         self.requests: list[dict[str, Any]] = []
