@@ -33,7 +33,7 @@ from control_api.sip_dispatch import SipDispatcher
 from control_api.storage import Database
 from control_api.storage.clients import DefaultClient, ensure_default_client
 from control_api.storage.models import Agent, AgentTool, Tool
-from media.pacing import MediaClock
+from media.pacing import MediaClock, settle_heap
 from presets.catalog import seed_bodies
 from presets.validation import validate_tool
 
@@ -112,6 +112,13 @@ async def seed_demo_agent(db: Database, client_id: str,
     return agent.id
 
 
+async def preload_and_settle(providers: ProviderRegistry) -> None:
+    """Warm the default providers, then freeze what loading the models left (calls may be live by now,
+    so no collection pause: see media.pacing.settle_heap)."""
+    await preload(providers)
+    settle_heap(collect=False)
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -146,13 +153,14 @@ class Runtime:
             )
             await seed_demo_agent(db, bootstrap.client_id, provider_choices(providers))
             tls_context()  # the webhook clients' shared TLS context: built now, not during the first call
-            warming = asyncio.get_running_loop().create_task(preload(providers), name="preload-providers")
+            warming = asyncio.get_running_loop().create_task(preload_and_settle(providers), name="preload-providers")
             clock.start()
             metrics.start_loop_probe()
             runtime = cls(settings=settings, db=db, clock=clock, bootstrap=bootstrap, providers=providers,
                           metrics=metrics, media=MediaStore(settings.data_dir / "media"))
             try:
                 runtime.sip = await SipDispatcher.start(runtime)
+                settle_heap()
                 yield runtime
             finally:
                 warming.cancel()

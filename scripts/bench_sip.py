@@ -44,6 +44,7 @@ from agent_runtime.agent_config import AgentConfig  # noqa: E402
 from agent_runtime.conversation import Conversation  # noqa: E402
 from agent_runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS  # noqa: E402
 from control_api.metrics import FrameLagMeter  # noqa: E402
+from media.pacing import settle_heap  # noqa: E402
 from signalling.sip.ua import SipUserAgent  # noqa: E402
 
 SCENARIO = ROOT / "tests" / "sipp" / "uas_bench.xml"
@@ -131,6 +132,7 @@ async def bench(calls: int, seconds: float, warmup: float, cpu: int | None, peer
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     await asyncio.sleep(0.5)
     ua = await SipUserAgent.start(bind=("127.0.0.1", 0), rtp_ports=(20000, 29999))
+    settle_heap()  # as the server does once it has started
     legs, llms, tasks = [], [], []
     try:
         # Calls start spread over one turn of the looped speech, as independent callers would be: started

@@ -35,3 +35,4 @@ async def test_a_consumer_gets_queued_frames_first_then_every_new_one_and_can_ha
     assert heard == [1, 2, 3] and int(leg.inbound.get_nowait().samples[0]) == 4
     assert tapped == [1, 2, 3, 4]  # the recorder sees every frame whichever way it went
     await leg.close()
+
