@@ -13,8 +13,9 @@ States: `listening`, `user_speaking` (internal; the client sees `listening`), `t
 Latency choices. The VAD runs at the leg's own rate when it can (WebRTC VAD takes 8/16/32/48 kHz), so no
 streaming resampler delays speech detection. The utterance is kept at the leg's rate and resampled to the
 STT rate in one call when it ends (about 0.1 ms per second of 8 kHz speech): per-frame streaming
-resampling cost more in all, on every frame of every call. A reply is split into sentences while the LLM streams; a speaker task
-synthesizes them in order and pushes audio as soon as each chunk exists, so TTS runs ahead of playback.
+resampling cost more in all, on every frame of every call. A reply is split into sentences while the LLM
+streams; a speaker task synthesizes them in order and pushes audio as soon as each chunk exists, so TTS runs
+ahead of playback.
 
 Barge-in. Every piece of agent audio is placed on the outbound "play position" axis (played_total +
 queued when pushed). When the caller starts speaking over the agent, the queue is cleared, and what was

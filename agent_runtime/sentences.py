@@ -2,8 +2,9 @@
 
 The first piece should reach TTS early, so the splitter does not wait for whole replies: it cuts after
 `. ! ? ; :` (and newlines) followed by a space, and after a comma once the clause has `min_comma_words`
-words (`first_comma_words` for the first piece, which can be shorter: it is what the caller waits for). "3.5" or "e.g." inside a piece do not cut, because a cut needs whitespace after the mark; a
-dotted abbreviation followed by a space ("Dr. Smith") does cut, which costs a short pause at most.
+words (`first_comma_words` for the first piece, which can be shorter: it is what the caller waits for).
+"3.5" or "e.g." inside a piece do not cut, because a cut needs whitespace after the mark; a dotted
+abbreviation followed by a space ("Dr. Smith") does cut, which costs a short pause at most.
 """
 from __future__ import annotations
 

@@ -39,11 +39,15 @@ async def bench(calls: int, rounds: int, duration: float, workdir: Path, cpu: in
         async with httpx.AsyncClient(timeout=15) as http:
             idle0 = value((await scrape(http, target.base_url))[1], "process_resident_memory_bytes") / 2**20
         idle, loaded, failed = [idle0], [], 0
-        for _ in range(rounds):
+        print(f"idle RSS {idle0:.1f} MB; {rounds} rounds of {calls} calls × {duration:.0f} s", file=sys.stderr,
+              flush=True)
+        for index in range(rounds):
             step = await run_step(target, calls, duration, speech, host_addresses=("127.0.0.1",))
             failed += step["summary"]["calls_failed"]
             loaded.append(step["server"]["rss_mb_loaded"])
             idle.append(step["server"]["rss_mb"])
+            print(f"round {index + 1}/{rounds}: {step['summary']['calls_failed']} failed, RSS loaded "
+                  f"{loaded[-1]} MB, idle after {idle[-1]} MB", file=sys.stderr, flush=True)
     per_call = [(load - before) / calls for load, before in zip(loaded, idle[:-1])]
     growth = idle[-1] - idle[1]
     return {

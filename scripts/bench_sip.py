@@ -254,11 +254,13 @@ def main() -> None:
     cpu = None if args.cpu < 0 else args.cpu
     peer_cpu = None if args.peer_cpu < 0 or (os.cpu_count() or 1) < 2 else args.peer_cpu
     result = asyncio.run(bench(args.calls, args.seconds, args.warmup, cpu, peer_cpu, args.agent, args.spread))
-    print(f"{result['answered']}/{result['calls']} calls answered ({result['agent']}), {result['up_during_window']} up through the window "
+    print(f"{result['answered']}/{result['calls']} calls answered ({result['agent']}), "
+          f"{result['up_during_window']} up through the window "
           f"({result['pinning']}; started over {result['start_spread_s']} s)")
     print(f"CPU: {result['cpu_percent_of_one_core']}% of one core, {result['cpu_percent_per_call']}% per call; "
           f"waited {result['runqueue_wait_ms']} ms for the CPU while other programs ran on it")
-    print(f"RTP per call: {result['packets_sent_per_call_per_s']} pkt/s out, {result['packets_received_per_call_per_s']} pkt/s in")
+    print(f"RTP per call: {result['packets_sent_per_call_per_s']} pkt/s out, "
+          f"{result['packets_received_per_call_per_s']} pkt/s in")
     print(f"outbound RTP lag vs each call's 20 ms grid over {result['packets_metered']} packets: "
           f"p50 {result['lag_ms_p50']} ms, p99 {result['lag_ms_p99']} ms, max {result['lag_ms_max']} ms")
     print(f"tick completion (due -> last call's packet sent) over {result['ticks']} ticks: "

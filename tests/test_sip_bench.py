@@ -27,5 +27,6 @@ def test_bench_sip_quick_runs_calls_with_rtp_both_ways():
     assert result["answered"] == result["calls"] == 5
     assert result["up_during_window"] == 5
     assert result["packets_sent_per_call_per_s"] > 10 and result["packets_received_per_call_per_s"] > 10
-    assert result["ticks"] > 0 and result["lag_ms_p99"] is not None
+    assert result["packets_metered"] > 0 and result["lag_ms_p99"] is not None  # per packet, per call's grid
+    assert result["ticks"] > 0 and result["tick_completion_ms_p99"] is not None
     assert 0 < result["cpu_percent_per_call"] < 100

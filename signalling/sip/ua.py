@@ -661,8 +661,8 @@ class SipUserAgent(asyncio.DatagramProtocol):
             for i, leg in enumerate(senders):
                 leg.rtp.send_payload(payloads[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES])
         self.send_lags.append(max(0.0, loop_time() - scheduled))
-        # Inbound: read the sockets with datagrams waiting, pop each call's due payload, decode them all in one table
-        # lookup per G.711 law.
+        # Inbound: read the sockets with datagrams waiting, pop each call's due payload, decode them all in one
+        # table lookup per G.711 law.
         due: list[tuple[SipLeg, Any]] = []
         ulaw: list[bytes] = []
         alaw: list[bytes] = []
