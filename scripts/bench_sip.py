@@ -124,8 +124,8 @@ async def bench(calls: int, seconds: float, warmup: float, cpu: int | None, peer
     turn_seconds = make_speech(workdir)
     port, media_port = free_port(), free_port()
     sipp_cmd = [shutil.which("sipp") or "sipp", "-sf", str(SCENARIO), "-i", "127.0.0.1", "-mi", "127.0.0.1",
-                "-p", str(port), "-mp", str(media_port), "-m", str(calls), "-nostdin", "-timeout", str(int(seconds + warmup + 120)),
-                "-max_socket", str(4 * calls + 64)]
+                "-p", str(port), "-mp", str(media_port), "-m", str(calls), "-nostdin",
+                "-timeout", str(int(seconds + warmup + 120)), "-max_socket", str(4 * calls + 64)]
     if peer_cpu is not None and shutil.which("taskset"):
         sipp_cmd = ["taskset", "-c", str(peer_cpu)] + sipp_cmd
     sipp = await asyncio.create_subprocess_exec(*sipp_cmd, cwd=workdir, stdin=subprocess.DEVNULL,
