@@ -102,7 +102,11 @@ class RtpSession:
         self.remote_rtcp: tuple[str, int] | None = None
         self.latched = False
         self.negotiated: Negotiated | None = None
-        self.jitter = JitterBuffer(FRAME_SAMPLES)
+        # Playout starts at the first frame: caller audio feeds the VAD and STT, never a loudspeaker, and
+        # each frame of delay here is a frame later for barge-in and end of turn. What arrives between two
+        # ticks is still put in order; jitter makes an underrun, which conceals without moving on, so the
+        # late packet still plays a tick later and the delay grows to what the path needs.
+        self.jitter = JitterBuffer(FRAME_SAMPLES, target=1)
         self.dtmf = DtmfReceiver()
         self.on_dtmf = on_dtmf
         self.remote_ssrc: int | None = None
