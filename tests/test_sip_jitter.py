@@ -86,3 +86,15 @@ def test_pop_item_hands_out_stored_payloads_and_missing_marks():
     assert jb.pop_item() == b"c"
     jb.played(frame(100))
     assert jb.pop_item() is MISSING and int(jb.conceal()[0]) == 80  # underrun: conceal from the played frame
+
+
+def test_at_one_frame_a_late_packet_is_not_lost_it_plays_a_tick_later():
+    """The RTP session plays from the first frame (signalling/sip/rtp.py): jitter must cost delay, not audio."""
+    jb = JitterBuffer(160, target=1)
+    jb.put(1, frame(100))
+    assert drain(jb, 1) == [100]
+    assert drain(jb, 1) == [80]  # packet 2 is late: this tick conceals, without moving past it
+    jb.put(2, frame(200))
+    jb.put(3, frame(300))
+    assert drain(jb, 2) == [200, 300]  # both played, one tick later than they would have been
+    assert jb.late == 0 and jb.concealed == 0
