@@ -17,7 +17,6 @@ what the handlers accept and return; schemathesis checks that in the test suite.
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -34,6 +33,7 @@ from starlette.routing import BaseRoute, Route
 from control_api.auth import Principal, authenticate
 from control_api.errors import ApiError, validation_message
 from control_api.schemas.common import E164_PATTERN, ErrorEnvelope, parse_uuid
+from media import safe_json
 
 log = logging.getLogger(__name__)
 
@@ -179,19 +179,17 @@ class Operation:
             if len(raw) > MAX_BODY_BYTES:
                 raise ApiError(413, "PAYLOAD_TOO_LARGE", f"Body is larger than {MAX_BODY_BYTES} bytes")
         try:
-            data = json.loads(raw, parse_constant=_reject_constant) if raw.strip() else {}
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "BAD_REQUEST", "Body is not valid JSON") from None
+            data = safe_json.parse(bytes(raw)) if raw.strip() else {}
+        except safe_json.UnsafeJson as exc:
+            if exc.code == "INVALID_JSON":
+                raise ApiError(400, "BAD_REQUEST", "Body is not valid JSON") from None
+            raise ApiError(400, "VALIDATION_ERROR", f"body: {exc.message}") from None
         assert self.body is not None
         try:
             return self.body.model_validate(data)
         except ValidationError as exc:
             custom = self.on_invalid_body(exc) if self.on_invalid_body else None
             raise (custom or ApiError(422, "VALIDATION_ERROR", validation_message(exc))) from None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 class ApiRoute(Route):

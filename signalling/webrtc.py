@@ -9,8 +9,10 @@ Outbound: `AgentAudioTrack.recv()` awaits the worker's shared `MediaClock` and p
 `leg.outbound` per tick (silence when the agent has nothing to say). aiortc's RTP sender calls `recv()` in
 a loop, so the shared clock sets the 20 ms cadence of every call at once.
 
-Events: the browser creates the data channel (any label). Each message must be a JSON object; anything
-else is answered with `{"type": "error", "code": "INVALID_MESSAGE", ...}` and the call carries on.
+Events: the browser creates the data channel (any label). Each message must be a JSON object of at most
+`MAX_MESSAGE_BYTES`, nested at most `safe_json.MAX_DEPTH` deep, with finite numbers; anything else is answered
+with `{"type": "error", "code": "INVALID_MESSAGE" | "MESSAGE_TOO_LARGE" | "MESSAGE_TOO_DEEP" | "INVALID_NUMBER",
+"message": ...}` and the call carries on.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.utils import uint16_gt
 
 from media.frames import AudioFrame, samples_per_frame
+from media import safe_json
 from media.leg import Leg
 from media.pacing import MediaClock
 from signalling.ice import restrict_host_addresses, rtc_configuration
@@ -40,6 +43,8 @@ SAMPLE_RATE = 48000
 FRAME_SAMPLES = samples_per_frame(SAMPLE_RATE)  # 960
 TIME_BASE = Fraction(1, SAMPLE_RATE)
 PENDING_MESSAGES = 500  # kept for a data channel that is not open yet; beyond that the oldest go
+MAX_MESSAGE_BYTES = 64 * 1024  # one data-channel message; the protocol's largest (context updates) are far smaller
+MESSAGE_ERRORS = {"TOO_LARGE": "MESSAGE_TOO_LARGE", "TOO_DEEP": "MESSAGE_TOO_DEEP", "INVALID_NUMBER": "INVALID_NUMBER"}
 
 
 class InvalidOffer(ValueError):
@@ -132,6 +137,7 @@ class WebRtcLeg(Leg):
         self.track = AgentAudioTrack(self, clock)
         self.data_channel: Any = None
         self.invalid_messages = 0
+        self.max_message_bytes = MAX_MESSAGE_BYTES
         self.connected = asyncio.Event()  # set once ICE and DTLS are up (media can flow)
         self._pending: deque[str] = deque(maxlen=PENDING_MESSAGES)  # sent before the data channel opened
         self._tasks: set[asyncio.Task] = set()
@@ -247,19 +253,20 @@ class WebRtcLeg(Leg):
             self.data_channel.send(text)
 
     def _on_message(self, message: str | bytes) -> None:
+        """Any message from the browser, however hostile, is answered or delivered; none can end the call."""
         try:
-            obj = json.loads(message)
-        except (ValueError, UnicodeDecodeError):
-            obj = None
+            obj = safe_json.parse(message, max_bytes=self.max_message_bytes)
+        except safe_json.UnsafeJson as exc:
+            self._refuse(MESSAGE_ERRORS.get(exc.code, "INVALID_MESSAGE"), exc.message)
+            return
         if not isinstance(obj, dict):
-            self.invalid_messages += 1
-            self._send_text(json.dumps({
-                "type": "error",
-                "code": "INVALID_MESSAGE",
-                "message": "data-channel messages must be JSON objects",
-            }))
+            self._refuse("INVALID_MESSAGE", "data-channel messages must be JSON objects")
             return
         self.deliver_event(obj)
+
+    def _refuse(self, code: str, message: str) -> None:
+        self.invalid_messages += 1
+        self._send_text(json.dumps({"type": "error", "code": code, "message": message}))
 
     async def send_event(self, message: dict) -> None:
         self._send_text(json.dumps(message))

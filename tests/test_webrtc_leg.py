@@ -120,6 +120,20 @@ async def test_data_channel_json_both_ways_and_garbage_is_answered(clock):
         assert all(e["message"] for e in errors)
         assert leg.invalid_messages == 4
 
+        # Hostile messages (deep nesting that crashed json.loads with RecursionError, a non-finite number, an
+        # oversized message, invalid UTF-8) are answered each with its code, and the call carries on.
+        hostile = {"MESSAGE_TOO_DEEP": "[" * 2000 + "]" * 2000, "INVALID_NUMBER": '{"type": "x", "n": 1e400}',
+                   "MESSAGE_TOO_LARGE": '{"type": "x", "pad": "' + "a" * (leg.max_message_bytes + 1) + '"}'}
+        for text in hostile.values():
+            caller.send_raw(text)
+        await caller._wait(
+            lambda: True if sum(m.get("type") == "error" for m in caller.messages) >= 7 else None,
+            10, lambda: f"messages: {caller.messages}",
+        )
+        codes = [m["code"] for m in caller.messages if m["type"] == "error"][4:]
+        assert codes == list(hostile)
+        assert leg.invalid_messages == 7 and not leg.ended.done()
+
         # The call carries on: events and audio still flow both ways.
         caller.send({"type": "ping", "n": 1})
         assert await asyncio.wait_for(leg.events.get(), 10) == {"type": "ping", "n": 1}

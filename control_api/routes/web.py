@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anyio
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
@@ -37,11 +36,20 @@ async def index(request: Request) -> FileResponse:
                         headers={"Cache-Control": "no-cache"})
 
 
+def _sdk_files() -> dict[str, Path]:
+    """Every file the SDK folder ships, by its path under /sdk/. A request is looked up here, never on disk:
+    no path from the network (`%00`, 5,000 characters, `..`) reaches the filesystem."""
+    return {p.relative_to(SDK_DIR).as_posix(): p for p in sorted(SDK_DIR.rglob("*")) if p.is_file()}
+
+
+SDK_FILES = _sdk_files()
+
+
 async def sdk_file(request: Request) -> FileResponse:
     relative = request.path_params["path"]
-    target = (SDK_DIR / relative).resolve()
-    if not target.is_relative_to(SDK_DIR) or not await anyio.to_thread.run_sync(target.is_file):
-        raise ApiError(404, "NOT_FOUND", f"No SDK file {relative!r}")
+    target = SDK_FILES.get(relative)
+    if target is None:
+        raise ApiError(404, "NOT_FOUND", "No such SDK file")
     return FileResponse(
         target,
         media_type=CONTENT_TYPES.get(target.suffix, "application/octet-stream"),
