@@ -233,7 +233,7 @@ class ClientEvents:
             record["error"] = "timeout"
         except BlockedDestination as exc:
             result_text, interrupt = "The uploaded file could not be processed.", False
-            record["error"] = f"refused: {exc}"
+            record["error"] = f"refused: {exc.detail}"
         except httpx.HTTPError as exc:
             result_text, interrupt = "The uploaded file could not be processed.", False
             record["error"] = f"{type(exc).__name__}: {exc}"

@@ -221,7 +221,29 @@ async def test_redirect_hops_are_checked_again(webhook, monkeypatch):
         await hooks.aclose()
     assert ok.ok and ok.url.endswith("/hook/after")
     assert webhook.requests[0]["method"] == "GET"  # 302 after POST becomes GET
-    assert not bad.ok and "10.9.9.9" in bad.error
+    assert not bad.ok and bad.error == "Webhook refused: The webhook URL is not allowed."
+    assert "10.9.9.9" in bad.refused  # why, for the operator; the agent's text names no address
+
+
+async def test_redirect_to_a_nat64_form_of_a_private_address_is_refused(webhook, monkeypatch):
+    """The first hop counts as public (test double for DNS); its redirect to 64:ff9b::a9fe:a9fe (NAT64 for
+    169.254.169.254, cloud metadata) must be refused, and the text the agent sees must not say where it led."""
+    port = int(webhook.base_url.rsplit(":", 1)[1])
+
+    async def fake_check(host: str, p: int):
+        if host == "127.0.0.1" and p == port:
+            return [ipaddress.ip_address("127.0.0.1")]
+        return await checked_addresses(host, p)
+
+    monkeypatch.setattr(netguard, "checked_addresses", fake_check)
+    hooks = WebhookCaller(allow_private=False, timeout=3)
+    try:
+        bad = await hooks.call(tool(f"{webhook.base_url}/redirect?to=http://[64:ff9b::a9fe:a9fe]/latest&code=302"),
+                               {"order_id": "1"})
+    finally:
+        await hooks.aclose()
+    assert not bad.ok and "169" not in json.dumps(bad.for_llm()) and "ff9b" not in json.dumps(bad.for_llm())
+    assert webhook.requests == []
 
 
 @pytest.mark.parametrize(
@@ -229,7 +251,13 @@ async def test_redirect_hops_are_checked_again(webhook, monkeypatch):
     [("8.8.8.8", True), ("2606:4700:4700::1111", True), ("127.0.0.1", False), ("10.0.0.1", False),
      ("172.16.5.4", False), ("192.168.1.1", False), ("169.254.169.254", False), ("100.64.0.1", False),
      ("0.0.0.0", False), ("224.0.0.1", False), ("::1", False), ("fe80::1", False), ("fc00::1", False),
-     ("::ffff:127.0.0.1", False), ("::ffff:8.8.8.8", True), ("2002:c0a8:0101::1", False)],
+     ("::ffff:127.0.0.1", False), ("::ffff:8.8.8.8", True), ("2002:c0a8:0101::1", False),
+     # NAT64 (RFC 6052) leads to the embedded IPv4 address; local-use NAT64 (RFC 8215) is site-specific
+     ("64:ff9b::a9fe:a9fe", False), ("64:ff9b::7f00:1", False), ("64:ff9b::808:808", True),
+     ("64:ff9b:1::808:808", False), ("64:ff9b:1::1", False),
+     # IPv4-compatible (deprecated "::a.b.c.d") and site-local (fec0::/10)
+     ("::a9fe:a9fe", False), ("::7f00:1", False), ("fec0::1", False), ("feff::1", False),
+     ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False)],  # Teredo
 )
 def test_address_policy(address, allowed):
     assert address_allowed(ipaddress.ip_address(address)) is allowed

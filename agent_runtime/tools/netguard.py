@@ -30,16 +30,37 @@ def tls_context() -> ssl.SSLContext:
 
 
 class BlockedDestination(Exception):
-    """The webhook URL points at a loopback, private, link-local or reserved address."""
+    """The webhook URL points at a loopback, private, link-local or reserved address.
+
+    `str(exc)` is what the agent (and through it the caller) may see: only that the URL is not allowed. `detail`
+    says why (which address the name resolved to), for the operator's log and the call's tool record."""
+
+    PUBLIC_TEXT = "The webhook URL is not allowed."
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(self.PUBLIC_TEXT)
+        self.detail = detail
+
+
+# IPv6 forms that carry an IPv4 address the standard library's `is_global` does not look inside.
+NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: a NAT64 gateway reaches the embedded IPv4
+NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: local-use NAT64, site-specific
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # RFC 4291 §2.5.5.1, deprecated "::a.b.c.d"
+SITE_LOCAL = ipaddress.ip_network("fec0::/10")  # RFC 3879, deprecated but still routed inside some sites
 
 
 def address_allowed(address: IPAddress) -> bool:
+    """True only for a global unicast address. IPv6 addresses that embed an IPv4 one (mapped, 6to4, NAT64,
+    IPv4-compatible) are judged by the IPv4 address they lead to; local-use NAT64, Teredo and site-local are
+    refused outright."""
     if isinstance(address, ipaddress.IPv6Address):
-        mapped = address.ipv4_mapped or address.sixtofour
-        if mapped is not None:
-            return address_allowed(mapped)
-        if address.teredo is not None:
+        if address in NAT64_LOCAL_USE or address in SITE_LOCAL or address.teredo is not None:
             return False
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and (address in NAT64_WELL_KNOWN or address in IPV4_COMPATIBLE):
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return address_allowed(embedded)
     return address.is_global and not address.is_multicast
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +25,11 @@ from typing import Any
 import httpx
 
 from agent_runtime.tools.netguard import BlockedDestination, pin_url, tls_context
+from media.log_limit import LimitedLog
 from presets.templating import server_request
+
+log = logging.getLogger(__name__)
+_refusals = LimitedLog(log)
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024
@@ -42,6 +47,7 @@ class WebhookResult:
     error: str | None = None
     elapsed_ms: float = 0.0
     url: str | None = None  # the final URL (after redirects)
+    refused: str | None = None  # why the address guard refused it (for the tool record, never for the LLM)
 
     def for_llm(self) -> Any:
         if self.ok:
@@ -87,7 +93,8 @@ class WebhookCaller:
         except TimeoutError:
             result = WebhookResult(False, error=f"The webhook did not answer within {deadline:g} s.")
         except BlockedDestination as exc:
-            result = WebhookResult(False, error=f"Webhook refused: {exc}")
+            _refusals.log(logging.WARNING, ("webhook", exc.detail), "webhook refused: %s", exc.detail)
+            result = WebhookResult(False, error=f"Webhook refused: {exc}", refused=exc.detail)
         except httpx.HTTPError as exc:
             result = WebhookResult(False, error=f"Could not reach the webhook: {type(exc).__name__}: {exc}")
         except (httpx.InvalidURL, ValueError) as exc:  # a templated URL that is no URL
