@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     public_url: str | None = None  # base of worker_url and media URLs; default http://host:port
     database_url: str | None = None  # default sqlite+aiosqlite:///<data_dir>/talkwire.db
+    http_header_timeout: float = 10.0  # a request's line and headers must arrive within this
+    http_body_timeout: float = 30.0  # the most time between two pieces of a request body
+    http_max_connections: int = 1000  # open HTTP connections; beyond it new requests get 503
 
     # --- default client (tenant) keys; generated and printed on first start when unset
     secret_key: str | None = None
