@@ -58,6 +58,7 @@ def make_server(settings: "Settings", *, log_level: str = "info",
     import uvicorn
 
     from control_api.app import create_app
+    from control_api.http_guard import guarded_protocol
 
     class BannerServer(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -66,7 +67,9 @@ def make_server(settings: "Settings", *, log_level: str = "info",
                 announce(self.config.app.state.runtime)
 
     app = create_app(settings)
-    return BannerServer(uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False))
+    http = guarded_protocol(settings.http_header_timeout, settings.http_body_timeout)
+    return BannerServer(uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False, http=http,
+                                       limit_concurrency=settings.http_max_connections))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
