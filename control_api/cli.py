@@ -194,6 +194,13 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return _with_db(args, action)
 
 
+def cmd_loadtest(args: argparse.Namespace) -> int:
+    """`talkwire loadtest`: hands over to the load tester (the `loadtest` package, a client of this server)."""
+    from loadtest.cli import main as loadtest_main
+
+    return loadtest_main(args.argv)
+
+
 # ---- argument parsing ------------------------------------------------------------------------------
 
 def _common() -> argparse.ArgumentParser:
@@ -258,9 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id", help="id of the key (from keys create / keys list)")
     revoke.set_defaults(func=cmd_keys_revoke)
 
-    from control_api.loadtest.runner import add_parser as add_loadtest  # argparse only; the work is imported lazily
-
-    add_loadtest(commands)
+    # The load tester is a client of the server with its own parser: everything after `loadtest` goes to it.
+    loadtest = commands.add_parser("loadtest", add_help=False, prefix_chars="\0",
+                                   help="load a server with synthetic web callers and report latencies and capacity")
+    loadtest.add_argument("argv", nargs=argparse.REMAINDER)
+    loadtest.set_defaults(func=cmd_loadtest)
     return parser
 
 

@@ -28,7 +28,8 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
+from media.frame_lag import LAG_BUCKETS, FrameLagMeter
+
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 LOOP_PROBE_INTERVAL = 0.05
 STAGES = {"stt": "stt_ms", "llm_first_token": "llm_first_token_ms", "tts_first_audio": "tts_first_audio_ms",
@@ -115,35 +116,3 @@ class Metrics:
             due = loop.time() + LOOP_PROBE_INTERVAL
             await asyncio.sleep(LOOP_PROBE_INTERVAL)
             observe(max(0.0, loop.time() - due))
-
-
-class FrameLagMeter:
-    """Lateness of a leg's frames against an ideal 20 ms grid anchored at the leg's earliest frame.
-
-    Frame n is due at anchor + n × 20 ms, where the anchor is the smallest (arrival − n × 20 ms) seen, so a
-    frame served on time measures 0 and a frame served late (the loop or the sender fell behind, even if a
-    catch-up later restores the cadence) measures how late it was. This is what the shared clock's own
-    tick lag cannot show: with many legs, the clock wakes on time but the last leg's sender runs later.
-    After a stall longer than 5 frames the grid is re-anchored, as the clock itself does.
-    """
-
-    __slots__ = ("_loop", "_observe", "_period", "_anchor", "_count")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, observe: Callable[[float], None],
-                 period: float = 0.02) -> None:
-        self._loop = loop
-        self._observe = observe
-        self._period = period
-        self._anchor: float | None = None
-        self._count = 0
-
-    def frame(self) -> float:
-        offset = self._loop.time() - self._count * self._period
-        self._count += 1
-        if self._anchor is None or offset < self._anchor:
-            self._anchor = offset
-        lag = offset - self._anchor
-        self._observe(lag)
-        if lag > 5 * self._period:
-            self._anchor, self._count = None, 0  # the next frame starts a new grid
-        return lag

@@ -31,9 +31,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from control_api.loadtest.audio import SENTENCES, SpeechCache, Turn  # noqa: E402
-from control_api.loadtest.runner import local_server, run_step  # noqa: E402
-from control_api.loadtest.stats import percentiles  # noqa: E402
+from loadtest.audio import SENTENCES, SpeechCache, Turn  # noqa: E402
+from loadtest.server import local_server  # noqa: E402
+from loadtest.stats import percentiles  # noqa: E402
+from loadtest.step import run_step  # noqa: E402
 
 TURN_LIMIT_S = 30.0  # the call's time limit per turn; a call hangs up as soon as its turns are done
 

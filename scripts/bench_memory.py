@@ -26,9 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 
-from control_api.loadtest.audio import DEFAULT_SCRIPT, SpeechCache  # noqa: E402
-from control_api.loadtest.runner import local_server, plan_cpus, run_step, scrape  # noqa: E402
-from control_api.loadtest.stats import value  # noqa: E402
+from loadtest.audio import DEFAULT_SCRIPT, SpeechCache  # noqa: E402
+from loadtest.server import local_server, plan_cpus  # noqa: E402
+from loadtest.server_metrics import scrape  # noqa: E402
+from loadtest.stats import value  # noqa: E402
+from loadtest.step import run_step  # noqa: E402
 
 
 async def bench(calls: int, rounds: int, duration: float, workdir: Path, cpu: int | None) -> dict:

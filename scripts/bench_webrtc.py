@@ -1,7 +1,7 @@
 """Benchmark: web calls per core, Talkwire's full pipeline (FAKE providers) against a bare aiortc echo server.
 
 Both servers run as child processes pinned to the same core (the callers run on the other cores) and take
-the same synthetic aiortc callers (control_api/loadtest). Two measures, each as Talkwire / echo:
+the same synthetic aiortc callers (loadtest/). Two measures, each as Talkwire / echo:
 
 - CPU sweep: each server's idle CPU first, then for each N in --sweep, N calls on Talkwire and N calls on
   the echo, interleaved so both see the same background noise. At each N, the ratio of the two servers'
@@ -37,9 +37,11 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from control_api.cli import build_parser  # noqa: E402
-from control_api.loadtest.audio import DEFAULT_SCRIPT, SpeechCache  # noqa: E402
-from control_api.loadtest.runner import idle_cores, local_server, plan_cpus, ramp, run_step, strip  # noqa: E402
-from control_api.loadtest.runner import Thresholds  # noqa: E402
+from loadtest.audio import DEFAULT_SCRIPT, SpeechCache  # noqa: E402
+from loadtest.ramp import ramp, strip  # noqa: E402
+from loadtest.server import local_server, plan_cpus  # noqa: E402
+from loadtest.server_metrics import Thresholds, idle_cores  # noqa: E402
+from loadtest.step import run_step  # noqa: E402
 
 HOSTS = ("127.0.0.1",)
 

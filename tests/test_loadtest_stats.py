@@ -5,9 +5,9 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.exposition import generate_latest
 
-from control_api.loadtest.audio import noise, trim, words
-from control_api.loadtest.stats import HistogramDelta, parse_metrics, percentiles, wer, word_errors
-from control_api.metrics import LAG_BUCKETS
+from loadtest.audio import noise, trim, words
+from loadtest.stats import HistogramDelta, parse_metrics, percentiles, wer, word_errors
+from media.frame_lag import LAG_BUCKETS
 
 
 def test_percentiles_ignore_missing_values() -> None:

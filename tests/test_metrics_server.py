@@ -11,7 +11,7 @@ import soxr
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent_runtime.providers.fake import FakeTTS
-from control_api.loadtest.runner import create_agent
+from loadtest.server import create_agent
 from control_api.metrics import FrameLagMeter
 from conftest import LiveServer
 from webrtc_caller import WebRtcCaller

@@ -15,8 +15,10 @@ Without a server, join it to a leg directly:
     await caller.apply_answer(answer)
     await caller.wait_connected()
 
-Like a browser it creates the data channel (label "talkwire") and offers; unlike Chrome it can gather on
-127.0.0.1 (`host_addresses`, default loopback only), so tests need no network interface.
+The peer itself is the load tester's (`loadtest.webrtc_peer.WebRtcPeer`: one aiortc caller for both, with one
+silence threshold); this adds what tests look at: every message kept, every frame heard kept with its samples,
+and waits on both. Unlike the load tester it gathers on 127.0.0.1 only by default (`host_addresses`), so tests
+need no network interface.
 """
 from __future__ import annotations
 
@@ -31,15 +33,11 @@ from typing import Any
 import httpx
 import numpy as np
 import soxr
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 
-from control_api.loadtest.caller import ScriptedMic
-from signalling.ice import restrict_host_addresses, rtc_configuration
+from loadtest.webrtc_peer import RATE, SILENCE_RMS, CallerError, Message, WebRtcPeer
 
-RATE = 48000
-FRAME = 960  # 20 ms at 48 kHz
-SILENCE_RMS = 50.0  # int16 RMS below this counts as silence (Opus leaves tiny residue on digital silence)
+__all__ = ["RATE", "SILENCE_RMS", "CallerError", "HeardFrame", "WebRtcCaller", "dominant_frequency", "read_wav",
+           "to_48k", "tone", "write_wav"]
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
@@ -78,15 +76,6 @@ def dominant_frequency(samples: np.ndarray, rate: int = RATE) -> float:
     return float(np.argmax(spectrum) * rate / len(samples))
 
 
-class CallerError(Exception):
-    """Phase 1 or Phase 2 answered with an HTTP error; `status` and `body` say what it was."""
-
-    def __init__(self, status: int, body: Any) -> None:
-        super().__init__(f"HTTP {status}: {body}")
-        self.status = status
-        self.body = body
-
-
 @dataclass
 class HeardFrame:
     time: float  # loop time it arrived
@@ -94,7 +83,7 @@ class HeardFrame:
     samples: np.ndarray  # mono int16, 48 kHz
 
 
-class WebRtcCaller:
+class WebRtcCaller(WebRtcPeer):
     def __init__(
         self,
         audio: str | Path | np.ndarray | None = None,
@@ -102,73 +91,23 @@ class WebRtcCaller:
         rate: int = RATE,
         label: str = "talkwire",
         host_addresses: tuple[str, ...] | list[str] = ("127.0.0.1",),
-        ice_servers: list[dict] | tuple = (),
+        ice_servers: list[dict[str, Any]] | tuple[dict[str, Any], ...] = (),
     ) -> None:
-        if audio is None:
-            samples = np.zeros(0, dtype=np.int16)
-        elif isinstance(audio, np.ndarray):
-            samples = to_48k(audio, rate)
-        else:
-            data, file_rate = read_wav(audio)
-            samples = to_48k(data, file_rate)
-        self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
-        self.mic = ScriptedMic()  # the load tester's microphone: plays clips in real time, silence between
-        if len(samples):
-            self.mic.play(samples)
-        self.pc.addTrack(self.mic)
-        self.channel = self.pc.createDataChannel(label)
-        self.host_addresses = list(host_addresses)
+        super().__init__(host_addresses=host_addresses, ice_servers=ice_servers, label=label,
+                         on_message=self._keep_message, on_audio=self._keep_audio)
         self.heard: list[HeardFrame] = []
-        self.messages: list[dict] = []
+        self.messages: list[Message] = []
         self.raw_messages: list[str] = []
-        self.call_id: str | None = None
-        self.worker_url: str | None = None
-        self._opened = asyncio.Event()
-        self.closed = asyncio.Event()  # the connection failed or closed (either side hung up)
-        self._tasks: set[asyncio.Task] = set()
-        self.channel.on("open", self._opened.set)
-        self.channel.on("message", self._on_message)
-        self.pc.on("track", self._on_track)
-        self.pc.on("connectionstatechange", self._on_state)
+        if audio is not None:
+            if isinstance(audio, np.ndarray):
+                samples = to_48k(audio, rate)
+            else:
+                data, file_rate = read_wav(audio)
+                samples = to_48k(data, file_rate)
+            if len(samples):
+                self.mic.play(samples)  # the microphone plays it, then silence forever
 
-    # ---- signalling -------------------------------------------------------------------------------
-
-    async def create_offer(self) -> str:
-        offer = await self.pc.createOffer()
-        restrict_host_addresses(self.pc, self.host_addresses)
-        await self.pc.setLocalDescription(offer)  # gathers every candidate (non-trickle)
-        return self.pc.localDescription.sdp
-
-    async def apply_answer(self, sdp: str) -> None:
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-
-    async def wait_connected(self, timeout: float = 15) -> None:
-        """Until the data channel is open (ICE, DTLS and SCTP are all up)."""
-        await asyncio.wait_for(self._opened.wait(), timeout)
-
-    async def create_call(self, client: httpx.AsyncClient, base_url: str, agent_id: str, api_key: str) -> dict:
-        """Phase 1: POST /calls/create → {call_id, status, worker_url}."""
-        response = await client.post(
-            f"{base_url.rstrip('/')}/calls/create",
-            json={"agent_id": agent_id, "type": "web"},
-            headers={"X-API-Key": api_key},
-        )
-        body = _json(response)
-        if response.status_code != 200:
-            raise CallerError(response.status_code, body)
-        self.call_id, self.worker_url = body["call_id"], body["worker_url"]
-        return body
-
-    async def post_offer(self, client: httpx.AsyncClient, worker_url: str) -> dict:
-        """Phase 2: POST worker_url {sdp, type: "offer"} and apply the answer."""
-        response = await client.post(worker_url, json={"sdp": await self.create_offer(), "type": "offer"})
-        body = _json(response)
-        if response.status_code != 200:
-            raise CallerError(response.status_code, body)
-        await self.apply_answer(body["sdp"])
-        return body
-
-    async def call(self, base_url: str, agent_id: str, api_key: str, *, timeout: float = 15) -> dict:
+    async def call(self, base_url: str, agent_id: str, api_key: str, *, timeout: float = 15) -> Message:
         """Phase 1 + Phase 2 against a running server, then wait until connected. Returns Phase 1's body."""
         async with httpx.AsyncClient(timeout=timeout) as client:
             created = await self.create_call(client, base_url, agent_id, api_key)
@@ -178,52 +117,29 @@ class WebRtcCaller:
 
     # ---- data channel -----------------------------------------------------------------------------
 
-    def send(self, message: dict) -> None:
+    def send(self, message: Message) -> None:
         self.send_raw(json.dumps(message))
 
-    def send_raw(self, text: str) -> None:
-        self.channel.send(text)
-
-    def _on_message(self, text: str | bytes) -> None:
-        self.raw_messages.append(text if isinstance(text, str) else text.decode("utf8", "replace"))
-        try:
-            message = json.loads(text)
-        except ValueError:
-            message = None
-        if isinstance(message, dict):
+    def _keep_message(self, text: str, message: Message | None) -> None:
+        self.raw_messages.append(text)
+        if message is not None:
             self.messages.append(message)
 
     async def wait_for_message(
-        self, match: str | Callable[[dict], bool], timeout: float = 15, *, after: int = 0
-    ) -> dict:
+        self, match: str | Callable[[Message], bool], timeout: float = 15, *, after: int = 0
+    ) -> Message:
         """The first message (from index `after`) whose type is `match` or for which `match(msg)` is true."""
         predicate = (lambda m: m.get("type") == match) if isinstance(match, str) else match
 
-        def found() -> dict | None:
+        def found() -> Message | None:
             return next((m for m in self.messages[after:] if predicate(m)), None)
 
         return await self._wait(found, timeout, lambda: f"no message matching {match!r}; got {self.messages}")
 
     # ---- audio heard ------------------------------------------------------------------------------
 
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio":
-            task = asyncio.get_running_loop().create_task(self._hear(track), name="caller-hear")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _hear(self, track: MediaStreamTrack) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                frame = await track.recv()
-                data = frame.to_ndarray()
-                channels = len(frame.layout.channels)
-                mono = data.reshape(-1, channels).mean(axis=1).astype(np.int16) if channels > 1 else data[0]
-                rms = float(np.sqrt(np.mean(mono.astype(np.float64) ** 2)))
-                self.heard.append(HeardFrame(loop.time(), rms, mono))
-        except MediaStreamError:
-            return
+    def _keep_audio(self, samples: np.ndarray, rms: float, arrival: float) -> None:
+        self.heard.append(HeardFrame(arrival, rms, samples))
 
     def nonsilent(self, threshold: float = SILENCE_RMS) -> list[HeardFrame]:
         return [f for f in self.heard if f.rms >= threshold]
@@ -256,23 +172,3 @@ class WebRtcCaller:
                 raise AssertionError(f"timed out after {timeout}s: {failure()}")
             await asyncio.sleep(0.02)
         return result
-
-    def _on_state(self) -> None:
-        if self.pc.connectionState in ("failed", "closed"):
-            self.closed.set()
-
-    async def close(self) -> None:
-        """Hang up from the caller's side."""
-        self.mic.stop()
-        await self.pc.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.closed.set()
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return response.text

@@ -24,11 +24,12 @@ import contextlib
 import httpx
 import numpy as np
 
-from control_api.loadtest.audio import RATE, SpeechCache, Turn
-from control_api.loadtest.caller import CallFailed, ScriptedCall, _json
+from loadtest.audio import RATE, SpeechCache, Turn
+from loadtest.caller import CallFailed, ScriptedCall
+from loadtest.webrtc_peer import response_body, rms
 from media.pacing import MediaClock
 from media.resample import resample
-from signalling.sip import Decision, SipLeg, SipUserAgent
+from signalling.sip import Decision, InboundInvite, SipLeg, SipUserAgent
 
 RTP_PORTS = (40000, 49999)  # away from the server's default 20000-30000, should both run on one host
 
@@ -62,8 +63,8 @@ class SipLoadGenerator:
         self._waiting[number.lstrip("+")] = future
         return future
 
-    async def _resolve(self, to_user: str, from_user: str) -> Decision:
-        key = to_user.lstrip("+")
+    async def _resolve(self, invite: InboundInvite) -> Decision:
+        key = invite.to_user.lstrip("+")
         return Decision.accept(key) if key in self._waiting else Decision.reject(404)
 
     def _incoming(self, leg: SipLeg) -> None:
@@ -121,7 +122,7 @@ class SipCaller(ScriptedCall):
         arriving = self.generator.expect(number)
         response = await http.post(f"{base_url.rstrip('/')}/calls/create", headers={"X-API-Key": key},
                                    json={"agent_id": agent_id, "type": "sip", "sip_data": {"to": number}})
-        body = _json(response)
+        body = response_body(response)
         if response.status_code != 200:
             arriving.cancel()
             raise CallFailed(f"Phase 1 (POST /calls/create, sip): HTTP {response.status_code} {body}")
@@ -137,8 +138,9 @@ class SipCaller(ScriptedCall):
         await self._first_packet.wait()
 
     async def _hear(self, leg: SipLeg) -> None:
+        loop = asyncio.get_running_loop()
         while (frame := await leg.inbound.get()) is not None:
-            self._heard(frame.samples)
+            self._heard(rms(frame.samples), loop.time())
 
     def play(self, samples: np.ndarray) -> tuple[asyncio.Future[float], asyncio.Future[float]]:
         loop = asyncio.get_running_loop()

@@ -1,6 +1,6 @@
 """The baseline: a bare aiortc echo server with Talkwire's Phase 1/Phase 2 shape, under the same callers.
 
-    python -m control_api.loadtest.echo [--host 127.0.0.1] [--port 0]     # prints one JSON line: {"url": ...}
+    python -m loadtest.echo [--host 127.0.0.1] [--port 0]     # prints one JSON line: {"url": ...}
 
 It decodes each caller's Opus, downmixes it to mono (as Talkwire's leg does) and sends it back on a 20 ms
 track paced by the same shared `MediaClock` as Talkwire's legs, with nothing else in between: no VAD, no
@@ -17,8 +17,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import socket
 import uuid
 from collections import deque
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from fractions import Fraction
 
@@ -31,7 +33,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from control_api.metrics import CONTENT_TYPE, FrameLagMeter, Metrics
+from loadtest.echo_metrics import CONTENT_TYPE, EchoMetrics
+from media.end_reason import EndReason
+from media.frame_lag import FrameLagMeter
 from media.pacing import MediaClock
 from signalling.ice import restrict_host_addresses, rtc_configuration
 
@@ -76,7 +80,7 @@ class EchoTrack(MediaStreamTrack):
 
 
 def create_app(host_addresses: list[str]) -> Starlette:
-    metrics = Metrics()
+    metrics = EchoMetrics()
     clock = MediaClock()
     clock.lag_observers.append(metrics.tick_lag.observe)
     peers: dict[str, RTCPeerConnection | None] = {}
@@ -119,7 +123,7 @@ def create_app(host_addresses: list[str]) -> Starlette:
         async def on_state() -> None:
             if pc.connectionState in ("failed", "closed") and peers.pop(call_id, None) is not None:
                 metrics.call_finished("echo", "completed" if pc.connectionState == "closed" else "failed",
-                                      "remote_hangup")
+                                      EndReason.REMOTE_HANGUP)
                 track.stop()
                 await pc.close()
 
@@ -139,7 +143,7 @@ def create_app(host_addresses: list[str]) -> Starlette:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         clock.start()
         metrics.start_loop_probe()
         try:
@@ -158,10 +162,16 @@ def create_app(host_addresses: list[str]) -> Starlette:
     ], lifespan=lifespan)
 
 
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind the listening socket up front, so port 0 resolves to a real port before the banner is printed."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
-
-    from control_api.cli import bind_socket
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
@@ -171,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     url = f"http://{args.host}:{sock.getsockname()[1]}"
 
     class Announcing(uvicorn.Server):
-        async def startup(self, sockets=None) -> None:
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
             print(json.dumps({"url": url + "/", "publishable_key": "echo", "secret_key": "echo"}), flush=True)
 

@@ -1,9 +1,6 @@
-"""One synthetic web caller: an aiortc peer that does what the browser SDK does, and measures the call.
-
-Phase 1 `POST /calls/create` (type web, with the key), Phase 2 the SDP offer to `worker_url`, a data channel
-(label "talkwire") whose `client_tool_call`s are acknowledged at once (and answered `{"ok": true}` when
-blocking), and a microphone track that plays the script's turns in real time. Everything is measured here,
-at the caller, so it includes the network, the jitter buffer and decoding:
+"""One synthetic caller following the script of turns, whatever its transport (web: `web_caller`, SIP: `sip`),
+and what it measures. Everything is measured at the caller, so it includes the network, the jitter buffer and
+decoding:
 
 - setup_ms          Phase 1 sent → data channel open and the first audio packet received
 - first_audio_ms    Phase 1 sent → first non-silent agent audio (the welcome message)
@@ -17,27 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
-import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from typing import Any
 
-import av
 import httpx
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 
-from control_api.loadtest.audio import BARGE_SENTENCE, RATE, SpeechCache, Turn, noise, words
-from control_api.loadtest.stats import wer
-from signalling.ice import restrict_host_addresses, rtc_configuration
-from signalling.webrtc import use_immediate_audio_buffer
+from loadtest.audio import BARGE_SENTENCE, SpeechCache, Turn, noise, words
+from loadtest.stats import wer
+from loadtest.webrtc_peer import SILENCE_RMS
 
-FRAME = RATE // 50  # 20 ms
-SILENCE_RMS = 100.0  # decoded int16 RMS below this is silence (Opus leaves residue on digital silence)
 QUIET_S = 0.6  # without agent_state messages: the agent has finished after this long without audio
 AFTER_STATE_S = 0.2  # with them: this long without audio after the state went back to listening
 GAP_MS = 60.0
@@ -83,60 +71,6 @@ class CallResult:
         return data
 
 
-class ScriptedMic(MediaStreamTrack):
-    """Plays queued clips in real time, 20 ms per frame, silence in between; notes when each clip played."""
-
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._clip = np.zeros(0, dtype=np.int16)
-        self._position = 0
-        self._started: asyncio.Future[float] | None = None
-        self._done: asyncio.Future[float] | None = None
-        self._start: float | None = None
-        self._index = 0
-        self._silence = np.zeros((1, FRAME), dtype=np.int16)
-
-    def play(self, samples: np.ndarray) -> tuple[asyncio.Future[float], asyncio.Future[float]]:
-        """Start `samples` at the next frame; returns futures for when its first and last frames were sent."""
-        loop = asyncio.get_running_loop()
-        for future in (self._started, self._done):
-            if future is not None and not future.done():
-                future.cancel()
-        self._clip, self._position = samples, 0
-        self._started, self._done = loop.create_future(), loop.create_future()
-        return self._started, self._done
-
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        loop = asyncio.get_running_loop()
-        if self._start is None:
-            self._start = loop.time()
-        delay = self._start + self._index * 0.02 - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if self._position < len(self._clip):
-            chunk = self._clip[self._position:self._position + FRAME]
-            if self._position == 0 and self._started is not None and not self._started.done():
-                self._started.set_result(loop.time())
-            self._position += len(chunk)
-            if self._position >= len(self._clip) and self._done is not None and not self._done.done():
-                self._done.set_result(loop.time() + len(chunk) / RATE)
-            if len(chunk) < FRAME:
-                chunk = np.concatenate((chunk, np.zeros(FRAME - len(chunk), dtype=np.int16)))
-            data = chunk.reshape(1, -1)
-        else:
-            data = self._silence
-        frame = av.AudioFrame.from_ndarray(data, format="s16", layout="mono")
-        frame.sample_rate = RATE
-        frame.time_base = Fraction(1, RATE)
-        frame.pts = self._index * FRAME
-        self._index += 1
-        return frame
-
-
 class ScriptedCall(ABC):
     """One call following the script: `await run(...)` sets it up, plays the script until `duration` is over
     (or `max_turns` turns are done), hangs up. Transports implement `_connect`, `play` and `_finish_media`."""
@@ -157,7 +91,7 @@ class ScriptedCall(ABC):
         # Heard audio: arrival time and loudness of every frame (the samples are not kept).
         self.times: list[float] = []
         self.loud: list[bool] = []
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- what a transport provides ------------------------------------------------------------------
 
@@ -173,10 +107,10 @@ class ScriptedCall(ABC):
     async def _finish_media(self, http: httpx.AsyncClient, base_url: str, key: str) -> None:
         """Read the transport's statistics (and transcripts where they come afterwards), hang up, stop tasks."""
 
-    def _heard(self, samples: np.ndarray) -> None:
-        data = samples.astype(np.float32)
-        self.times.append(asyncio.get_running_loop().time())
-        self.loud.append(float(np.mean(data * data)) >= SILENCE_RMS ** 2)
+    def _heard(self, level: float, arrival: float) -> None:
+        """A frame of agent audio arrived at loop time `arrival`; `level` is its RMS."""
+        self.times.append(arrival)
+        self.loud.append(level >= SILENCE_RMS)
         self._first_packet.set()
 
     # ---- the call ---------------------------------------------------------------------------------
@@ -220,7 +154,7 @@ class ScriptedCall(ABC):
         self.on_progress("ok" if result.ok else "failed")
         return result
 
-    async def _unless_closed(self, script: Any) -> None:
+    async def _unless_closed(self, script: Coroutine[Any, Any, None]) -> None:
         """Run the script until it ends or the connection drops, whichever is first."""
         task = asyncio.ensure_future(script)
         closed = asyncio.ensure_future(self.closed.wait())
@@ -340,7 +274,6 @@ class ScriptedCall(ABC):
                 return
             await asyncio.sleep(0.05)
 
-
     def _summarize(self, started: float) -> None:
         result = self.result
         times = np.array(self.times)
@@ -355,112 +288,5 @@ class ScriptedCall(ABC):
         result.seconds = asyncio.get_running_loop().time() - started
 
 
-class WebCaller(ScriptedCall):
-    """A web call: aiortc, Phase 1 with the (publishable) key, Phase 2 to `worker_url`, a data channel."""
-
-    def __init__(self, index: int, speech: SpeechCache, script: tuple[Turn, ...], *,
-                 host_addresses: tuple[str, ...] = (), ice_servers: tuple = (), echo: bool = False,
-                 max_turns: int | None = None, on_progress: Callable[[str], None] | None = None) -> None:
-        super().__init__(index, speech, script, echo=echo, max_turns=max_turns, on_progress=on_progress)
-        self.host_addresses = host_addresses
-        self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
-        self.mic = ScriptedMic()
-        # Time agent audio as it arrives, not after aiortc's fixed 80 ms playout buffer (a browser's
-        # adaptive one shrinks on a clean path): first audio and audio stopping after a barge-in are
-        # the server's doing, and a playout policy of the caller's own would only add a constant.
-        use_immediate_audio_buffer(self.pc.addTransceiver(self.mic, direction="sendrecv").receiver)
-        self.channel = self.pc.createDataChannel("talkwire")
-        self.channel.on("message", self._on_message)
-        self.pc.on("track", self._on_track)
-        self.pc.on("connectionstatechange", self._on_state)
-        self._opened = asyncio.Event()
-        self.channel.on("open", self._opened.set)
-
-    def play(self, samples: np.ndarray) -> tuple[asyncio.Future[float], asyncio.Future[float]]:
-        return self.mic.play(samples)
-
-    async def _connect(self, http: httpx.AsyncClient, base_url: str, agent_id: str, key: str) -> None:
-        response = await http.post(f"{base_url.rstrip('/')}/calls/create", json={"agent_id": agent_id, "type": "web"},
-                                   headers={"X-API-Key": key})
-        body = _json(response)
-        if response.status_code != 200:
-            raise CallFailed(f"Phase 1 (POST /calls/create): HTTP {response.status_code} {body}")
-        self.result.call_id = body.get("call_id")
-        offer = await self.pc.createOffer()
-        restrict_host_addresses(self.pc, list(self.host_addresses))
-        await self.pc.setLocalDescription(offer)
-        response = await http.post(body["worker_url"], json={"sdp": self.pc.localDescription.sdp, "type": "offer"})
-        answer = _json(response)
-        if response.status_code != 200:
-            raise CallFailed(f"Phase 2 (offer to worker_url): HTTP {response.status_code} {answer}")
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
-        await self._opened.wait()
-        await self._first_packet.wait()
-
-    # ---- what was heard ---------------------------------------------------------------------------
-
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio":
-            task = asyncio.get_running_loop().create_task(self._hear(track), name="loadtest-hear")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _hear(self, track: MediaStreamTrack) -> None:
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                self._heard((await track.recv()).to_ndarray())
-
-    # ---- data channel -----------------------------------------------------------------------------
-
-    def _on_message(self, text: str | bytes) -> None:
-        try:
-            message = json.loads(text)
-        except ValueError:
-            return
-        if not isinstance(message, dict):
-            return
-        kind = message.get("type")
-        if kind == "agent_state":
-            self.agent_state = message.get("state")
-        elif kind == "transcription" and message.get("role") == "user" and message.get("is_final"):
-            self.result.transcripts.append(str(message.get("text", "")))
-        elif kind == "client_tool_call" and self.channel.readyState == "open":
-            call_id = message.get("tool_call_id")
-            self.channel.send(json.dumps({"type": "client_tool_ack", "tool_call_id": call_id}))
-            if message.get("execution_mode") == "blocking":
-                self.channel.send(json.dumps({"type": "client_tool_result", "tool_call_id": call_id,
-                                              "result": {"ok": True}}))
-            self.result.tool_calls_acked += 1
-
-    def _on_state(self) -> None:
-        if self.pc.connectionState in ("failed", "closed"):
-            self.closed.set()
-
-    # ---- ending -----------------------------------------------------------------------------------
-
-    async def _finish_media(self, http: httpx.AsyncClient, base_url: str, key: str) -> None:
-        result = self.result
-        with contextlib.suppress(Exception):
-            stats = await asyncio.wait_for(self.pc.getStats(), 5)
-            for report in stats.values():
-                if getattr(report, "type", None) == "inbound-rtp":
-                    result.packets_received = int(report.packetsReceived)
-                    result.packets_lost = max(0, int(report.packetsLost))
-        self.mic.stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.pc.close(), 10)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
 def _first_index_after(times: list[float], after: float) -> int:
     return bisect.bisect_right(times, after)
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return response.text
-
