@@ -2,7 +2,7 @@
 
     principal = await authenticate(request)                      # secret keys only
     principal = await authenticate(request, publishable_ok=True)  # also pk_live_… (origin-checked)
-    agent = await get_owned(session, Agent, agent_id, principal, "AGENT_NOT_FOUND", "Agent not found")
+    agent = or_404(await get_agent(db, principal.client_id, agent_id), "AGENT_NOT_FOUND", "Agent not found")
 
 The key comes from `X-API-Key` or `Authorization: Bearer`. Missing → 401 UNAUTHORIZED; unknown or revoked →
 401 INVALID_API_KEY; publishable where only secret keys go → 403 INSUFFICIENT_SCOPE; publishable with an
@@ -12,15 +12,18 @@ a missing one (404 with the resource's code), never a 403 that would confirm it 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from control_api.errors import ApiError
 from control_api.storage.clients import find_key
+from control_api.storage.models import Base
+from control_api.storage.owned import owned
 
 T = TypeVar("T")
+Row = TypeVar("Row", bound=Base)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +75,18 @@ async def authenticate(request: Request, *, publishable_ok: bool = False) -> Pri
     return principal
 
 
-async def get_owned(
-    session: AsyncSession, model: type[T], object_id: Any, principal: Principal | str, code: str, message: str
-) -> T:
-    """Load `model` by id for this client, or raise 404 `code` — the same whether missing or another tenant's."""
-    client_id = principal if isinstance(principal, str) else principal.client_id
-    row = await session.get(model, str(object_id)) if object_id else None
-    if row is None or getattr(row, "client_id") != client_id:
+def or_404(row: T | None, code: str, message: str) -> T:
+    """`row` as a repository found it for the caller's client, else 404 `code`: the repositories read another
+    client's row as missing, so the answer is the same whether it is missing or another tenant's."""
+    if row is None:
         raise ApiError(404, code, message)
     return row
+
+
+async def get_owned(
+    session: AsyncSession, model: type[Row], object_id: str | None, principal: Principal | str, code: str,
+    message: str,
+) -> Row:
+    """Load `model` by id for this client in `session`, or raise 404 `code` (see `or_404`)."""
+    client_id = principal if isinstance(principal, str) else principal.client_id
+    return or_404(await owned(session, model, client_id, object_id), code, message)

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
-from control_api.auth import get_owned
+from control_api.auth import or_404
 from control_api.openapi import Ctx, Resource, api_error
 from control_api.schemas.agents import (
     AgentCreate,
@@ -38,7 +36,9 @@ from control_api.schemas.agents import (
     WidgetUpdated,
 )
 from control_api.schemas.common import SuccessId
-from control_api.storage.models import Agent, DataCollection, MediaHandler, Widget, utcnow
+from control_api.storage import agents as agent_store
+from control_api.storage.models import Agent, DataCollection, MediaHandler, Widget
+from control_api.storage.owned import delete_owned, update_owned
 
 api = Resource("Agents")
 
@@ -103,10 +103,10 @@ def _detail(agent: Agent) -> AgentDetail:
     return AgentDetail(**_summary(agent), **extra)
 
 
-async def owned_agent(ctx: Ctx, session: Any, agent_id: str | None = None) -> Agent:
+async def owned_agent(ctx: Ctx, agent_id: str | None = None) -> Agent:
     """The caller's agent from the `id` path parameter (or `agent_id`), else 404 AGENT_NOT_FOUND."""
     agent_id = agent_id if agent_id is not None else ctx.uuid("id")
-    return await get_owned(session, Agent, agent_id, ctx.principal, *AGENT_404)
+    return or_404(await agent_store.get_agent(ctx.db, ctx.client_id, agent_id), *AGENT_404)
 
 
 # ---- agents ---------------------------------------------------------------------------------------
@@ -114,19 +114,14 @@ async def owned_agent(ctx: Ctx, session: Any, agent_id: str | None = None) -> Ag
 @api.get("/assistant", response=AgentList)
 async def list_agents(ctx: Ctx) -> AgentList:
     """List your agents."""
-    async with ctx.db.session() as session:
-        rows = (await session.scalars(
-            select(Agent).where(Agent.client_id == ctx.client_id).order_by(Agent.created_at, Agent.id)
-        )).all()
+    rows = await agent_store.list_agents(ctx.db, ctx.client_id)
     return AgentList(agents=[AgentSummary(**_summary(a)) for a in rows])
 
 
 @api.get("/assistant/{id}", response=AgentDetail, errors=("AGENT_NOT_FOUND",))
 async def get_agent(ctx: Ctx) -> AgentDetail:
     """Get one agent with its full configuration."""
-    async with ctx.db.session() as session:
-        agent = await owned_agent(ctx, session)
-    return _detail(agent)
+    return _detail(await owned_agent(ctx))
 
 
 @api.post("/assistant", body=AgentCreate, response=AgentCreated, database_error="PERSISTENCE_ERROR")
@@ -137,11 +132,7 @@ async def create_agent(ctx: Ctx) -> AgentCreated:
     """
     data = _columns(ctx.body)
     _validate_choices(ctx, data, fill_defaults=True)
-    async with ctx.db.session() as session:
-        agent = Agent(client_id=ctx.client_id, **data)
-        session.add(agent)
-        await session.flush()
-        session.add(Widget(client_id=ctx.client_id, agent_id=agent.id))
+    agent = await agent_store.create_agent(ctx.db, ctx.client_id, data)
     return AgentCreated(id=agent.id, name=agent.name, client_id=agent.client_id, created_at=agent.created_at)
 
 
@@ -150,20 +141,14 @@ async def update_agent(ctx: Ctx) -> AgentUpdated:
     """Update an agent: only the fields sent change; null resets temperature, speed and the like."""
     data = _columns(ctx.body)
     _validate_choices(ctx, data, fill_defaults=False)
-    async with ctx.db.session() as session:
-        agent = await owned_agent(ctx, session)
-        for name, value in data.items():
-            setattr(agent, name, value)
-        agent.updated_at = utcnow()
+    agent = or_404(await update_owned(ctx.db, Agent, ctx.client_id, ctx.uuid("id"), data), *AGENT_404)
     return AgentUpdated(id=agent.id, name=agent.name, active=agent.active, updated_at=agent.updated_at)
 
 
 @api.delete("/assistant/{id}", response=AgentDeleted, errors=("AGENT_NOT_FOUND",))
 async def delete_agent(ctx: Ctx) -> AgentDeleted:
     """Delete an agent with its widget, data collection, media handlers and tool attachments."""
-    async with ctx.db.session() as session:
-        agent = await owned_agent(ctx, session)
-        await session.delete(agent)
+    agent = or_404(await delete_owned(ctx.db, Agent, ctx.client_id, ctx.uuid("id")), *AGENT_404)
     return AgentDeleted(id=agent.id, name=agent.name)
 
 
@@ -176,14 +161,7 @@ def _widget(widget: Widget) -> WidgetOut:
 @api.get("/assistant/{id}/widget", response=WidgetOut, errors=("AGENT_NOT_FOUND",))
 async def get_widget(ctx: Ctx) -> WidgetOut:
     """Get the agent's embeddable widget settings (created with default colours on first use)."""
-    async with ctx.db.session() as session:
-        agent = await owned_agent(ctx, session)
-        widget = await session.scalar(select(Widget).where(Widget.agent_id == agent.id))
-        if widget is None:
-            widget = Widget(client_id=ctx.client_id, agent_id=agent.id)
-            session.add(widget)
-            await session.flush()
-    return _widget(widget)
+    return _widget(or_404(await agent_store.agent_widget(ctx.db, ctx.client_id, ctx.uuid("id")), *AGENT_404))
 
 
 @api.patch("/assistant/widget/{widget_id}", body=WidgetUpdate, response=WidgetUpdated, errors=("WIDGET_NOT_FOUND",))
@@ -191,11 +169,8 @@ async def update_widget(ctx: Ctx) -> WidgetUpdated:
     """Update a widget's mode, colours or icon."""
     widget_id = ctx.uuid("widget_id", "WIDGET_NOT_FOUND")
     data = {k: v for k, v in ctx.body.model_dump(exclude_unset=True).items() if v is not None or k == "icon"}
-    async with ctx.db.session() as session:
-        widget = await get_owned(session, Widget, widget_id, ctx.principal, "WIDGET_NOT_FOUND", "Widget not found")
-        for name, value in data.items():
-            setattr(widget, name, value)
-        widget.updated_at = utcnow()
+    widget = or_404(await update_owned(ctx.db, Widget, ctx.client_id, widget_id, data),
+                    "WIDGET_NOT_FOUND", "Widget not found")
     return WidgetUpdated.model_validate(widget, from_attributes=True)
 
 
@@ -209,15 +184,14 @@ def _check_enum(data_type: str, enum_values: list[str] | None) -> None:
         raise api_error("BAD_REQUEST", 'Invalid configuration: enum_values is required when data_type is "enum"')
 
 
+def _check_collection(row: DataCollection) -> None:
+    _check_enum(row.data_type, row.enum_values)
+
+
 @api.get("/assistant/{id}/data-collection", response=DataCollectionList, errors=("AGENT_NOT_FOUND",))
 async def list_data_collection(ctx: Ctx) -> DataCollectionList:
     """List the values the agent extracts from each call."""
-    async with ctx.db.session() as session:
-        agent = await owned_agent(ctx, session)
-        rows = (await session.scalars(
-            select(DataCollection).where(DataCollection.agent_id == agent.id)
-            .order_by(DataCollection.created_at, DataCollection.id)
-        )).all()
+    rows = or_404(await agent_store.list_data_collection(ctx.db, ctx.client_id, ctx.uuid("id")), *AGENT_404)
     return DataCollectionList(collections=[DataCollectionOut.model_validate(r, from_attributes=True) for r in rows])
 
 
@@ -231,17 +205,11 @@ async def create_data_collection(ctx: Ctx) -> DataCollectionCreated:
     """Add a value for the agent to extract after each call (its `key` is unique per agent)."""
     body: DataCollectionCreate = ctx.body
     _check_enum(body.data_type, body.enum_values)
-    async with ctx.db.session() as session:
-        agent = await owned_agent(ctx, session)
-        taken = await session.scalar(
-            select(DataCollection.id).where(DataCollection.agent_id == agent.id, DataCollection.key == body.key)
-        )
-        if taken is not None:
-            raise api_error("CONFLICT", f"This agent already extracts a value with key {body.key!r}")
-        row = DataCollection(client_id=ctx.client_id, agent_id=agent.id, **body.model_dump())
-        session.add(row)
-        await session.flush()
-    return DataCollectionCreated.model_validate(row, from_attributes=True)
+    try:
+        row = await agent_store.create_data_collection(ctx.db, ctx.client_id, ctx.uuid("id"), body.model_dump())
+    except agent_store.DuplicateKey:
+        raise api_error("CONFLICT", f"This agent already extracts a value with key {body.key!r}") from None
+    return DataCollectionCreated.model_validate(or_404(row, *AGENT_404), from_attributes=True)
 
 
 @api.patch(
@@ -256,22 +224,15 @@ async def update_data_collection(ctx: Ctx) -> DataCollectionUpdated:
     data = ctx.body.model_dump(exclude_unset=True)
     nullable = {"enum_values", "prospect_column_name", "prospect_data_key"}
     data = {k: v for k, v in data.items() if v is not None or k in nullable}
-    async with ctx.db.session() as session:
-        row = await get_owned(session, DataCollection, collection_id, ctx.principal, *DC_404)
-        _check_enum(data.get("data_type", row.data_type), data.get("enum_values", row.enum_values))
-        for name, value in data.items():
-            setattr(row, name, value)
-        row.updated_at = utcnow()
-    return DataCollectionUpdated.model_validate(row, from_attributes=True)
+    row = await update_owned(ctx.db, DataCollection, ctx.client_id, collection_id, data, check=_check_collection)
+    return DataCollectionUpdated.model_validate(or_404(row, *DC_404), from_attributes=True)
 
 
 @api.delete("/assistant/data-collection/{collection_id}", response=SuccessId, errors=("DATA_COLLECTION_NOT_FOUND",))
 async def delete_data_collection(ctx: Ctx) -> SuccessId:
     """Delete a data-collection parameter."""
     collection_id = ctx.uuid("collection_id", DC_404[0])
-    async with ctx.db.session() as session:
-        row = await get_owned(session, DataCollection, collection_id, ctx.principal, *DC_404)
-        await session.delete(row)
+    row = or_404(await delete_owned(ctx.db, DataCollection, ctx.client_id, collection_id), *DC_404)
     return SuccessId(success=True, id=row.id)
 
 
@@ -285,15 +246,14 @@ def _check_handler(route: str, webhook_url: str | None) -> None:
         raise api_error("BAD_REQUEST", 'Invalid handler configuration: webhook_url is required when route is "webhook"')
 
 
+def _check_stored_handler(row: MediaHandler) -> None:
+    _check_handler(row.route, row.webhook_url)
+
+
 @api.get("/assistant/{id}/media-handlers", response=MediaHandlerList, errors=("AGENT_NOT_FOUND",))
 async def list_media_handlers(ctx: Ctx) -> MediaHandlerList:
     """List how the agent handles media the client uploads, by `reason`."""
-    async with ctx.db.session() as session:
-        agent = await owned_agent(ctx, session)
-        rows = (await session.scalars(
-            select(MediaHandler).where(MediaHandler.agent_id == agent.id)
-            .order_by(MediaHandler.created_at, MediaHandler.id)
-        )).all()
+    rows = or_404(await agent_store.list_media_handlers(ctx.db, ctx.client_id, ctx.uuid("id")), *AGENT_404)
     return MediaHandlerList(handlers=[MediaHandlerOut.model_validate(r, from_attributes=True) for r in rows])
 
 
@@ -307,12 +267,8 @@ async def create_media_handler(ctx: Ctx) -> MediaHandlerCreated:
     """Route uploads with a given `reason` to the LLM's vision or to your webhook."""
     body: MediaHandlerCreate = ctx.body
     _check_handler(body.route, body.webhook_url)
-    async with ctx.db.session() as session:
-        agent = await owned_agent(ctx, session)
-        row = MediaHandler(client_id=ctx.client_id, agent_id=agent.id, **body.model_dump())
-        session.add(row)
-        await session.flush()
-    return MediaHandlerCreated.model_validate(row, from_attributes=True)
+    row = await agent_store.create_media_handler(ctx.db, ctx.client_id, ctx.uuid("id"), body.model_dump())
+    return MediaHandlerCreated.model_validate(or_404(row, *AGENT_404), from_attributes=True)
 
 
 @api.patch(
@@ -326,22 +282,15 @@ async def update_media_handler(ctx: Ctx) -> MediaHandlerUpdated:
     handler_id = ctx.uuid("id", MH_404[0])
     data = ctx.body.model_dump(exclude_unset=True)
     data = {k: v for k, v in data.items() if v is not None or k in ("webhook_url", "webhook_headers")}
-    async with ctx.db.session() as session:
-        row = await get_owned(session, MediaHandler, handler_id, ctx.principal, *MH_404)
-        _check_handler(data.get("route", row.route), data.get("webhook_url", row.webhook_url))
-        for name, value in data.items():
-            setattr(row, name, value)
-        row.updated_at = utcnow()
-    return MediaHandlerUpdated.model_validate(row, from_attributes=True)
+    row = await update_owned(ctx.db, MediaHandler, ctx.client_id, handler_id, data, check=_check_stored_handler)
+    return MediaHandlerUpdated.model_validate(or_404(row, *MH_404), from_attributes=True)
 
 
 @api.delete("/assistant/media-handlers/{id}", response=Success, errors=("MEDIA_HANDLER_NOT_FOUND",))
 async def delete_media_handler(ctx: Ctx) -> Success:
     """Delete a media handler."""
     handler_id = ctx.uuid("id", MH_404[0])
-    async with ctx.db.session() as session:
-        row = await get_owned(session, MediaHandler, handler_id, ctx.principal, *MH_404)
-        await session.delete(row)
+    or_404(await delete_owned(ctx.db, MediaHandler, ctx.client_id, handler_id), *MH_404)
     return Success(success=True)
 
 

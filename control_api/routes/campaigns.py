@@ -12,9 +12,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
 
-from control_api.auth import get_owned
+from control_api.auth import or_404
 from control_api.errors import ApiError, validation_message
 from control_api.openapi import Ctx, Resource, api_error
 from control_api.schemas.campaigns import (
@@ -33,15 +32,12 @@ from control_api.schemas.campaigns import (
     ScheduleStart,
 )
 from control_api.schemas.common import parse_uuid
-from control_api.storage.models import (
-    Agent,
-    Campaign,
-    CampaignNumber,
-    CampaignProspect,
-    PhoneNumber,
-    Prospect,
-    utcnow,
-)
+from control_api.storage import campaigns as campaign_store
+from control_api.storage.agents import get_agent
+from control_api.storage.campaigns import Candidate
+from control_api.storage.models import Campaign, PhoneNumber, utcnow
+from control_api.storage.owned import update_owned
+from control_api.storage.phone_numbers import find_number
 
 api = Resource("Campaigns")
 
@@ -70,18 +66,21 @@ def _bad_schedule(exc: ValidationError) -> ApiError:
     return ApiError(400, "BAD_REQUEST_FORMAT", f"scheduled_start_time: {validation_message(exc)}")
 
 
-async def _counts(session: Any, campaign_id: str) -> dict[str, int]:
-    rows = (await session.execute(
-        select(CampaignProspect.status, func.count(CampaignProspect.id))
-        .where(CampaignProspect.campaign_id == campaign_id).group_by(CampaignProspect.status)
-    )).all()
-    by_status = {status: count for status, count in rows}
-    return {"total": sum(by_status.values()), "active": by_status.get("active", 0),
-            "pending": by_status.get("pending", 0)}
+def _campaign_id(ctx: Ctx, code: str) -> str:
+    """The `id` path parameter as a UUID, else `code`."""
+    return ctx.uuid("id", code)
 
 
-async def _owned(ctx: Ctx, session: Any, code: str) -> Campaign:
-    return await get_owned(session, Campaign, ctx.uuid("id", code), ctx.principal, *CAMPAIGN_404)
+async def _caller_ids(ctx: Ctx, wanted: list[str]) -> list[PhoneNumber]:
+    """The client's numbers `wanted` (each once, in order), else VALIDATION_ERROR naming the first not theirs."""
+    numbers: dict[str, PhoneNumber] = {}
+    for i, number in enumerate(wanted):
+        row = await find_number(ctx.db, ctx.client_id, number)
+        if row is None:
+            raise api_error("VALIDATION_ERROR", f"from_numbers.{i}: {number} is not one of your phone numbers "
+                                                "(import it with POST /phone-numbers/import)")
+        numbers.setdefault(row.id, row)
+    return list(numbers.values())
 
 
 @api.post(
@@ -105,55 +104,23 @@ async def create_campaign(ctx: Ctx) -> CampaignCreated:
         raise api_error("bad_request", "No Caller IDs provided. You must either provide from_numbers or set "
                                        "use_vanira_managed to true.")
     fields = body.model_dump(exclude={"candidates", "start_campaign", "use_vanira_managed", "agent_id"})
-    async with ctx.db.session() as session:
-        agent = await get_owned(session, Agent, parse_uuid(body.agent_id), ctx.principal,
-                                "AGENT_NOT_FOUND", "Agent not found")
-        numbers = []
-        for i, wanted in enumerate(body.from_numbers):
-            number = await session.scalar(select(PhoneNumber).where(
-                PhoneNumber.client_id == ctx.client_id, PhoneNumber.number == wanted))
-            if number is None:
-                raise api_error("VALIDATION_ERROR", f"from_numbers.{i}: {wanted} is not one of your phone numbers "
-                                                    "(import it with POST /phone-numbers/import)")
-            if number not in numbers:
-                numbers.append(number)
-        now = utcnow()
-        campaign = Campaign(
-            client_id=ctx.client_id,
-            agent_id=agent.id,
-            use_managed_numbers=body.use_vanira_managed,
-            status="active" if body.start_campaign else "draft",
-            started_at=now if body.start_campaign else None,
-            **fields,
-        )
-        session.add(campaign)
-        await session.flush()
-        prospect_ids: list[str] = []
-        for candidate in body.candidates:
-            prospect = await session.scalar(
-                select(Prospect).where(Prospect.client_id == ctx.client_id, Prospect.phone == candidate.phone)
-                .order_by(Prospect.created_at, Prospect.id).limit(1)
-            )
-            if prospect is None:
-                prospect = Prospect(client_id=ctx.client_id, name=candidate.name or "Unknown", phone=candidate.phone,
-                                    lead_source="campaign")
-                session.add(prospect)
-                await session.flush()
-            if prospect.id not in prospect_ids:
-                prospect_ids.append(prospect.id)
-        session.add_all(
-            CampaignProspect(client_id=ctx.client_id, campaign_id=campaign.id, prospect_id=pid) for pid in prospect_ids
-        )
-        session.add_all(
-            CampaignNumber(client_id=ctx.client_id, campaign_id=campaign.id, phone_number_id=number.id,
-                           max_concurrent_calls=body.max_concurrent_calls)
-            for number in numbers
-        )
+    agent = or_404(await get_agent(ctx.db, ctx.client_id, parse_uuid(body.agent_id)),
+                   "AGENT_NOT_FOUND", "Agent not found")
+    numbers = await _caller_ids(ctx, body.from_numbers)
+    fields.update(
+        agent_id=agent.id,
+        use_managed_numbers=body.use_vanira_managed,
+        status="active" if body.start_campaign else "draft",
+        started_at=utcnow() if body.start_campaign else None,
+    )
+    candidates = [Candidate(phone=c.phone, name=c.name) for c in body.candidates]
+    campaign, total = await campaign_store.create_campaign(ctx.db, ctx.client_id, fields, candidates, numbers,
+                                                           body.max_concurrent_calls)
     started = campaign.status == "active"
     return CampaignCreated(
         success=True,
         campaign_id=campaign.id,
-        total_prospects=len(prospect_ids),
+        total_prospects=total,
         message="Campaign created and started successfully" if started else "Campaign created successfully",
         started=started,
     )
@@ -162,45 +129,32 @@ async def create_campaign(ctx: Ctx) -> CampaignCreated:
 @api.get("/campaigns", response=CampaignList)
 async def list_campaigns(ctx: Ctx) -> CampaignList:
     """List your campaigns, newest first."""
-    async with ctx.db.session() as session:
-        totals = (
-            select(CampaignProspect.campaign_id, func.count(CampaignProspect.id).label("n"))
-            .where(CampaignProspect.client_id == ctx.client_id).group_by(CampaignProspect.campaign_id).subquery()
-        )
-        rows = (await session.execute(
-            select(Campaign, totals.c.n).outerjoin(totals, totals.c.campaign_id == Campaign.id)
-            .where(Campaign.client_id == ctx.client_id).order_by(Campaign.created_at.desc(), Campaign.id)
-        )).all()
     return CampaignList(data=[
         CampaignSummary(
             id=c.id, name=c.name, status=c.status, agent_id=c.agent_id, client_id=c.client_id, provider=c.provider,
-            total_prospects=n or 0, successful_calls=c.successful_calls, failed_calls=c.failed_calls,
+            total_prospects=n, successful_calls=c.successful_calls, failed_calls=c.failed_calls,
             created_at=c.created_at, updated_at=c.updated_at,
         )
-        for c, n in rows
+        for c, n in await campaign_store.list_campaigns(ctx.db, ctx.client_id)
     ])
 
 
 @api.get("/campaigns/{id}", response=CampaignDetail, errors=("CAMPAIGN_NOT_FOUND",))
 async def get_campaign(ctx: Ctx) -> CampaignDetail:
     """Get a campaign with its settings, progress counts and allocated caller IDs."""
-    async with ctx.db.session() as session:
-        campaign = await _owned(ctx, session, "CAMPAIGN_NOT_FOUND")
-        counts = await _counts(session, campaign.id)
-        dids = (await session.execute(
-            select(CampaignNumber, PhoneNumber).join(PhoneNumber, PhoneNumber.id == CampaignNumber.phone_number_id)
-            .where(CampaignNumber.campaign_id == campaign.id).order_by(CampaignNumber.created_at, CampaignNumber.id)
-        )).all()
+    found = await campaign_store.campaign_progress(ctx.db, ctx.client_id, _campaign_id(ctx, "CAMPAIGN_NOT_FOUND"))
+    progress = or_404(found, *CAMPAIGN_404)
+    campaign = progress.campaign
     settings = {name: getattr(campaign, name) for name in CampaignDetail.model_fields if hasattr(Campaign, name)}
     return CampaignDetail(**{
         **settings,
         "use_vanira_managed": campaign.use_managed_numbers,
-        "total_prospects": counts["total"],
-        "active_prospects": counts["active"],
-        "pending_prospects": counts["pending"],
+        "total_prospects": progress.total,
+        "active_prospects": progress.active,
+        "pending_prospects": progress.pending,
         "allocated_dids": [
             AllocatedDid(did_id=number.id, number=number.number, max_concurrent_calls=link.max_concurrent_calls)
-            for link, number in dids
+            for link, number in progress.numbers
         ],
     })
 
@@ -213,22 +167,18 @@ async def update_campaign(ctx: Ctx) -> CampaignUpdated:
     if not sent:
         raise api_error("BAD_REQUEST", "No fields provided")
     nullable = {"max_reschedules_per_prospect", "reschedule_min_delay_hours"}
-    async with ctx.db.session() as session:
-        campaign = await _owned(ctx, session, "CAMPAIGN_NOT_FOUND")
-        for name, value in sent.items():
-            if value is not None or name in nullable:
-                setattr(campaign, name, value)
-        campaign.updated_at = utcnow()
+    data = {name: value for name, value in sent.items() if value is not None or name in nullable}
+    campaign_id = _campaign_id(ctx, "CAMPAIGN_NOT_FOUND")
+    campaign = or_404(await update_owned(ctx.db, Campaign, ctx.client_id, campaign_id, data), *CAMPAIGN_404)
     return CampaignUpdated(id=campaign.id, name=campaign.name, status=campaign.status, updated_at=campaign.updated_at)
 
 
 async def _transition(ctx: Ctx, action: str, scheduled_at: datetime | None = None) -> Campaign:
     allowed, target, _ = TRANSITIONS[action]
-    async with ctx.db.session() as session:
-        campaign = await _owned(ctx, session, "BAD_REQUEST_FORMAT")
+
+    def move(campaign: Campaign, now: datetime) -> None:
         if campaign.status not in allowed:
             raise api_error("gateway_error", f"Cannot {action.replace('-', ' ')} a campaign that is {campaign.status}")
-        now = utcnow()
         if scheduled_at is not None and scheduled_at <= now:
             raise api_error("gateway_error", "scheduled_start_time must be in the future")
         campaign.status = target
@@ -236,8 +186,9 @@ async def _transition(ctx: Ctx, action: str, scheduled_at: datetime | None = Non
             campaign.scheduled_start_time = scheduled_at
         elif target == "active":
             campaign.started_at = campaign.started_at or now
-        campaign.updated_at = now
-    return campaign
+
+    campaign_id = _campaign_id(ctx, "BAD_REQUEST_FORMAT")
+    return or_404(await campaign_store.move_campaign(ctx.db, ctx.client_id, campaign_id, move), *CAMPAIGN_404)
 
 
 def _action_result(campaign: Campaign, action: str) -> dict[str, Any]:

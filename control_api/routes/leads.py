@@ -1,12 +1,12 @@
 """Leads (`/leads`): the prospects that calls and campaigns create, newest first."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
-
-from control_api.auth import get_owned
+from control_api.auth import or_404
 from control_api.openapi import Ctx, Resource
 from control_api.schemas.leads import LeadList, LeadListQuery, LeadOut
+from control_api.storage.leads import lead_page
 from control_api.storage.models import Prospect
+from control_api.storage.owned import get_owned
 
 api = Resource("Leads")
 
@@ -32,23 +32,16 @@ def lead_out(prospect: Prospect) -> LeadOut:
 async def list_leads(ctx: Ctx) -> LeadList:
     """List your leads (page with limit ≤ 500 and offset; `total` counts them all)."""
     query: LeadListQuery = ctx.query
-    mine = Prospect.client_id == ctx.client_id
-    async with ctx.db.session() as session:
-        total = await session.scalar(select(func.count(Prospect.id)).where(mine))
-        rows = (await session.scalars(
-            select(Prospect).where(mine).order_by(Prospect.created_at.desc(), Prospect.id)
-            .limit(query.limit).offset(query.offset)
-        )).all()
-    return LeadList(leads=[lead_out(p) for p in rows], total=total or 0)
+    rows, total = await lead_page(ctx.db, ctx.client_id, query.limit, query.offset)
+    return LeadList(leads=[lead_out(p) for p in rows], total=total)
 
 
 @api.get("/leads/{id}", response=LeadOut, errors=("LEAD_NOT_FOUND",))
 async def get_lead(ctx: Ctx) -> LeadOut:
     """Get one lead."""
     lead_id = ctx.uuid("id")
-    async with ctx.db.session() as session:
-        prospect = await get_owned(session, Prospect, lead_id, ctx.principal, "LEAD_NOT_FOUND", "Lead not found")
-    return lead_out(prospect)
+    prospect = await get_owned(ctx.db, Prospect, ctx.client_id, lead_id)
+    return lead_out(or_404(prospect, "LEAD_NOT_FOUND", "Lead not found"))
 
 
 routes = api.routes

@@ -6,12 +6,14 @@ A number is unique across the server, since inbound calls are routed by the numb
 """
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy.exc import IntegrityError
 
-from control_api.auth import get_owned
+from control_api.auth import or_404
 from control_api.openapi import Ctx, Resource, api_error
-from control_api.routes.sip_trunks import TRUNK_404, new_trunk
+from control_api.routes.sip_trunks import TRUNK_404, trunk_fields
 from control_api.schemas.common import normalise_e164, parse_uuid
 from control_api.schemas.phone_numbers import (
     PhoneNumberDeleted,
@@ -22,7 +24,11 @@ from control_api.schemas.phone_numbers import (
     PhoneNumberList,
     PhoneNumberOut,
 )
-from control_api.storage.models import Agent, PhoneNumber, SipTrunk, utcnow
+from control_api.storage import phone_numbers as number_store
+from control_api.storage import sip_trunks as trunk_store
+from control_api.storage.agents import get_agent
+from control_api.storage.models import PhoneNumber, SipTrunk
+from control_api.storage.owned import get_owned
 
 api = Resource("Phone numbers")
 
@@ -65,15 +71,28 @@ def number_out(row: PhoneNumber) -> PhoneNumberOut:
     )
 
 
+NUMBER_TAKEN = "Number already exists in the system: delete it first"
+
+
 @api.get("/phone-numbers", response=PhoneNumberList)
 async def list_numbers(ctx: Ctx) -> PhoneNumberList:
     """List your phone numbers."""
-    async with ctx.db.session() as session:
-        rows = (await session.scalars(
-            select(PhoneNumber).where(PhoneNumber.client_id == ctx.client_id)
-            .order_by(PhoneNumber.created_at, PhoneNumber.id)
-        )).all()
-    return PhoneNumberList(numbers=[number_out(r) for r in rows])
+    return PhoneNumberList(numbers=[number_out(r) for r in await number_store.list_numbers(ctx.db, ctx.client_id)])
+
+
+async def _trunk_choice(ctx: Ctx, body: PhoneNumberImport) -> tuple[str | None, Mapping[str, Any] | None]:
+    """(stored trunk id, new trunk's columns): exactly one is set; 404 or BAD_REQUEST when there is none."""
+    if body.trunk is not None:
+        return None, trunk_fields(body.trunk, name=body.credential_label)
+    if body.trunk_id is not None:
+        trunk = await get_owned(ctx.db, SipTrunk, ctx.client_id, parse_uuid(body.trunk_id))
+        return or_404(trunk, *TRUNK_404).id, None
+    if body.use_existing_credentials:
+        latest = await trunk_store.latest_trunk(ctx.db, ctx.client_id)
+        if latest is None:
+            raise api_error("BAD_REQUEST", "No credentials available: you have no stored SIP trunk")
+        return latest.id, None
+    raise api_error("BAD_REQUEST", "No credentials available: send trunk, trunk_id or use_existing_credentials: true")
 
 
 @api.post(
@@ -85,40 +104,24 @@ async def list_numbers(ctx: Ctx) -> PhoneNumberList:
 async def import_number(ctx: Ctx) -> PhoneNumberImported:
     """Bring a number you own on a SIP trunk and route its calls to an agent."""
     body: PhoneNumberImport = ctx.body
+    agent = or_404(await get_agent(ctx.db, ctx.client_id, parse_uuid(body.agent_id)), *AGENT_404)
+    if await number_store.number_taken(ctx.db, body.phone_number):
+        raise api_error("CONFLICT", NUMBER_TAKEN)
+    trunk_id, new_trunk = await _trunk_choice(ctx, body)
+    fields = {
+        "number": body.phone_number,
+        "country_code": (body.country_code or country_of(body.phone_number)).upper(),
+        "label": body.label or body.credential_label,
+        "agent_id": agent.id,
+        "is_active": True,
+    }
     try:
-        async with ctx.db.session() as session:
-            agent = await get_owned(session, Agent, parse_uuid(body.agent_id), ctx.principal, *AGENT_404)
-            if await session.scalar(select(PhoneNumber.id).where(PhoneNumber.number == body.phone_number)):
-                raise api_error("CONFLICT", "Number already exists in the system: delete it first")
-            if body.trunk is not None:
-                trunk = new_trunk(ctx.client_id, body.trunk, name=body.credential_label)
-                session.add(trunk)
-                await session.flush()
-            elif body.trunk_id is not None:
-                trunk = await get_owned(session, SipTrunk, parse_uuid(body.trunk_id), ctx.principal, *TRUNK_404)
-            elif body.use_existing_credentials:
-                trunk = await session.scalar(
-                    select(SipTrunk).where(SipTrunk.client_id == ctx.client_id)
-                    .order_by(SipTrunk.created_at.desc(), SipTrunk.id).limit(1)
-                )
-                if trunk is None:
-                    raise api_error("BAD_REQUEST", "No credentials available: you have no stored SIP trunk")
-            else:
-                raise api_error("BAD_REQUEST", "No credentials available: send trunk, trunk_id or "
-                                               "use_existing_credentials: true")
-            number = PhoneNumber(
-                client_id=ctx.client_id,
-                number=body.phone_number,
-                country_code=(body.country_code or country_of(body.phone_number)).upper(),
-                label=body.label or body.credential_label,
-                trunk_id=trunk.id,
-                agent_id=agent.id,
-                is_active=True,
-            )
-            session.add(number)
-            await session.flush()
+        number, trunk = await number_store.add_number(ctx.db, ctx.client_id, fields, trunk_id=trunk_id,
+                                                      new_trunk=new_trunk)
     except IntegrityError:
-        raise api_error("CONFLICT", "Number already exists in the system: delete it first") from None
+        raise api_error("CONFLICT", NUMBER_TAKEN) from None
+    except LookupError:  # the trunk was deleted meanwhile
+        raise api_error(*TRUNK_404) from None
     return PhoneNumberImported(
         phone_number=number.number,
         agent_id=agent.id,
@@ -134,15 +137,10 @@ async def import_number(ctx: Ctx) -> PhoneNumberImported:
 async def link_number(ctx: Ctx) -> PhoneNumberLinked:
     """Route a number's calls to another agent."""
     body: PhoneNumberLink = ctx.body
-    async with ctx.db.session() as session:
-        number = await session.scalar(select(PhoneNumber).where(
-            PhoneNumber.client_id == ctx.client_id, PhoneNumber.number == body.phone_number))
-        if number is None:
-            raise api_error(*NUMBER_404)
-        agent = await get_owned(session, Agent, parse_uuid(body.agent_id), ctx.principal, *AGENT_404)
-        number.agent_id = agent.id
-        number.updated_at = utcnow()
-    return PhoneNumberLinked(success=True, phone_number=number.number, agent_id=agent.id)
+    number = or_404(await number_store.find_number(ctx.db, ctx.client_id, body.phone_number), *NUMBER_404)
+    agent = or_404(await get_agent(ctx.db, ctx.client_id, parse_uuid(body.agent_id)), *AGENT_404)
+    linked = or_404(await number_store.assign_agent(ctx.db, ctx.client_id, number.id, agent.id), *NUMBER_404)
+    return PhoneNumberLinked(success=True, phone_number=linked.number, agent_id=agent.id)
 
 
 @api.delete("/phone-numbers/{number}", response=PhoneNumberDeleted, errors=("PHONE_NUMBER_NOT_FOUND",))
@@ -152,14 +150,8 @@ async def delete_number(ctx: Ctx) -> PhoneNumberDeleted:
         wanted = normalise_e164(ctx.path("number"))
     except ValueError as exc:
         raise api_error("VALIDATION_ERROR", f"number: {exc}") from None
-    async with ctx.db.session() as session:
-        number = await session.scalar(select(PhoneNumber).where(
-            PhoneNumber.client_id == ctx.client_id, PhoneNumber.number == wanted))
-        if number is None:
-            raise api_error(*NUMBER_404)
-        unassigned = number.agent_id is not None
-        await session.delete(number)
-    return PhoneNumberDeleted(phone_number=wanted, deleted=True, unassigned=unassigned)
+    number = or_404(await number_store.delete_number(ctx.db, ctx.client_id, wanted), *NUMBER_404)
+    return PhoneNumberDeleted(phone_number=wanted, deleted=True, unassigned=number.agent_id is not None)
 
 
 routes = api.routes

@@ -5,14 +5,14 @@ code the agent runtime relies on; its `ToolValidationError(field, …)` becomes 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from control_api.auth import get_owned
+from control_api.auth import or_404
 from control_api.openapi import Ctx, Resource, api_error
-from control_api.routes.agents import owned_agent
+from control_api.routes.agents import AGENT_404, owned_agent
 from control_api.schemas.common import parse_uuid
 from control_api.schemas.tools import (
     AgentToolAttach,
@@ -25,32 +25,21 @@ from control_api.schemas.tools import (
     ToolOut,
     ToolUpdate,
 )
-from control_api.storage.models import AgentTool, Tool, utcnow
+from control_api.storage import tools as tool_store
+from control_api.storage.models import Tool
+from control_api.storage.owned import delete_owned, get_owned, list_owned
 from presets.validation import ToolValidationError, validate_tool, validate_tool_patch
 
 api = Resource("Tools")
 
 TOOL_404 = ("TOOL_NOT_FOUND", "Tool not found")
-COLUMNS = ("name", "description", "ref_code", "type", "execution_mode", "channels", "parameters", "server",
-           "request", "client_fields", "timeout_seconds")
 
 
-def _validated(validate: Any, *args: Any) -> dict[str, Any]:
+def _validated(validate: Callable[..., dict[str, Any]], *args: dict[str, Any]) -> dict[str, Any]:
     try:
         return validate(*args)
     except ToolValidationError as exc:
         raise api_error("VALIDATION_ERROR", f"{exc.field}: {exc.message}") from None
-
-
-def _stored(tool: Tool) -> dict[str, Any]:
-    """The tool as `presets.validation` sees it (only the fields its kind uses)."""
-    data = {name: getattr(tool, name) for name in COLUMNS}
-    return {k: v for k, v in data.items() if v is not None}
-
-
-def _apply(tool: Tool, normalised: dict[str, Any]) -> None:
-    for name in COLUMNS:
-        setattr(tool, name, normalised.get(name))
 
 
 def _out(tool: Tool) -> ToolOut:
@@ -60,10 +49,7 @@ def _out(tool: Tool) -> ToolOut:
 @api.get("/tools", response=ToolList)
 async def list_tools(ctx: Ctx) -> ToolList:
     """List your tools."""
-    async with ctx.db.session() as session:
-        rows = (await session.scalars(
-            select(Tool).where(Tool.client_id == ctx.client_id).order_by(Tool.created_at, Tool.id)
-        )).all()
+    rows = await list_owned(ctx.db, Tool, ctx.client_id)
     return ToolList(tools=[_out(t) for t in rows], total=len(rows))
 
 
@@ -71,9 +57,7 @@ async def list_tools(ctx: Ctx) -> ToolList:
 async def get_tool(ctx: Ctx) -> ToolOut:
     """Get one tool."""
     tool_id = ctx.uuid("id", TOOL_404[0])
-    async with ctx.db.session() as session:
-        tool = await get_owned(session, Tool, tool_id, ctx.principal, *TOOL_404)
-    return _out(tool)
+    return _out(or_404(await get_owned(ctx.db, Tool, ctx.client_id, tool_id), *TOOL_404))
 
 
 @api.post("/tools", body=ToolCreate, response=ToolOut)
@@ -84,12 +68,7 @@ async def create_tool(ctx: Ctx) -> ToolOut:
     mode for presets), channels [voice_web, voice_telephony], ref_code derived from the name.
     """
     normalised = _validated(validate_tool, ctx.body.model_dump(exclude_unset=True))
-    async with ctx.db.session() as session:
-        tool = Tool(client_id=ctx.client_id)
-        _apply(tool, normalised)
-        session.add(tool)
-        await session.flush()
-    return _out(tool)
+    return _out(await tool_store.create_tool(ctx.db, ctx.client_id, normalised))
 
 
 @api.patch("/tools/{id}", body=ToolUpdate, response=ToolOut, errors=("TOOL_NOT_FOUND",))
@@ -97,20 +76,18 @@ async def update_tool(ctx: Ctx) -> ToolOut:
     """Update a tool: fields sent replace the stored ones (`request` as a whole); parameters stay unless re-sent."""
     tool_id = ctx.uuid("id", TOOL_404[0])
     patch = ctx.body.model_dump(exclude_unset=True)
-    async with ctx.db.session() as session:
-        tool = await get_owned(session, Tool, tool_id, ctx.principal, *TOOL_404)
-        _apply(tool, _validated(validate_tool_patch, _stored(tool), patch))
-        tool.updated_at = utcnow()
-    return _out(tool)
+
+    def revise(stored: dict[str, Any]) -> dict[str, Any]:
+        return _validated(validate_tool_patch, stored, patch)
+
+    return _out(or_404(await tool_store.revise_tool(ctx.db, ctx.client_id, tool_id, revise), *TOOL_404))
 
 
 @api.delete("/tools/{id}", response=ToolDeleted, errors=("TOOL_NOT_FOUND",))
 async def delete_tool(ctx: Ctx) -> ToolDeleted:
     """Delete a tool; it is detached from every agent."""
     tool_id = ctx.uuid("id", TOOL_404[0])
-    async with ctx.db.session() as session:
-        tool = await get_owned(session, Tool, tool_id, ctx.principal, *TOOL_404)
-        await session.delete(tool)
+    tool = or_404(await delete_owned(ctx.db, Tool, ctx.client_id, tool_id), *TOOL_404)
     return ToolDeleted(success=True, id=tool.id)
 
 
@@ -119,12 +96,7 @@ async def delete_tool(ctx: Ctx) -> ToolDeleted:
 @api.get("/assistant/{id}/tools", response=AgentToolList, errors=("AGENT_NOT_FOUND",))
 async def list_agent_tools(ctx: Ctx) -> AgentToolList:
     """List the tools attached to an agent; each item's `id` is the attachment (detach with it)."""
-    async with ctx.db.session() as session:
-        agent = await owned_agent(ctx, session)
-        rows = (await session.execute(
-            select(AgentTool, Tool).join(Tool, Tool.id == AgentTool.tool_id)
-            .where(AgentTool.agent_id == agent.id).order_by(AgentTool.created_at, AgentTool.id)
-        )).all()
+    rows = or_404(await tool_store.attachments(ctx.db, ctx.client_id, ctx.uuid("id")), *AGENT_404)
     items = [
         AgentToolOut(id=link.id, tool_id=tool.id, is_active=link.is_active,
                      **_out(tool).model_dump(include=set(AgentToolOut.model_fields) - {"id", "tool_id", "is_active"}))
@@ -138,20 +110,13 @@ async def list_agent_tools(ctx: Ctx) -> AgentToolList:
 async def attach_tool(ctx: Ctx) -> AgentToolAttached:
     """Attach one of your tools to an agent. Attaching an attached tool returns the existing attachment."""
     for _attempt in range(2):  # a concurrent attach of the same tool wins the unique key: read its row
+        agent = await owned_agent(ctx)
+        tool = or_404(await get_owned(ctx.db, Tool, ctx.client_id, parse_uuid(ctx.body.tool_id)), *TOOL_404)
         try:
-            async with ctx.db.session() as session:
-                agent = await owned_agent(ctx, session)
-                tool = await get_owned(session, Tool, parse_uuid(ctx.body.tool_id), ctx.principal, *TOOL_404)
-                link = await session.scalar(
-                    select(AgentTool).where(AgentTool.agent_id == agent.id, AgentTool.tool_id == tool.id)
-                )
-                if link is None:
-                    link = AgentTool(client_id=ctx.client_id, agent_id=agent.id, tool_id=tool.id)
-                    session.add(link)
-                    await session.flush()
-            return AgentToolAttached(id=link.id, is_active=link.is_active)
+            link = await tool_store.attach(ctx.db, ctx.client_id, agent.id, tool.id)
         except IntegrityError:
             continue
+        return AgentToolAttached(id=link.id, is_active=link.is_active)
     raise api_error("CONFLICT", "The tool is being attached concurrently; try again")
 
 
@@ -159,12 +124,9 @@ async def attach_tool(ctx: Ctx) -> AgentToolAttached:
 async def detach_tool(ctx: Ctx) -> ToolDeleted:
     """Detach a tool from an agent, by the attachment id from GET /assistant/{id}/tools (not the tool id)."""
     link_id = ctx.uuid("agent_tool_id", TOOL_404[0])
-    async with ctx.db.session() as session:
-        agent = await owned_agent(ctx, session)
-        link = await session.get(AgentTool, link_id)
-        if link is None or link.agent_id != agent.id:
-            raise api_error("TOOL_NOT_FOUND", "No such tool attachment on this agent")
-        await session.delete(link)
+    agent = await owned_agent(ctx)
+    if await tool_store.detach(ctx.db, ctx.client_id, agent.id, link_id) is None:
+        raise api_error("TOOL_NOT_FOUND", "No such tool attachment on this agent")
     return ToolDeleted(success=True, id=link_id)
 
 

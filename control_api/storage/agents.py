@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from control_api.storage import Database
 from control_api.storage.models import Agent, AgentTool, Base, DataCollection, MediaHandler, Tool, Widget
-from control_api.storage.owned import Check, list_owned, owned, update_owned
+from control_api.storage.owned import Check, get_owned, list_owned, owned, update_owned
 
 
 class DuplicateKey(ValueError):
@@ -60,6 +60,11 @@ async def active_agent_names(db: Database, client_id: str) -> list[tuple[str, st
              .order_by(Agent.created_at, Agent.id))
     async with db.session() as session:
         return [(agent_id, name) for agent_id, name in await session.execute(query)]
+
+
+async def get_agent(db: Database, client_id: str, agent_id: str | None) -> Agent | None:
+    """The client's agent; None when missing or another client's."""
+    return await get_owned(db, Agent, client_id, agent_id)
 
 
 async def create_agent(db: Database, client_id: str, fields: Mapping[str, Any]) -> Agent:

@@ -21,10 +21,10 @@ Check = Callable[[Row], None]
 
 async def owned(session: AsyncSession, model: type[Row], client_id: str, object_id: str | None) -> Row | None:
     """`model` by id in this session if it is `client_id`'s, else None."""
-    row = await session.get(model, str(object_id)) if object_id else None
-    if row is None or getattr(row, "client_id") != client_id:
+    if not object_id:
         return None
-    return row
+    columns = model.__table__.c
+    return await session.scalar(select(model).where(columns.id == str(object_id), columns.client_id == client_id))
 
 
 async def get_owned(db: Database, model: type[Row], client_id: str, object_id: str | None) -> Row | None:
@@ -51,11 +51,10 @@ async def update_owned(
         row = await owned(session, model, client_id, object_id)
         if row is None:
             return None
-        for name, value in fields.items():
+        for name, value in {**fields, "updated_at": utcnow()}.items():
             setattr(row, name, value)
         if check is not None:
             check(row)
-        setattr(row, "updated_at", utcnow())
     return row
 
 
