@@ -42,7 +42,7 @@ class ConversationTools(Protocol):
         """OpenAI function definitions offered on `channel`."""
         ...
 
-    async def execute(self, request: ToolCallRequest, ctx: Any = None) -> ToolOutcomeLike:
+    async def execute(self, request: ToolCallRequest, ctx: CallContext | None = None) -> ToolOutcomeLike:
         """Run one tool call; failures are error outcomes, not exceptions."""
         ...
 

@@ -33,6 +33,7 @@ from agent_runtime.tools.client import (
 )
 from agent_runtime.tools.definitions import function_name, llm_definition
 from agent_runtime.tools.server import DEFAULT_TIMEOUT_S, WebhookCaller
+from media.end_reason import EndReason
 from presets.catalog import get_preset
 from presets.templating import client_arguments, server_request
 
@@ -231,7 +232,7 @@ class ToolExecutor:
                                    execution_mode="fire_and_forget", extra={"ref_code": "end_call"})
             return ToolOutcome(tool_call_id, name, {"status": "ending",
                                "message": "The call ends once you finish your sentence."},
-                               kind="builtin", action={"type": "end_call", "reason": "agent_ended_call"})
+                               kind="builtin", action={"type": "end_call", "reason": EndReason.AGENT_ENDED_CALL})
         if name == "send_dtmf":
             return await self._dtmf(tool_call_id, arguments)
         if name == "human_transfer" and self.channel != "voice_telephony":

@@ -1,0 +1,223 @@
+"""Hearing the caller: mic gating, VAD, turn detection, partial transcripts, speculation, STT runs.
+
+Latency choices. The VAD runs at the leg's own rate when it can (WebRTC VAD takes 8/16/32/48 kHz), so no
+streaming resampler delays speech detection. The utterance is kept at the leg's rate and resampled to the
+STT rate in one call when it ends (about 0.1 ms per second of 8 kHz speech): per-frame streaming
+resampling cost more in all, on every frame of every call.
+
+`feed()` runs in the transport's media tick for every caller frame of every call: it must stay in
+microseconds and allocate nothing per frame beyond what the VAD and the turn detector need. It reports
+what it hears as events (SpeechStart, SpeechEnd, Partial, Transcript, SttFailed, SpeculationDone); the
+conversation's loop decides what they mean. Add a hearing feature here.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import numpy as np
+
+from agent_runtime.conversation.events import (
+    Partial,
+    SpeculationDone,
+    SpeechEnd,
+    SpeechStart,
+    SttFailed,
+    Transcript,
+)
+from agent_runtime.conversation.host import ConversationHost
+from agent_runtime.conversation.reply import Reply
+from agent_runtime.conversation.speculation import Speculation, SttResult
+from agent_runtime.conversation.state import State
+from agent_runtime.providers.base import ProviderError, VoiceActivityDetector
+from agent_runtime.turn_taking import TurnDetector
+from media.frames import AudioFrame, samples_per_frame
+from media.resample import FrameResampler, Reframer, resample
+from media.vad import SUPPORTED_RATES, WebRtcVad
+
+log = logging.getLogger(__name__)
+
+
+class Hearing:
+    def __init__(self, host: ConversationHost) -> None:
+        self.host = host
+        config = host.config
+        rate = host.leg.sample_rate
+        self.vad: VoiceActivityDetector = config.vad or WebRtcVad(
+            sample_rate=rate if rate in SUPPORTED_RATES else 16000)
+        self._vad_resampler = (None if self.vad.sample_rate == rate
+                               else FrameResampler(rate, self.vad.sample_rate, low_latency=True))
+        self._reframer = Reframer(samples_per_frame(rate))
+        self._detector = TurnDetector(
+            endpointing_ms=config.endpointing_ms, preroll_ms=config.preroll_ms,
+            start_frames=config.speech_start_frames, start_window=config.speech_start_window,
+            max_utterance_ms=config.max_utterance_ms)
+        self._last_voiced = False
+        self._mic_open_at = 0.0
+        self._mic_open = config.initial_disable_mic_duration <= 0
+        self._last_partial_at = 0.0
+        self.utterance = 0  # id of the caller's current/last utterance
+        self.carry: np.ndarray | None = None  # audio of an utterance whose STT a new one interrupted
+        self.stt_task: asyncio.Task[None] | None = None
+        self._partial_task: asyncio.Task[None] | None = None
+        self.speculation: Speculation | None = None
+        self.held: Reply | None = None  # a speculative reply whose turn ended, until its transcript is handled
+
+    def open_mic_after(self, ms: int) -> None:
+        """Ignore the caller's audio for `ms` from now (the agent's `initial_disable_mic_duration`)."""
+        self._mic_open_at = asyncio.get_running_loop().time() + ms / 1000
+
+    # ---- per frame (in the transport's tick) ------------------------------------------------------
+
+    def feed(self, frame: AudioFrame) -> None:
+        """The leg's frames, cut into exact 20 ms frames at the leg rate."""
+        for samples in self._reframer.push(frame.samples):
+            self._on_frame(samples)
+
+    def _on_frame(self, samples: np.ndarray) -> None:
+        """One exact 20 ms frame at the leg rate: VAD, turn detection, partials. Microseconds, on the loop."""
+        loop = asyncio.get_running_loop()
+        if not self._mic_open:
+            if loop.time() < self._mic_open_at:
+                return
+            self._mic_open = True
+            self._detector.reset()
+        if self._vad_resampler is None:
+            voiced = self.vad.is_speech(samples)
+        else:
+            decisions = [self.vad.is_speech(f.samples) for f in self._vad_resampler.push(samples)]
+            voiced = any(decisions) if decisions else self._last_voiced
+        self._last_voiced = voiced
+        event = self._detector.feed(samples, voiced)
+        if event == "start":
+            self._last_partial_at = loop.time()
+            self.host.post(SpeechStart(loop.time()))
+        elif event == "end":
+            self.host.post(SpeechEnd(self._utterance_for_stt(), loop.time()))
+        elif self._detector.speaking:
+            silent = self._detector.silent_frames
+            if silent == 0:
+                self.drop_speculation()  # speech resumed: the utterance will be longer
+                self._maybe_partial(loop.time())
+            elif silent == self._detector.tail_frames:
+                self._maybe_speculate()
+
+    def _utterance_for_stt(self) -> np.ndarray:
+        """The caller's current (or just ended) utterance at the STT rate."""
+        return resample(self._detector.utterance(), self.host.leg.sample_rate, self.host.config.stt.sample_rate)
+
+    def _maybe_partial(self, now: float) -> None:
+        config = self.host.config
+        interval = config.partial_interval_ms / 1000
+        if (interval <= 0 or not getattr(config.stt, "partials", True)
+                or now - self._last_partial_at < interval or self.stt_task is not None
+                or self.speculation is not None
+                or (self._partial_task is not None and not self._partial_task.done())):
+            return
+        self._last_partial_at = now
+        audio = self._utterance_for_stt()
+        self._partial_task = self.host.spawn(self._transcribe_partial(audio, self.utterance), "stt-partial")
+
+    def _maybe_speculate(self) -> None:
+        """The caller paused (TAIL_MS of non-speech): start the final transcription of what they said so far.
+
+        A partial still waiting for the STT is cancelled (a final matters more); one already running in a
+        provider's thread cannot be stopped and finishes first."""
+        config = self.host.config
+        if (not config.speculative_stt or not getattr(config.stt, "speculative", False)
+                or self.host.state is not State.USER_SPEAKING or self.speculation is not None):
+            return
+        if self._partial_task is not None and not self._partial_task.done():
+            self._partial_task.cancel()
+            self._partial_task = None
+        audio = self._utterance_for_stt()
+        if self.carry is not None:
+            audio = np.concatenate((self.carry, audio))
+        speculation = Speculation(self.utterance, len(audio),
+                                  self.host.spawn(self._run_stt(audio), "stt-speculative"))
+        self.speculation = speculation
+        post = self.host.post
+        speculation.task.add_done_callback(lambda task: task.cancelled() or post(SpeculationDone(speculation)))
+
+    def drop_speculation(self) -> None:
+        speculation, self.speculation = self.speculation, None
+        if speculation is not None:
+            speculation.task.cancel()
+            if speculation.reply is not None:
+                self.host.discard_held(speculation.reply)
+
+    # ---- turns (on the conversation's loop) -------------------------------------------------------
+
+    def speech_resumed_during_stt(self) -> None:
+        """The caller went on talking while their last utterance was being transcribed: keep that audio
+        (`carry`) and transcribe it together with what comes now."""
+        if self.stt_task is None:
+            return
+        self.stt_task.cancel()
+        self.stt_task = None
+        if self.held is not None:
+            self.host.discard_held(self.held)
+            self.held = None
+
+    def turn_ended(self, audio: np.ndarray, at: float) -> None:
+        """The caller's turn ended with `audio` (at the STT rate): start its final transcription, or take the
+        speculation's when it transcribes exactly this audio."""
+        if self.carry is not None:
+            audio = np.concatenate((self.carry, audio))
+        self.carry = audio
+        if self._partial_task is not None:
+            self._partial_task.cancel()
+            self._partial_task = None
+        speculation, self.speculation = self.speculation, None
+        if (speculation is not None and speculation.utterance == self.utterance
+                and speculation.samples == len(audio) and not speculation.task.cancelled()):
+            self.held = speculation.reply  # set now or never: a later speculation result is not this one's
+            self.stt_task = self.host.spawn(self._finish_speculation(speculation, self.utterance, at), "stt")
+        else:
+            if speculation is not None:
+                self.speculation = speculation
+                self.drop_speculation()
+            self.stt_task = self.host.spawn(self._transcribe(audio, self.utterance, at), "stt")
+
+    def transcribed(self) -> None:
+        """The current utterance's transcript (or failure) was taken: forget its audio and task."""
+        self.stt_task = None
+        self.carry = None
+
+    # ---- STT runs -----------------------------------------------------------------------------------
+
+    async def _run_stt(self, audio: np.ndarray) -> SttResult:
+        """One final transcription: (text, or the provider's error; how long the call took in ms)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            text: str | ProviderError = await self.host.config.stt.transcribe(audio, final=True)
+        except ProviderError as exc:
+            text = exc
+        return text, (loop.time() - started) * 1000
+
+    async def _finish_speculation(self, speculation: Speculation, utterance: int, speech_end_at: float) -> None:
+        """The turn ended on the audio the speculation transcribes: its result is the final transcript."""
+        loop = asyncio.get_running_loop()
+        text, run_ms = await speculation.task
+        if isinstance(text, ProviderError):  # the same audio as a final: the same failure as a final's
+            self.host.post(SttFailed(text, utterance))
+            return
+        self.host.post(Transcript(text, utterance, speech_end_at, (loop.time() - speech_end_at) * 1000, run_ms,
+                                  speculative=True, held=speculation.reply))
+
+    async def _transcribe_partial(self, audio: np.ndarray, utterance: int) -> None:
+        try:
+            text = await self.host.config.stt.transcribe(audio, final=False)
+        except ProviderError as exc:
+            log.info("partial transcription failed: %s", exc)
+            return
+        self.host.post(Partial(text.strip(), utterance))
+
+    async def _transcribe(self, audio: np.ndarray, utterance: int, speech_end_at: float) -> None:
+        loop = asyncio.get_running_loop()
+        text, run_ms = await self._run_stt(audio)
+        if isinstance(text, ProviderError):
+            self.host.post(SttFailed(text, utterance))
+            return
+        self.host.post(Transcript(text, utterance, speech_end_at, (loop.time() - speech_end_at) * 1000, run_ms))
