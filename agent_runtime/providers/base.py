@@ -30,8 +30,64 @@ class SpeechToText(Protocol):
     # it at the caller's pause, before the turn has ended, pays (local Whisper: ~0.5 s). For an instant
     # provider it would only be work done twice whenever the caller goes on talking.
 
+    # Optional `language: str | None` (settable): the language the caller speaks ("en-US", "hi-IN"; None:
+    # the provider's default or its own detection). Optional `detected_language: str | None`: the language
+    # the provider reported for the last final transcript, where it reports one.
+
     async def transcribe(self, audio: np.ndarray, *, final: bool = True) -> str:
         """Text of an utterance (int16 mono at `sample_rate`). final=False asks for a quick partial."""
+        ...
+
+
+SttEventKind = Literal["partial", "final", "utterance_end"]
+
+
+@dataclass(frozen=True, slots=True)
+class SttEvent:
+    """What a streaming recogniser says about the audio sent so far.
+
+    `partial`: an interim hypothesis that later events may revise. `final`: text that will not change (a
+    stream gives several finals per utterance: join them). `speech_final` on a final: the vendor's
+    endpointing heard the caller stop (a hint for the turn decision, not a command). `utterance_end`:
+    the vendor saw a gap after the last word (no text). `from_finalize`: the final answers a `finalize()`.
+    `language`: the language the vendor detected for this text, where it reports one.
+    """
+
+    kind: SttEventKind
+    text: str = ""
+    speech_final: bool = False
+    from_finalize: bool = False
+    language: str | None = None
+
+
+@runtime_checkable
+class SttStream(Protocol):
+    """One open recognition stream (e.g. a WebSocket) for one leg, audio in, events out."""
+
+    def send(self, samples: np.ndarray) -> None:
+        """Queue int16 mono samples at the stream's rate; never blocks, never raises (a failure shows in
+        the events)."""
+        ...
+
+    def finalize(self) -> None:
+        """Ask for final results for all audio sent so far (the caller's turn ended)."""
+        ...
+
+    def events(self) -> AsyncIterator[SttEvent]:
+        """The recogniser's events in order; raises ProviderError when the stream fails, ends after close()."""
+        ...
+
+    async def close(self) -> None:
+        """Flush, end the stream the vendor's way and release the connection."""
+        ...
+
+
+@runtime_checkable
+class StreamingSpeechToText(Protocol):
+    """A recogniser that takes audio as it comes (Deepgram's WebSocket) rather than per utterance."""
+
+    async def open(self, sample_rate: int, language: str | None = None) -> SttStream:
+        """Connect a stream for audio at `sample_rate` (the leg's own rate where the vendor takes it)."""
         ...
 
 
@@ -79,6 +135,9 @@ class LanguageModel(Protocol):
 @runtime_checkable
 class TextToSpeech(Protocol):
     sample_rate: int  # rate of the audio it yields
+    # Optional `sample_rates: tuple[int, ...]`: rates the provider can produce natively; the conversation may
+    # set `sample_rate` to the leg's rate when it is one of them (no resampling hop). Optional `language`
+    # (settable, "hi-IN"): the language to speak, for providers that take one.
 
     def synthesize(self, text: str, *, speed: float | None = None) -> AsyncIterator[np.ndarray]:
         """Yield int16 mono chunks of `text` spoken at `sample_rate`, the first as soon as it exists."""

@@ -184,7 +184,7 @@ async def preload(registry: ProviderRegistry) -> None:
 
 async def shutdown() -> None:
     """Stop the Piper workers and close pooled HTTP clients (server shutdown)."""
-    from . import openai_compat, piper
+    from . import piper, pool
 
     await piper.shutdown_workers()
-    await openai_compat.aclose_clients()
+    await pool.aclose_clients()

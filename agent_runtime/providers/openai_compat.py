@@ -1,5 +1,6 @@
 """LLM provider `OPENAI`: any OpenAI-compatible Chat Completions endpoint (OpenAI, Groq, Ollama, vLLM,
-llama.cpp server), streamed over SSE with httpx.
+llama.cpp server), streamed over SSE with httpx. The named providers `GROQ` and `AZURE` are this same client
+with another URL and authentication header (see `azure_openai.py`, `groq.py`).
 
 Tool calls arrive in fragments (`delta.tool_calls[i]`: id and name first, then pieces of the JSON
 arguments); they are assembled by index and yielded as one `ToolCallRequest` each when complete, that is
@@ -9,38 +10,20 @@ conversation recovers from. Empty arguments (some servers send "" for tools with
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import weakref
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
 
 from .base import LLMChunk, ProviderError, TextDelta, ToolCallRequest
+from .pool import client as _client
 
 log = logging.getLogger(__name__)
 
-
-# One pooled client per event loop, shared by every call's LLM instance: a remote endpoint's TLS
-# connection is reused from turn to turn instead of being set up again for each reply.
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = weakref.WeakKeyDictionary()
-
-
-def _client() -> httpx.AsyncClient:
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None or client.is_closed:
-        client = _clients[loop] = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=20))
-    return client
-
-
-async def aclose_clients() -> None:
-    """Close this loop's pooled client (server shutdown)."""
-    client = _clients.pop(asyncio.get_running_loop(), None)
-    if client is not None:
-        await client.aclose()
+CONNECT_TIMEOUT = 5.0  # seconds to open the connection, whatever the read timeout
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -128,17 +111,29 @@ class _ToolCallAssembler:
 class OpenAICompatLLM:
     """`LanguageModel` over an OpenAI-compatible `/chat/completions` endpoint.
 
-    `timeout` bounds connecting and each read (so a stalled stream fails instead of hanging the turn).
-    Messages pass through unchanged, so image content parts reach vision-capable models.
+    `timeout` bounds each read (so a stalled stream fails instead of hanging the turn), connecting takes
+    at most `connect_timeout`, and the first content (text or tool call) must come within
+    `first_result_timeout` (default `timeout`) even when the endpoint keeps the stream alive with comments.
+    A 200 answer that is not an event stream is a `ProviderError`, not an empty reply.
+    `url` and `headers` replace the `{base_url}/chat/completions` URL and the Bearer header for vendors that
+    address and authenticate differently (Azure OpenAI). Messages pass through unchanged, so image content
+    parts reach vision-capable models.
     """
 
     def __init__(self, base_url: str, api_key: str | None, model: str, timeout: float = 30.0,
-                 max_tokens: int | None = None) -> None:
+                 max_tokens: int | None = None, *, url: str | None = None,
+                 headers: Mapping[str, str] | None = None, connect_timeout: float = CONNECT_TIMEOUT,
+                 first_result_timeout: float | None = None, vendor: str = "OPENAI") -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.model = model
         self.timeout = timeout
         self.max_tokens = max_tokens
+        self.url = url or self.base_url + "/chat/completions"
+        self.headers = dict(headers) if headers is not None else _headers(api_key)
+        self.connect_timeout = min(connect_timeout, timeout)
+        self.first_result_timeout = first_result_timeout if first_result_timeout is not None else timeout
+        self.vendor = vendor
 
     def _body(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
               temperature: float | None, top_p: float | None) -> dict[str, Any]:
@@ -161,23 +156,35 @@ class OpenAICompatLLM:
         temperature: float | None = None,
         top_p: float | None = None,
     ) -> AsyncIterator[LLMChunk]:
-        url = self.base_url + "/chat/completions"
+        url = self.url
         body = self._body(messages, tools, temperature, top_p)
         assembler = _ToolCallAssembler()
+        timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout)
+        started = time.monotonic()
+        produced = False
         try:
-            async with _client().stream("POST", url, json=body, headers=_headers(self.api_key),
-                                        timeout=self.timeout) as response:
+            async with _client().stream("POST", url, json=body, headers=self.headers,
+                                        timeout=timeout) as response:
                 if response.status_code != 200:
                     await response.aread()
                     raise ProviderError(
                         f"{self.model} at {url}: HTTP {response.status_code} {_error_detail(response)}")
+                kind = response.headers.get("content-type", "")
+                if not kind.startswith("text/event-stream"):
+                    await response.aread()
+                    raise ProviderError(f"{self.model} at {url}: HTTP 200 but not an event stream ({kind or 'no type'}):"
+                                        f" {response.text[:120]!r}")
                 async for line in response.aiter_lines():
+                    if not produced and time.monotonic() - started > self.first_result_timeout:
+                        raise ProviderError(f"{self.model} at {url}: nothing said within "
+                                            f"{self.first_result_timeout:g} s")
                     if not line.startswith("data:"):
                         continue  # blank separators, ": keep-alive" comments, event: lines
                     data = line[5:].strip()
                     if data == "[DONE]":
                         break
                     for chunk in self._parse(data, assembler):
+                        produced = True
                         yield chunk
             for call in assembler.flush():
                 yield call
