@@ -120,7 +120,7 @@ async def test_call_detail_transcript_timeline_recording(api: Api, settings):
     client_id = (await api.ok("GET", f"/calls/{call_id}"))["client_id"]
     await call_store.add_transcript_turn(runtime.db, client_id, call_id, "agent", "Hi!")
     await call_store.add_transcript_turn(runtime.db, client_id, call_id, "user", "Where is my order?")
-    await call_store.finish_call(runtime.db, call_id, end_reason="hangup")
+    await call_store.finish_call(runtime.db, call_id, end_reason="remote_hangup")
 
     recordings = settings.data_dir / "recordings"
     recordings.mkdir(parents=True, exist_ok=True)
@@ -136,7 +136,7 @@ async def test_call_detail_transcript_timeline_recording(api: Api, settings):
     kinds = [e["kind"] for e in detail["timeline"]]
     assert kinds.count("transcript") == 2 and "status" in kinds
     assert [e["seq"] for e in detail["timeline"]] == sorted(e["seq"] for e in detail["timeline"])
-    assert detail["status"] == "completed" and detail["end_reason"] == "hangup"
+    assert detail["status"] == "completed" and detail["end_reason"] == "remote_hangup"
     assert detail["recording_url"] == f"{settings.base_url}/calls/{call_id}/recording"
 
     audio = await api.call("GET", f"/calls/{call_id}/recording")

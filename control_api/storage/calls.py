@@ -2,23 +2,36 @@
 
 Each function is its own short transaction, so a crash loses nothing already said: the transcript is a
 sequence of `call_events` rows appended turn by turn, and status changes stamp their times as they occur.
+A status change and its `status` timeline event are one transaction (and so are a call's final details and
+its final status): whoever reads the call sees both or neither.
 
 Status flow: `triggered` (SIP dialing) → `in-progress` (answered / web connected) → `completed` | `failed`.
-A finished call never changes status again.
+A finished call never changes status again. Which final status a call gets is its end reason's
+(`media.end_reason`): `finish_call` decides it, nobody else.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.storage import Database
 from control_api.storage.models import Call, CallEvent, Prospect, utcnow
+from media.end_reason import EndReason, is_failure
 
 CallType = Literal["web_call", "sip_call"]
 CallStatus = Literal["triggered", "in-progress", "completed", "failed"]
+FinalStatus = Literal["completed", "failed"]
 FINAL_STATUSES = frozenset({"completed", "failed"})
+MAX_CONTINUATION_HOPS = 20  # how far back a chain of continued web sessions is followed
+
+
+def final_status(end_reason: str | EndReason | None) -> FinalStatus:
+    """The stored status of a call that ended for `end_reason` (no reason: it simply completed)."""
+    return "failed" if is_failure(end_reason) else "completed"
 
 
 async def create_call(
@@ -79,57 +92,60 @@ def _duration(call: Call, ended: datetime) -> float | None:
 
 
 async def set_status(db: Database, call_id: str, status: CallStatus, *, end_reason: str | None = None) -> Call:
-    """Move a call to `status`, stamping `answered_at` / `ended_at` / `duration`; a status event is logged.
-
-    A call already completed or failed keeps its final status (returned unchanged).
-    """
-    now = utcnow()
+    """Move a call to `status`, stamping `answered_at` / `ended_at` / `duration`; a status event is logged in
+    the same transaction. A call already completed or failed keeps its final status (returned unchanged)."""
     async with db.session() as session:
-        call = await session.get(Call, call_id, with_for_update=True)
-        if call is None:
-            raise LookupError(f"no call {call_id}")
-        if call.status in FINAL_STATUSES or call.status == status:
-            return call
-        previous = call.status
-        call.status = status
-        if status == "in-progress" and call.answered_at is None:
-            call.answered_at = now
-        if status in FINAL_STATUSES:
-            call.ended_at = now
-            call.duration = _duration(call, now)
-            call.end_reason = end_reason or call.end_reason
-        payload = {"from": previous, "to": status, **({"reason": end_reason} if end_reason else {})}
-    await append_event(db, call.client_id, call_id, "status", payload)
-    return call
+        return await _change_status(session, await _locked_call(session, call_id), status, end_reason)
 
 
 async def finish_call(
     db: Database,
     call_id: str,
     *,
-    status: Literal["completed", "failed"] = "completed",
-    end_reason: str | None = None,
+    end_reason: str | EndReason | None = None,
+    status: FinalStatus | None = None,
     call_data: list[dict[str, Any]] | None = None,
-    extra_details: dict[str, Any] | None = None,
+    extra_details: Mapping[str, Any] | None = None,
     is_successful: bool | None = None,
 ) -> Call:
-    """End a call with its outcome (status, reason, extracted `call_data`, extra details merged in).
+    """End a call with its outcome: the status (by default the end reason's, see `final_status`), the reason,
+    extracted `call_data`, `extra_details` merged in. One transaction: whoever sees the call finished also
+    sees why. A call already finished is returned unchanged."""
+    async with db.session() as session:
+        call = await _locked_call(session, call_id)
+        if call.status not in FINAL_STATUSES:
+            if call_data is not None:
+                call.call_data = list(call_data)
+            if extra_details:
+                call.extra_details = {**(call.extra_details or {}), **extra_details}
+            if is_successful is not None:
+                call.is_successful = is_successful
+        return await _change_status(session, call, status or final_status(end_reason),
+                                    None if end_reason is None else str(end_reason))
 
-    The details are stored before the final status, so whoever sees the call finished also sees why.
-    """
-    if call_data is not None or extra_details or is_successful is not None:
-        async with db.session() as session:
-            call = await session.get(Call, call_id)
-            if call is None:
-                raise LookupError(f"no call {call_id}")
-            if call.status not in FINAL_STATUSES:
-                if call_data is not None:
-                    call.call_data = list(call_data)
-                if extra_details:
-                    call.extra_details = {**(call.extra_details or {}), **extra_details}
-                if is_successful is not None:
-                    call.is_successful = is_successful
-    return await set_status(db, call_id, status, end_reason=end_reason)
+
+async def _locked_call(session: AsyncSession, call_id: str) -> Call:
+    call = await session.get(Call, call_id, with_for_update=True)
+    if call is None:
+        raise LookupError(f"no call {call_id}")
+    return call
+
+
+async def _change_status(session: AsyncSession, call: Call, status: CallStatus, end_reason: str | None) -> Call:
+    if call.status in FINAL_STATUSES or call.status == status:
+        return call
+    now = utcnow()
+    previous = call.status
+    call.status = status
+    if status == "in-progress" and call.answered_at is None:
+        call.answered_at = now
+    if status in FINAL_STATUSES:
+        call.ended_at = now
+        call.duration = _duration(call, now)
+        call.end_reason = end_reason or call.end_reason
+    payload = {"from": previous, "to": status, **({"reason": end_reason} if end_reason else {})}
+    await _append(session, call.client_id, call.id, "status", payload)
+    return call
 
 
 async def set_recording(db: Database, call_id: str, path: str) -> None:
@@ -154,7 +170,7 @@ async def update_call(db: Database, call_id: str, **fields: Any) -> Call:
 
 
 async def append_event(
-    db: Database, client_id: str, call_id: str, kind: str, payload: dict[str, Any] | None = None
+    db: Database, client_id: str, call_id: str, kind: str, payload: Mapping[str, Any] | None = None
 ) -> CallEvent:
     """Append one timeline entry; `seq` numbers a call's events 1, 2, 3, … in the order they were stored.
 
@@ -165,10 +181,16 @@ async def append_event(
         locked = await session.scalar(select(Call.id).where(Call.id == call_id).with_for_update())
         if locked is None:
             raise LookupError(f"no call {call_id}")
-        last = await session.scalar(select(func.max(CallEvent.seq)).where(CallEvent.call_id == call_id))
-        event = CallEvent(client_id=client_id, call_id=call_id, seq=(last or 0) + 1, kind=kind,
-                          payload=dict(payload or {}))
-        session.add(event)
+        return await _append(session, client_id, call_id, kind, payload)
+
+
+async def _append(session: AsyncSession, client_id: str, call_id: str, kind: str,
+                  payload: Mapping[str, Any] | None) -> CallEvent:
+    """Add the call's next timeline event in `session`'s transaction (which holds the call's lock)."""
+    last = await session.scalar(select(func.max(CallEvent.seq)).where(CallEvent.call_id == call_id))
+    event = CallEvent(client_id=client_id, call_id=call_id, seq=(last or 0) + 1, kind=kind,
+                      payload=dict(payload or {}))
+    session.add(event)
     return event
 
 
@@ -193,3 +215,24 @@ async def transcript(db: Database, call_id: str) -> list[dict[str, Any]]:
         {"role": e.payload.get("role"), "text": e.payload.get("text"), "at": e.created_at}
         for e in await list_events(db, call_id, "transcript")
     ]
+
+
+async def history_from_timeline(db: Database, call_id: str) -> list[dict[str, Any]]:
+    """The conversation of an ended web session (and the sessions it continued), rebuilt from the timeline:
+    transcript turns as user/assistant messages, client context and events as system messages, in order."""
+    chain: list[str] = []
+    current: str | None = call_id
+    while current and current not in chain and len(chain) < MAX_CONTINUATION_HOPS:
+        chain.append(current)
+        call = await get_call(db, current)
+        current = call.continues_call_id if call is not None else None
+    messages: list[dict[str, Any]] = []
+    for earlier in reversed(chain):
+        for event in await list_events(db, earlier):
+            data = event.payload or {}
+            if event.kind == "transcript" and data.get("text"):
+                role = "assistant" if data.get("role") == "agent" else "user"
+                messages.append({"role": role, "content": str(data["text"])})
+            elif event.kind == "client" and isinstance(data.get("message"), dict):
+                messages.append(dict(data["message"]))
+    return messages
