@@ -1,12 +1,14 @@
 """The Starlette application: routes from every module in control_api/routes/, one error envelope, CORS.
 
 Each module in control_api/routes/ exposes `routes: list[BaseRoute]`; adding a resource is adding a
-module. Shared state lives on `request.app.state.runtime` (see control_api/runtime.py).
+module. Shared state lives on `request.app.state.runtime` (see control_api/runtime.py); what a call needs of
+it is `runtime.services` (control_api/call_services.py).
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -32,7 +34,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with Runtime.open(settings) as runtime:
             app.state.runtime = runtime
             yield

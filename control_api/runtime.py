@@ -1,11 +1,12 @@
 """The process-wide state of a running Talkwire server, opened and closed by the app's lifespan.
 
     async with Runtime.open(settings) as runtime:
+        runtime.services    # control_api.call_services.CallServices: what calls need (the names below)
         runtime.db          # control_api.storage.Database (migrated)
         runtime.clock       # media.pacing.MediaClock, started: the one 20 ms clock of this worker
         runtime.metrics     # control_api.metrics.Metrics: what GET /metrics exports
         runtime.providers   # ProviderRegistry
-        runtime.calls       # live calls by id
+        runtime.calls       # control_api.live_calls.LiveCalls: live calls by id
         runtime.media       # control_api.media_store.MediaStore: uploads during live calls
         runtime.sip         # control_api.sip_dispatch.SipDispatcher (None when TALKWIRE_SIP_BIND=off)
         runtime.bootstrap   # the default client and its keys, for the start-up banner and demo page
@@ -17,8 +18,6 @@ import logging
 from datetime import timedelta
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import func, select
 
@@ -26,6 +25,8 @@ from agent_runtime.providers.base import ProviderRegistry
 from agent_runtime.providers.catalog import build_registry, preload
 from agent_runtime.providers.catalog import shutdown as shutdown_providers
 from agent_runtime.tools.netguard import tls_context
+from control_api.call_services import CallServices
+from control_api.live_calls import LiveCalls
 from control_api.media_store import MediaStore
 from control_api.metrics import Metrics
 from control_api.settings import Settings
@@ -33,6 +34,7 @@ from control_api.sip_dispatch import SipDispatcher
 from control_api.storage import Database
 from control_api.storage.clients import DefaultClient, ensure_default_client
 from control_api.storage.models import Agent, AgentTool, Tool
+from media.end_reason import EndReason
 from media.pacing import MediaClock, settle_heap
 from presets.catalog import seed_bodies
 from presets.validation import validate_tool
@@ -119,21 +121,48 @@ async def preload_and_settle(providers: ProviderRegistry) -> None:
     settle_heap(collect=False)
 
 
-@dataclass
 class Runtime:
-    settings: Settings
-    db: Database
-    clock: MediaClock
-    bootstrap: DefaultClient
-    providers: ProviderRegistry = field(default_factory=ProviderRegistry)
-    calls: dict[str, Any] = field(default_factory=dict)
-    metrics: Metrics = field(default_factory=Metrics)
-    media: MediaStore | None = None  # Runtime.open sets it under the data directory
-    sip: SipDispatcher | None = None  # the SIP user agent, phone calls and numbers (None when SIP is off)
+    def __init__(self, services: CallServices, bootstrap: DefaultClient) -> None:
+        self.services = services
+        self.bootstrap = bootstrap
+        self.sip: SipDispatcher | None = None  # the SIP user agent, phone calls and numbers (None when SIP is off)
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def db(self) -> Database:
+        return self.services.db
+
+    @property
+    def clock(self) -> MediaClock:
+        return self.services.clock
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.services.metrics
+
+    @property
+    def media(self) -> MediaStore | None:
+        return self.services.media
+
+    @property
+    def calls(self) -> LiveCalls:
+        return self.services.calls
+
+    @property
+    def providers(self) -> ProviderRegistry:
+        return self.services.providers
+
+    @providers.setter
+    def providers(self, registry: ProviderRegistry) -> None:
+        """Tests swap the registry on a running server; calls started afterwards use the new one."""
+        self.services.providers = registry
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, settings: Settings) -> AsyncIterator["Runtime"]:
+    async def open(cls, settings: Settings) -> AsyncIterator[Runtime]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = await Database.open(settings.effective_database_url)
         clock = MediaClock()
@@ -156,15 +185,16 @@ class Runtime:
             warming = asyncio.get_running_loop().create_task(preload_and_settle(providers), name="preload-providers")
             clock.start()
             metrics.start_loop_probe()
-            runtime = cls(settings=settings, db=db, clock=clock, bootstrap=bootstrap, providers=providers,
-                          metrics=metrics, media=MediaStore(settings.data_dir / "media"))
+            services = CallServices(settings=settings, db=db, clock=clock, providers=providers, metrics=metrics,
+                                    media=MediaStore(settings.data_dir / "media"))
+            runtime = cls(services, bootstrap)
             try:
-                runtime.sip = await SipDispatcher.start(runtime)
+                runtime.sip = await SipDispatcher.start(services)
                 settle_heap()
                 yield runtime
             finally:
                 warming.cancel()
-                await runtime.end_calls("server_shutdown")
+                await services.calls.end_all(EndReason.SERVER_SHUTDOWN)
                 if runtime.sip is not None:
                     await runtime.sip.close()
                 await shutdown_providers()
@@ -173,14 +203,7 @@ class Runtime:
             await clock.stop()
             await db.close()
 
-    async def end_calls(self, reason: str) -> None:
-        """Hang up every live call and wait for its record to be finished."""
-        sessions = [s for s in self.calls.values() if s is not None]
-        for session in sessions:
-            await session.leg.hangup(reason)
-        await asyncio.gather(*(s.task for s in sessions if s.task is not None), return_exceptions=True)
-
-    def banner_info(self) -> dict[str, Any]:
+    def banner_info(self) -> dict[str, str | None]:
         """What the banner says, as data (`talkwire serve --json`)."""
         base = self.settings.base_url
         return {

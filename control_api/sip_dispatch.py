@@ -1,12 +1,12 @@
 """Phone calls on the server: the SIP user agent of this worker, joined to agents and call records.
 
-    Runtime.open ──► SipDispatcher.start(runtime)      (TALKWIRE_SIP_BIND; "off" runs no SIP at all)
+    Runtime.open ──► SipDispatcher.start(services)     (TALKWIRE_SIP_BIND; "off" runs no SIP at all)
     POST /calls/create type "sip" ──► dispatcher.dial(...) ──► record `triggered`, INVITE sent
-        answered ──► `in-progress`, CallSession(leg, direction="outbound")
-        not answered ──► `failed` with extra_details.outcome / sip_status
-        ended ──► `completed` (or `failed` for network errors) with outcome, sip_status, duration
+        answered ──► `in-progress`, start_call(leg, direction="outbound")
+        not answered ──► `failed` with extra_details.outcome / sip_status, whatever the reason
+        ended ──► `completed` or `failed` by the end reason (media.end_reason), with outcome, sip_status, duration
     INVITE to one of our numbers ──► resolve(number): unknown 404, not active 480, else the number's agent
-        ──► record `in-progress`, CallSession(leg, direction="inbound") (the agent's inbound welcome)
+        ──► record `in-progress`, start_call(leg, direction="inbound") (the agent's inbound welcome)
 
 Call records of phone calls: type `sip_call`, `provider_call_id` = the SIP Call-ID, `phone_from`/`phone_to`,
 and `extra_details` = {"outcome", "sip_status", "duration"} (duration: whole seconds from the SIP answer to the
@@ -17,19 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
-from control_api.call_session import CallSession, load_agent, load_agent_tools, merge_extra_details
+from control_api.call_agent import AgentRecord
+from control_api.call_services import CallServices
+from control_api.call_session import Direction, start_call
 from control_api.storage import calls as call_store
+from control_api.storage.agents import load_agent
 from control_api.storage.models import Agent, PhoneNumber, SipTrunk
-from signalling.sip import CallResult, Decision, SipLeg, SipUserAgent, Trunk, TrunkError, parse_hostport
-
-if TYPE_CHECKING:
-    from control_api.runtime import Runtime
+from control_api.storage.sip_trunks import trunk_of_number
+from media.end_reason import EndReason
+from signalling.sip import (
+    CallResult, Decision, InboundInvite, SipLeg, SipUserAgent, Trunk, TrunkError, parse_hostport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +68,9 @@ def stored_trunk(row: SipTrunk) -> Trunk:
 
 
 # The outcomes of phone calls (extra_details.outcome); see docs/sip.md.
-OUTCOMES = frozenset({"busy", "no_answer", "rejected", "auth_failed", "network_error", "no_usable_codec",
-                      "remote_hangup", "agent_hangup", "transferred"})
+OUTCOMES = frozenset({EndReason.BUSY, EndReason.NO_ANSWER, EndReason.REJECTED, EndReason.AUTH_FAILED,
+                      EndReason.NETWORK_ERROR, EndReason.NO_USABLE_CODEC, EndReason.REMOTE_HANGUP,
+                      EndReason.AGENT_HANGUP, EndReason.TRANSFERRED})
 
 
 def call_details(leg: SipLeg, reason: str) -> dict[str, Any]:
@@ -73,7 +78,7 @@ def call_details(leg: SipLeg, reason: str) -> dict[str, Any]:
     (silence_timeout, server_shutdown, …) are the outcome `agent_hangup`; the record's end_reason keeps them."""
     outcome = leg.outcome or reason
     return {
-        "outcome": outcome if outcome in OUTCOMES else "agent_hangup",
+        "outcome": str(outcome) if outcome in OUTCOMES else str(EndReason.AGENT_HANGUP),
         "sip_status": leg.sip_status,
         "duration": round(leg.duration),
     }
@@ -87,25 +92,25 @@ def number_variants(user: str) -> list[str]:
 
 
 class SipDispatcher:
-    def __init__(self, runtime: "Runtime") -> None:
-        self.runtime = runtime
+    def __init__(self, services: CallServices) -> None:
+        self.services = services
         self.ua: SipUserAgent | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
-    async def start(cls, runtime: "Runtime") -> "SipDispatcher | None":
+    async def start(cls, services: CallServices) -> SipDispatcher | None:
         """Bind the worker's SIP user agent (None when TALKWIRE_SIP_BIND is "off")."""
-        settings = runtime.settings
+        settings = services.settings
         if settings.sip_bind.strip().lower() == SIP_OFF:
             return None
-        dispatcher = cls(runtime)
+        dispatcher = cls(services)
         bind = parse_bind(settings.sip_bind)
         try:
             dispatcher.ua = await SipUserAgent.start(
                 bind=bind,
                 public_address=settings.sip_public_address,
                 rtp_ports=(settings.rtp_port_min, settings.rtp_port_max),
-                clock=runtime.clock,
+                clock=services.clock,
                 resolver=dispatcher.resolve,
                 on_incoming=dispatcher.on_incoming,
             )
@@ -126,9 +131,9 @@ class SipDispatcher:
             await self.ua.close()
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        await self.runtime.end_calls("server_shutdown")  # sessions of calls answered while shutting down
+        await self.services.calls.end_all(EndReason.SERVER_SHUTDOWN)  # calls answered while shutting down
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -138,13 +143,10 @@ class SipDispatcher:
     async def trunk_for(self, client_id: str, from_number: str | None) -> Trunk:
         """`from_number`'s stored trunk when it has one, else the default trunk (TALKWIRE_SIP_TRUNK)."""
         if from_number is not None:
-            async with self.runtime.db.session() as session:
-                row = await session.scalar(
-                    select(SipTrunk).join(PhoneNumber, PhoneNumber.trunk_id == SipTrunk.id).where(
-                        PhoneNumber.client_id == client_id, PhoneNumber.number == from_number))
-                if row is not None:
-                    return stored_trunk(row)
-        uri = self.runtime.settings.sip_trunk
+            row = await trunk_of_number(self.services.db, client_id, from_number)
+            if row is not None:
+                return stored_trunk(row)
+        uri = self.services.settings.sip_trunk
         if not uri:
             raise SipUnavailable("No SIP trunk to dial through: set TALKWIRE_SIP_TRUNK, or dial from a number "
                                  "imported on a trunk (sip_data.from_number)")
@@ -163,26 +165,27 @@ class SipDispatcher:
             raise SipUnavailable("SIP is off on this server (TALKWIRE_SIP_BIND=off)")
         trunk = await self.trunk_for(client_id, from_number)
         caller = from_number or trunk.default_caller_id
+        db = self.services.db
         call = await call_store.create_call(
-            self.runtime.db, client_id=client_id, agent_id=agent_id, type="sip_call", direction="outbound",
+            db, client_id=client_id, agent_id=agent_id, type="sip_call", direction="outbound",
             status="triggered", prospect_id=prospect_id, prospect_name=name, phone_from=caller,
             phone_to=to_number, campaign_id=campaign_id)
-        timeout = ring_timeout if ring_timeout is not None else self.runtime.settings.sip_ring_timeout
+        timeout = ring_timeout if ring_timeout is not None else self.services.settings.sip_ring_timeout
         try:
             leg = await self.ua.dial(to_number, trunk, from_number=caller, display_name=name,
                                      ring_timeout=timeout, context={"call_id": call.id})
         except OSError as exc:  # no free RTP port
             log.error("call %s: cannot dial %s: %s", call.id, to_number, exc)
-            await merge_extra_details(self.runtime.db, call.id,
-                                      {"outcome": "network_error", "sip_status": None, "duration": 0})
-            await call_store.finish_call(self.runtime.db, call.id, status="failed", end_reason="network_error")
+            reason = EndReason.NETWORK_ERROR
+            await call_store.finish_call(db, call.id, end_reason=reason, status="failed",
+                                         extra_details={"outcome": str(reason), "sip_status": None, "duration": 0})
             raise SipUnavailable(f"The SIP user agent cannot place a call now: {exc}") from None
-        await call_store.update_call(self.runtime.db, call.id, provider_call_id=leg.call_id)
+        await call_store.update_call(db, call.id, provider_call_id=leg.call_id)
         self._spawn(self._follow_outbound(call.id, client_id, agent_id, leg), f"sip-call:{call.id}")
         return call.id
 
     async def _follow_outbound(self, call_id: str, client_id: str, agent_id: str, leg: SipLeg) -> None:
-        db = self.runtime.db
+        db = self.services.db
         try:
             result: CallResult = await leg.answered
             if not result.answered:
@@ -191,35 +194,36 @@ class SipDispatcher:
             await call_store.set_status(db, call_id, "in-progress")
             agent = await load_agent(db, client_id, agent_id)
             if agent is None:  # deleted (with this record) while the phone rang
-                await leg.hangup("agent_deleted")
+                await leg.hangup(EndReason.AGENT_DELETED)
                 return
-            self._start_session(call_id, client_id, agent, await load_agent_tools(db, agent_id), leg, "outbound")
+            await self._start_call(call_id, client_id, agent, leg, "outbound")
         except LookupError:  # the record went with its agent (deleting an agent deletes its calls)
             if not leg.ended.done():
-                await leg.hangup("agent_deleted")
+                await leg.hangup(EndReason.AGENT_DELETED)
         except Exception:
             log.exception("call %s: could not follow the outbound call", call_id)
             if not leg.ended.done():
-                await leg.hangup("error")
-            await self._fail(call_id, leg, "error")
+                await leg.hangup(EndReason.ERROR)
+            await self._fail(call_id, leg, EndReason.ERROR)
 
     async def _fail(self, call_id: str, leg: SipLeg, outcome: str) -> None:
-        await merge_extra_details(self.runtime.db, call_id, call_details(leg, outcome))
-        await call_store.finish_call(self.runtime.db, call_id, status="failed", end_reason=outcome)
-        self.runtime.metrics.calls.labels(leg.kind, "failed", outcome).inc()
+        """A call that was never answered: `failed`, whatever the reason (even our own hang-up while it rang)."""
+        await call_store.finish_call(self.services.db, call_id, end_reason=outcome, status="failed",
+                                     extra_details=call_details(leg, outcome))
+        self.services.metrics.calls.labels(leg.kind, "failed", outcome).inc()
 
-    def _start_session(self, call_id: str, client_id: str, agent: Mapping[str, Any], tools: list[dict[str, Any]],
-                       leg: SipLeg, direction: str) -> None:
-        session = CallSession(self.runtime, call_id, client_id, leg, direction=direction,
-                              details=lambda reason: call_details(leg, reason))
-        session.start(agent, tools)
+    async def _start_call(self, call_id: str, client_id: str, agent: AgentRecord, leg: SipLeg,
+                          direction: Direction) -> None:
+        await start_call(self.services, leg, call_id=call_id, client_id=client_id, agent=agent,
+                         direction=direction, details=lambda reason: call_details(leg, reason))
 
     # ---- inbound --------------------------------------------------------------------------------------
 
-    async def resolve(self, to_user: str, from_user: str) -> Decision:
+    async def resolve(self, invite: InboundInvite) -> Decision:
         """Number → agent: 404 for a number we do not have (or one no agent answers), 480 for a number or
         agent that is not active."""
-        async with self.runtime.db.session() as session:
+        to_user = invite.to_user
+        async with self.services.db.session() as session:
             number = await session.scalar(select(PhoneNumber).where(PhoneNumber.number.in_(number_variants(to_user))))
             if number is None or number.agent_id is None:
                 return Decision.reject(404)
@@ -232,19 +236,18 @@ class SipDispatcher:
 
     async def on_incoming(self, leg: SipLeg) -> None:
         route: InboundRoute = leg.context
-        db = self.runtime.db
+        db = self.services.db
         try:
             agent = await load_agent(db, route.client_id, route.agent_id)
             if agent is None:
-                await leg.hangup("agent_deleted")
+                await leg.hangup(EndReason.AGENT_DELETED)
                 return
             call = await call_store.create_call(
                 db, client_id=route.client_id, agent_id=route.agent_id, type="sip_call", direction="inbound",
                 status="in-progress", prospect_name=leg.display_name, phone_from=leg.remote_number or None,
                 phone_to=route.number, provider_call_id=leg.call_id)
-            self._start_session(call.id, route.client_id, agent, await load_agent_tools(db, route.agent_id),
-                                leg, "inbound")
+            await self._start_call(call.id, route.client_id, agent, leg, "inbound")
         except Exception:
             log.exception("inbound call %s: could not start the agent", leg.call_id)
             if not leg.ended.done():
-                await leg.hangup("error")
+                await leg.hangup(EndReason.ERROR)

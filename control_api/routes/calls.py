@@ -34,7 +34,8 @@ from control_api.schemas.calls import (
 from control_api.schemas.common import parse_uuid
 from control_api.sip_dispatch import SipUnavailable
 from control_api.storage import calls as call_store
-from control_api.storage.models import Agent, Call, Client, PhoneNumber, Prospect
+from control_api.storage.models import Agent, Call, Client, Prospect
+from control_api.storage.phone_numbers import find_number
 
 api = Resource("Calls")
 
@@ -101,13 +102,11 @@ async def create_call(ctx: Ctx) -> CallCreated:
             if prospect_id is not None and previous.prospect_id not in (None, prospect_id):
                 raise api_error("CALL_NOT_FOUND", "call_id: no call of this prospect has that id")
             prospect_id = prospect_id or previous.prospect_id
-        if body.type == "sip" and body.sip_data.from_number is not None:
-            owned = await session.scalar(select(PhoneNumber.id).where(
-                PhoneNumber.client_id == ctx.client_id, PhoneNumber.number == body.sip_data.from_number))
-            if owned is None:
-                raise api_error("VALIDATION_ERROR",
-                                "sip_data.from_number: not one of your phone numbers (see GET /phone-numbers)")
     if body.type == "sip":
+        from_number = body.sip_data.from_number
+        if from_number is not None and await find_number(ctx.db, ctx.client_id, from_number) is None:
+            raise api_error("VALIDATION_ERROR",
+                            "sip_data.from_number: not one of your phone numbers (see GET /phone-numbers)")
         return await create_sip_call(ctx, agent, body)
 
     call = await call_store.create_call(
