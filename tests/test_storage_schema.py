@@ -21,7 +21,12 @@ from control_api.storage.clients import (
     list_keys,
     revoke_key,
 )
+from control_api.storage import agents as agent_store
+from control_api.storage import phone_numbers as number_store
+from control_api.storage import sip_trunks as trunk_store
+from control_api.storage import tools as tool_store
 from control_api.storage.models import Agent, ApiKey, Base, Client, Prospect
+from control_api.storage.owned import delete_owned, update_owned
 
 EXPECTED_TABLES = {
     "clients", "api_keys", "agents", "widgets", "data_collections", "media_handlers", "tools", "agent_tools",
@@ -212,3 +217,64 @@ async def test_demo_agents_are_seeded_with_the_servers_default_providers(setting
     assert len(agents) == 2
     for agent in agents:
         assert agent.model["provider"] == agent.voice["provider"] == agent.transcription["provider"] == "FAKE"
+
+
+async def test_repositories_read_another_clients_rows_as_missing(database_url: str):
+    db = await Database.open(database_url)
+    try:
+        mine, theirs = await create_client(db, "mine"), await create_client(db, "theirs")
+        agent = await agent_store.create_agent(db, mine.id, {"name": "Mine"})
+        assert (await agent_store.load_agent(db, mine.id, agent.id))["name"] == "Mine"
+        assert await agent_store.load_agent(db, theirs.id, agent.id) is None
+        assert await agent_store.get_agent(db, theirs.id, agent.id) is None
+        assert await agent_store.list_agents(db, theirs.id) == []
+        assert await agent_store.agent_widget(db, theirs.id, agent.id) is None
+        assert await update_owned(db, Agent, theirs.id, agent.id, {"name": "Taken"}) is None
+        assert await delete_owned(db, Agent, theirs.id, agent.id) is None
+        assert (await agent_store.get_agent(db, mine.id, agent.id)).name == "Mine"
+        renamed = await update_owned(db, Agent, mine.id, agent.id, {"name": "Renamed"})
+        assert renamed.name == "Renamed" and renamed.updated_at >= agent.updated_at
+        assert (await delete_owned(db, Agent, mine.id, agent.id)).id == agent.id
+        assert await agent_store.get_agent(db, mine.id, agent.id) is None
+    finally:
+        await db.close()
+
+
+async def test_a_call_loads_its_agents_tools_and_media_handlers(database_url: str):
+    db = await Database.open(database_url)
+    try:
+        client = await create_client(db, "c")
+        agent = await agent_store.create_agent(db, client.id, {"name": "A"})
+        tool = await tool_store.create_tool(db, client.id, {
+            "name": "Lookup", "description": "", "ref_code": "lookup", "type": "client",
+            "execution_mode": "fire_and_forget", "channels": ["voice_web"], "parameters": []})
+        await tool_store.attach(db, client.id, agent.id, tool.id)
+        await agent_store.create_media_handler(db, client.id, agent.id, {"reason": "kyc", "route": "vision"})
+        [loaded] = await agent_store.load_agent_tools(db, agent.id)
+        assert loaded["ref_code"] == "lookup" and loaded["is_active"] is True
+        [handler] = await agent_store.load_media_handlers(db, agent.id)
+        assert handler["reason"] == "kyc" and handler["agent_id"] == agent.id
+    finally:
+        await db.close()
+
+
+async def test_inbound_routing_finds_a_number_by_its_spellings_and_dialling_finds_its_trunk(database_url: str):
+    db = await Database.open(database_url)
+    try:
+        mine, theirs = await create_client(db, "mine"), await create_client(db, "theirs")
+        agent = await agent_store.create_agent(db, mine.id, {"name": "A"})
+        number, trunk = await number_store.add_number(
+            db, mine.id, {"number": "+15551230000", "agent_id": agent.id, "is_active": True},
+            new_trunk={"host": "sip.example.net", "port": 5060, "transport": "udp"})
+        dialled = await number_store.find_dialled_number(db, ["15551230000", "+15551230000"])
+        assert dialled.number.id == number.id and dialled.agent.id == agent.id
+        assert await number_store.find_dialled_number(db, ["+15550000000"]) is None
+        await number_store.add_number(db, mine.id, {"number": "+15551230001"}, trunk_id=trunk.id)
+        assert (await number_store.find_dialled_number(db, ["+15551230001"])).agent is None  # no agent answers
+        assert (await trunk_store.trunk_of_number(db, mine.id, "+15551230000")).id == trunk.id
+        assert await trunk_store.trunk_of_number(db, theirs.id, "+15551230000") is None
+        assert await number_store.find_number(db, theirs.id, "+15551230000") is None
+        with pytest.raises(LookupError):  # a trunk is used only by its own client
+            await number_store.add_number(db, theirs.id, {"number": "+15551239999"}, trunk_id=trunk.id)
+    finally:
+        await db.close()
