@@ -5,8 +5,9 @@
         session.add(...)
     await db.close()
 
-Repository modules (`clients`, `calls`) hold the operations other packages call; routes may use
-`db.session()` with the models in `control_api.storage.models` directly.
+Every query lives in a repository module here, one per resource (`agents`, `tools`, `phone_numbers`,
+`sip_trunks`, `campaigns`, `leads`, `calls`, `clients`); `owned` reads and changes single rows only through
+their client. Routes and the call runtime call these functions, never `db.session()` themselves.
 """
 from __future__ import annotations
 
