@@ -58,6 +58,28 @@ def test_version_and_help():
     assert talkwire("keys", "create", "--client", "x").returncode == 2  # --kind is required: argparse error
 
 
+def test_loadtest_is_handed_over_to_the_load_tester_with_its_own_flags():
+    """`talkwire loadtest` belongs to the `loadtest` package (a client of the server); the server lists it and
+    passes everything after the word on, so its help, flags and argparse errors are the load tester's."""
+    assert "loadtest" in talkwire("--help").stdout
+    result = talkwire("loadtest", "--help")
+    assert result.returncode == 0 and result.stdout.startswith("usage: talkwire loadtest [-h] [--calls CALLS]")
+    for flag in ("--ramp-repeat", "--baseline", "--leg {web,sip,sip-in}", "--against URL", "--max-frame-lag-ms"):
+        assert flag in result.stdout
+    result = talkwire("loadtest", "--calls", "x")
+    assert result.returncode == 2 and "talkwire loadtest: error: argument --calls: invalid int value" in result.stderr
+
+
+def test_loadtest_without_its_extra_says_how_to_install_it(capsys, monkeypatch):
+    import loadtest.cli
+
+    monkeypatch.setattr(loadtest.cli, "EXTRA", ("rich", "talkwire_no_such_module"))
+    assert main(["loadtest", "--calls", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("talkwire: error: the load tester needs talkwire_no_such_module: "
+                   "pip install 'talkwire[loadtest]'\n")
+
+
 async def test_clients_and_keys_with_json(tmp_path: Path):
     data = tmp_path / "data"
     common = ("--data-dir", str(data))
