@@ -48,6 +48,14 @@ class LegCapabilityError(Exception):
     """The leg's transport cannot do what was asked (e.g. a SIP REFER on a browser call)."""
 
 
+class TransferFailed(Exception):
+    """`leg.transfer()` did not hand the caller over (refused, or the target did not answer); the call goes on."""
+
+    def __init__(self, message: str, sip_status: int | None = None) -> None:
+        super().__init__(message)
+        self.sip_status = sip_status
+
+
 class Leg(ABC):
     kind: ClassVar[str]  # "webrtc" | "sip"
     channel: ClassVar[str]  # tool channel this leg serves: "voice_web" | "voice_sip"

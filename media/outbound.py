@@ -6,7 +6,6 @@ handed to the transport, so the conversation can tell how much of what it said w
 """
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import Callable
 
@@ -24,7 +23,6 @@ class OutboundAudio:
         self.queued_samples = 0
         self.pushed_total = 0
         self.played_total = 0
-        self._nonempty = asyncio.Event()
         # Called with every frame handed to the sender, None for a tick with nothing queued (recording).
         self.tap: Callable[[np.ndarray | None], None] | None = None
 
@@ -36,7 +34,6 @@ class OutboundAudio:
         self._chunks.append(samples)
         self.queued_samples += len(samples)
         self.pushed_total += len(samples)
-        self._nonempty.set()
 
     def pop_frame(self) -> np.ndarray | None:
         """One frame of queued audio (zero-padded at the end of a burst), or None when nothing is queued."""
@@ -58,8 +55,6 @@ class OutboundAudio:
         taken = self.frame_samples - need
         self.queued_samples -= taken
         self.played_total += taken
-        if not self.queued_samples:
-            self._nonempty.clear()
         if need:
             parts.append(np.zeros(need, dtype=np.int16))
         frame = parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -73,12 +68,8 @@ class OutboundAudio:
         self._chunks.clear()
         self._head = 0
         self.queued_samples = 0
-        self._nonempty.clear()
         return dropped
 
     @property
     def queued_seconds(self) -> float:
         return self.queued_samples / self.sample_rate
-
-    async def wait_nonempty(self) -> None:
-        await self._nonempty.wait()

@@ -159,7 +159,8 @@ async def bench(calls: int, seconds: float, warmup: float, cpu: int | None, peer
         await asyncio.sleep(warmup)
         clock_lags: list[float] = []
         ua.clock.lag_observers.append(clock_lags.append)
-        ua.send_lags.clear()
+        tick_lags: list[float] = []
+        ua.media.tick_observer = tick_lags.append
         packet_lags = meter_packets(legs)
         sent0 = sum(leg.rtp.packets_sent for leg in legs)
         received0 = sum(leg.rtp.packets_received for leg in legs)
@@ -168,7 +169,8 @@ async def bench(calls: int, seconds: float, warmup: float, cpu: int | None, peer
         cpu1, wall1, waited1 = time.process_time(), time.perf_counter(), runqueue_wait()
         sent = sum(leg.rtp.packets_sent for leg in legs) - sent0
         received = sum(leg.rtp.packets_received for leg in legs) - received0
-        ticks = np.array(ua.send_lags) * 1000
+        ua.media.tick_observer = None
+        ticks = np.array(tick_lags) * 1000
         lags = np.array(packet_lags) * 1000
         wake = np.array(clock_lags) * 1000
         replies = sum(len(llm.requests) for llm in llms)

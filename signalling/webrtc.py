@@ -31,6 +31,7 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.utils import uint16_gt
 
+from media.end_reason import EndReason
 from media.frames import AudioFrame, samples_per_frame
 from media import safe_json
 from media.leg import Leg
@@ -188,7 +189,7 @@ class WebRtcLeg(Leg):
             leg._closing = True
             leg.track.stop()
             await pc.close()
-            leg.finish("failed")
+            leg.finish(EndReason.LEG_FAILED)
             raise
         return leg, pc.localDescription.sdp
 
@@ -298,7 +299,7 @@ class WebRtcLeg(Leg):
         if self._closing:
             return
         log.debug("webrtc leg ended by the remote side: %s", why)
-        self.finish("remote_hangup")
+        self.finish(EndReason.REMOTE_HANGUP)
         if self._shutdown_task is None:
             self._shutdown_task = asyncio.get_running_loop().create_task(self._shutdown(), name="webrtc-close")
 

@@ -13,7 +13,8 @@ from signalling.sip.message import (
     Request, Response, SipParseError, parse, parse_name_addr, parse_uri, parse_via,
 )
 from signalling.sip.transaction import Timers
-from signalling.sip.ua import Decision, SipUserAgent
+from signalling.sip.routing import Decision, InboundInvite
+from signalling.sip.ua import SipUserAgent
 
 INVITE = (
     "INVITE sip:+15551234567@127.0.0.1:5070 SIP/2.0\r\n"
@@ -179,8 +180,8 @@ def _requests_for(ua: SipUserAgent) -> list[bytes]:
 async def pair():
     calls: asyncio.Queue = asyncio.Queue()
 
-    async def only_100(to_user: str, from_user: str) -> Decision:
-        return Decision.accept() if to_user == "100" else Decision.reject(404)
+    async def only_100(invite: InboundInvite) -> Decision:
+        return Decision.accept() if invite.to_user == "100" else Decision.reject(404)
 
     callee = await SipUserAgent.start(bind=("127.0.0.1", 0), rtp_ports=(20000, 29999), resolver=only_100,
                                       on_incoming=calls, linger=0.2, timers=Timers(t1=0.1))
@@ -209,7 +210,7 @@ async def test_ua_survives_malformed_datagrams_and_still_serves_calls(pair):
     caller, callee, calls = pair
     datagrams = MALFORMED + _requests_for(callee)
     for data in datagrams:  # straight into the handler: it must never raise
-        callee.datagram_received(data, ("127.0.0.1", 9))
+        callee.endpoint.datagram_received(data, ("127.0.0.1", 9))
     # ...and over a real socket too.
     transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
     for data in datagrams:
@@ -229,7 +230,7 @@ async def test_ua_fuzzed_requests_never_escape_the_handler(pair):
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
     @given(st.sampled_from(bases), _mutations)
     def feed(base, ops):
-        callee.datagram_received(_mutate(base, ops), ("127.0.0.1", 9))
+        callee.endpoint.datagram_received(_mutate(base, ops), ("127.0.0.1", 9))
 
     feed()
     await asyncio.sleep(0.3)  # let spawned handlers (inbound INVITEs) run

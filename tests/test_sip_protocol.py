@@ -10,11 +10,13 @@ import pytest
 
 from signalling.sip import dtmf
 from signalling.sip.digest import DigestError, authorization, digest_response
+from signalling.sip.media_engine import RtpMediaEngine
 from signalling.sip.message import parse
 from signalling.sip.sdp import SdpError, build_sdp, negotiate, parse_sdp
 from signalling.sip.transaction import Timers
 from signalling.sip.trunk import Trunk, TrunkError, parse_hostport
-from signalling.sip.ua import Decision, SipUserAgent
+from signalling.sip.routing import Decision, InboundInvite
+from signalling.sip.ua import SipUserAgent
 
 ANSWER = b"""v=0\r
 o=- 1 1 IN IP4 10.0.0.5\r
@@ -109,8 +111,8 @@ def test_trunk_uri():
 async def callee():
     calls: asyncio.Queue = asyncio.Queue()
 
-    async def resolve(to_user: str, from_user: str) -> Decision:
-        return Decision.accept({"to": to_user})
+    async def resolve(invite: InboundInvite) -> Decision:
+        return Decision.accept({"to": invite.to_user})
 
     ua = await SipUserAgent.start(bind=("127.0.0.1", 0), rtp_ports=(20000, 29999), resolver=resolve,
                                   on_incoming=calls, linger=0.2, timers=Timers(t1=0.2))
@@ -145,7 +147,8 @@ async def peer():
 
 
 def request(method: str, ua: SipUserAgent, peer: Peer, *, branch: str, call_id: str = "call-1", cseq: int = 1,
-            to_tag: str | None = None, body: bytes = b"", ctype: str | None = None) -> bytes:
+            to_tag: str | None = None, body: bytes = b"", ctype: str | None = None,
+            extra: tuple[str, ...] = ()) -> bytes:
     host, port = ua.local_address
     lines = [
         f"{method} sip:100@{host}:{port} SIP/2.0",
@@ -156,6 +159,7 @@ def request(method: str, ua: SipUserAgent, peer: Peer, *, branch: str, call_id: 
         f"CSeq: {cseq} {method}",
         f"Contact: <sip:200@127.0.0.1:{peer.port}>",
         "Max-Forwards: 70",
+        *extra,
     ]
     if ctype:
         lines.append(f"Content-Type: {ctype}")
@@ -195,15 +199,74 @@ async def test_unknown_dialog_gets_481_and_options_200(callee, peer):
     assert (await peer.next(status=481)).cseq == (1, "BYE")
     peer.transport.sendto(request("OPTIONS", ua, peer, branch="z9hG4bKx2"), ua.local_address)
     ok = await peer.next(status=200)
-    assert "INVITE" in ok.headers.get("Allow") and "REFER" in ok.headers.get("Allow")
+    assert "INVITE" in ok.headers.get("Allow") and "NOTIFY" in ok.headers.get("Allow")
     peer.transport.sendto(request("SUBSCRIBE", ua, peer, branch="z9hG4bKx3"), ua.local_address)
     await peer.next(status=405)
+
+
+async def test_options_advertises_only_what_is_implemented(callee, peer):
+    """REFER is sent by us but not accepted, so it is not in Allow; no extension (e.g. `replaces`) is Supported."""
+    ua, _ = callee
+    peer.transport.sendto(request("OPTIONS", ua, peer, branch="z9hG4bKopt"), ua.local_address)
+    ok = await peer.next(status=200)
+    allowed = {m.strip() for m in ok.headers.get("Allow").split(",")}
+    assert allowed == {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "NOTIFY", "INFO"}
+    assert ok.headers.get("Supported") is None and ok.headers.get("Accept") == "application/sdp"
+
+
+async def answered_call(ua: SipUserAgent, peer: Peer, calls: asyncio.Queue, *, extra: tuple[str, ...] = ()):
+    """An inbound call from `peer`, answered and ACKed: (leg, our 200)."""
+    offer = build_sdp(address="127.0.0.1", port=9, session_id=1, version=1)
+    peer.transport.sendto(request("INVITE", ua, peer, branch="z9hG4bKinv", body=offer, ctype="application/sdp",
+                                  extra=extra), ua.local_address)
+    ok = await peer.next(status=200)
+    peer.transport.sendto(request("ACK", ua, peer, branch="z9hG4bKack", to_tag=ok.to.tag), ua.local_address)
+    return await asyncio.wait_for(calls.get(), 5), ok
+
+
+async def test_inbound_refer_is_refused_405_and_the_call_goes_on(callee, peer):
+    ua, calls = callee
+    leg, ok = await answered_call(ua, peer, calls)
+    assert "REFER" not in ok.headers.get("Allow")
+    refer = request("REFER", ua, peer, branch="z9hG4bKref", cseq=2, to_tag=ok.to.tag,
+                    extra=("Refer-To: <sip:300@127.0.0.1>",))
+    peer.transport.sendto(refer, ua.local_address)
+    refused = await peer.next(status=405)
+    assert refused.cseq == (2, "REFER") and "REFER" not in refused.headers.get("Allow")
+    await asyncio.sleep(0.1)
+    assert not leg.ended.done()
+    peer.transport.sendto(request("BYE", ua, peer, branch="z9hG4bKbye", cseq=3, to_tag=ok.to.tag), ua.local_address)
+    assert await asyncio.wait_for(leg.ended, 5) == "remote_hangup"
+
+
+async def test_the_resolver_and_the_leg_see_the_invites_headers(peer):
+    """Routing can use any header of the INVITE (here Diversion and an X- header); the leg keeps the same value."""
+    calls: asyncio.Queue = asyncio.Queue()
+    seen: list[InboundInvite] = []
+
+    async def route(invite: InboundInvite) -> Decision:
+        seen.append(invite)
+        return Decision.accept(invite.header("X-Campaign"))
+
+    ua = await SipUserAgent.start(bind=("127.0.0.1", 0), rtp_ports=(20000, 29999), resolver=route,
+                                  on_incoming=calls, linger=0.2, timers=Timers(t1=0.2))
+    try:
+        leg, _ = await answered_call(ua, peer, calls, extra=(
+            "Diversion: <sip:+15550001111@trunk.example>;reason=unconditional", "X-Campaign: spring-42"))
+        (invite,) = seen
+        assert (invite.to_user, invite.from_user) == ("100", "200")
+        assert invite.header("diversion") == "<sip:+15550001111@trunk.example>;reason=unconditional"
+        assert invite.header("X-Campaign") == "spring-42" and invite.header("X-Missing") is None
+        assert invite.source == ("127.0.0.1", peer.port)
+        assert leg.invite is invite and leg.context == "spring-42"
+    finally:
+        await ua.close()
 
 
 async def test_cancel_of_an_unanswered_inbound_call(peer):
     gate = asyncio.Event()
 
-    async def slow(to_user: str, from_user: str) -> Decision:
+    async def slow(invite: InboundInvite) -> Decision:
         await gate.wait()  # e.g. a slow database lookup
         return Decision.accept()
 
@@ -300,15 +363,14 @@ async def test_media_loop_runs_the_ticks_a_stalled_loop_missed():
     re-anchored clock (index back to 1) counts as one tick."""
     runs: list[float] = []
 
-    class UA:
-        clock = SteppedClock([1, 2, 5, 1])
-        handler_errors = 0
-
-        def _media_tick(self, scheduled: float) -> None:
+    class Engine(RtpMediaEngine):
+        def tick(self, scheduled: float) -> None:
             runs.append(scheduled)
 
-    task = asyncio.ensure_future(SipUserAgent._media_loop(UA()))
+    engine = Engine(SteppedClock([1, 2, 5, 1]))
+    task = asyncio.ensure_future(engine.run())
     await asyncio.sleep(0.05)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    await engine.stop()
     assert len(runs) == 6

@@ -10,10 +10,11 @@ import re
 import numpy as np
 import pytest
 
-from signalling.sip.leg import TransferFailed
+from media.leg import TransferFailed
 from signalling.sip.transaction import Timers
 from signalling.sip.trunk import Trunk
-from signalling.sip.ua import Decision, SipUserAgent
+from signalling.sip.routing import Decision, InboundInvite
+from signalling.sip.ua import SipUserAgent
 from sipp.harness import (
     HAVE_SPEECH_TOOLS, SIPP, AgentDouble, find_exact, make_alaw, make_speech, start_sipp, tone, transcribe_8k,
 )
@@ -81,7 +82,7 @@ async def test_ring_then_no_answer_cancels(ua, tmp_path):
 async def test_hangup_while_ringing_cancels(ua, tmp_path):
     sipp = await start_sipp(tmp_path, "uas_ring_no_answer.xml")
     leg = await ua.dial("+15551230004", trunk_for(sipp), ring_timeout=30)
-    while not leg._ringing:
+    while not leg.session.ringing:
         await asyncio.sleep(0.02)
     await asyncio.wait_for(leg.hangup("agent_hangup"), 20)
     assert leg.ended.result() == "agent_hangup" and leg.sip_status == 487
@@ -175,8 +176,9 @@ async def inbound_ua():
     calls: asyncio.Queue = asyncio.Queue()
     asked: list[tuple[str, str]] = []
 
-    async def resolve(to_user: str, from_user: str) -> Decision:
-        asked.append((to_user, from_user))
+    async def resolve(invite: InboundInvite) -> Decision:
+        to_user = invite.to_user
+        asked.append((to_user, invite.from_user))
         if to_user == "+15557770000":
             return Decision.accept({"agent_id": "agent-1", "welcome": "hello"})
         if to_user == "+15557770001":

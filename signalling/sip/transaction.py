@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from signalling.sip.message import Headers, Request, Response
 
-if TYPE_CHECKING:
-    from signalling.sip.ua import SipUserAgent
+Address = tuple[str, int]
+ClientKey = tuple[str, str]  # (top Via branch, method)
+ServerKey = tuple[str, str, str]  # (top Via branch, sent-by, method)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,51 @@ class Timers:
 
 class TransactionTimeout(Exception):
     """No final response before Timer B/F fired."""
+
+
+class Wire(Protocol):
+    """What the transaction layer needs from the transport below it: send one datagram."""
+
+    def send_raw(self, data: bytes, dest: Address) -> None: ...
+
+
+class TransactionLayer:
+    """The live transactions of one endpoint, matched by key (RFC 3261 §17.1.3, §17.2.3). It knows the wire
+    and the timer values, nothing of calls or dialogs: the layers above start transactions and await them."""
+
+    def __init__(self, wire: Wire, timers: Timers) -> None:
+        self.wire = wire
+        self.timers = timers
+        self.client: dict[ClientKey, ClientTransaction] = {}
+        self.server: dict[ServerKey, ServerTransaction] = {}
+
+    def send(self, data: bytes, dest: Address) -> None:
+        self.wire.send_raw(data, dest)
+
+    def start_client(self, request: Request, dest: Address,
+                     on_provisional: Callable[[Response], None] | None = None) -> ClientTransaction:
+        txn = ClientTransaction(self, request, dest, on_provisional)
+        txn.start()
+        return txn
+
+    def start_server(self, request: Request, source: Address) -> ServerTransaction:
+        txn = ServerTransaction(self, request, source)
+        txn.start()
+        return txn
+
+    def match_response(self, response: Response) -> bool:
+        """Hand `response` to its client transaction; False when none matches (e.g. a retransmitted 2xx)."""
+        txn = self.client.get((response.top_via.branch or "", response.cseq[1]))
+        if txn is None:
+            return False
+        txn.receive(response)
+        return True
+
+    def close(self) -> None:
+        for txn in list(self.client.values()):
+            txn.terminate()
+        for stxn in list(self.server.values()):
+            stxn.terminate()
 
 
 def invite_companion_headers(invite: Request, method: str, *, to: str | None = None) -> Headers:
@@ -53,18 +99,18 @@ def invite_companion_headers(invite: Request, method: str, *, to: str | None = N
 
 
 class ClientTransaction:
-    def __init__(self, ua: "SipUserAgent", request: Request, dest: tuple[str, int],
+    def __init__(self, layer: TransactionLayer, request: Request, dest: Address,
                  on_provisional: Callable[[Response], None] | None = None) -> None:
-        self.ua = ua
+        self.layer = layer
         self.request = request
         self.dest = dest
         self.method = request.method
         self.branch = request.top_via.branch or ""
-        self.key = (self.branch, self.method)
+        self.key: ClientKey = (self.branch, self.method)
         self.on_provisional = on_provisional
         self.final: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._data = request.to_bytes()
-        self._interval = ua.timers.t1
+        self._interval = layer.timers.t1
         self._retransmit: asyncio.TimerHandle | None = None
         self._timeout: asyncio.TimerHandle | None = None
         self._linger: asyncio.TimerHandle | None = None
@@ -73,19 +119,19 @@ class ClientTransaction:
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.ua.client_transactions[self.key] = self
-        self.ua.send_raw(self._data, self.dest)
+        self.layer.client[self.key] = self
+        self.layer.send(self._data, self.dest)
         self._retransmit = loop.call_later(self._interval, self._on_retransmit)
-        self._timeout = loop.call_later(self.ua.timers.b, self._on_timeout)
+        self._timeout = loop.call_later(self.layer.timers.b, self._on_timeout)
 
     def _on_retransmit(self) -> None:
         if self.final.done():
             return
-        self.ua.send_raw(self._data, self.dest)
+        self.layer.send(self._data, self.dest)
         if self.method == "INVITE":
             self._interval *= 2
         else:
-            self._interval = min(self._interval * 2, self.ua.timers.t2)
+            self._interval = min(self._interval * 2, self.layer.timers.t2)
         self._retransmit = asyncio.get_running_loop().call_later(self._interval, self._on_retransmit)
 
     def _on_timeout(self) -> None:
@@ -104,7 +150,7 @@ class ClientTransaction:
                 elif self._retransmit is not None:
                     # Timer E continues at T2 in the Proceeding state.
                     self._retransmit.cancel()
-                    self._interval = self.ua.timers.t2
+                    self._interval = self.layer.timers.t2
                     self._retransmit = asyncio.get_running_loop().call_later(self._interval, self._on_retransmit)
             if self.on_provisional is not None:
                 self.on_provisional(response)
@@ -112,7 +158,7 @@ class ClientTransaction:
         if self.method == "INVITE" and response.status >= 300:
             if self._ack is None:
                 self._ack = self._build_ack(response).to_bytes()
-            self.ua.send_raw(self._ack, self.dest)  # also for each retransmitted final response
+            self.layer.send(self._ack, self.dest)  # also for each retransmitted final response
         if self.final.done():
             return
         self.final.set_result(response)
@@ -122,8 +168,8 @@ class ClientTransaction:
         if self.method == "INVITE" and response.status < 300:
             self.terminate()  # the ACK for a 2xx belongs to the dialog, not to the transaction
         else:
-            linger = 32.0 if self.method == "INVITE" else self.ua.timers.t4
-            self._linger = asyncio.get_running_loop().call_later(min(linger, self.ua.timers.b), self.terminate)
+            linger = 32.0 if self.method == "INVITE" else self.layer.timers.t4
+            self._linger = asyncio.get_running_loop().call_later(min(linger, self.layer.timers.b), self.terminate)
 
     def _build_ack(self, response: Response) -> Request:
         """RFC 3261 §17.1.1.3: same Request-URI, top Via, From, Call-ID, CSeq number; To from the response."""
@@ -134,16 +180,16 @@ class ClientTransaction:
         for handle in (self._retransmit, self._timeout, self._linger):
             if handle is not None:
                 handle.cancel()
-        if self.ua.client_transactions.get(self.key) is self:
-            del self.ua.client_transactions[self.key]
+        if self.layer.client.get(self.key) is self:
+            del self.layer.client[self.key]
         if not self.final.done():
             self.final.set_exception(TransactionTimeout("transaction terminated"))
             self.final.exception()  # mark retrieved: nobody may be waiting any more
 
 
 class ServerTransaction:
-    def __init__(self, ua: "SipUserAgent", request: Request, source: tuple[str, int]) -> None:
-        self.ua = ua
+    def __init__(self, layer: TransactionLayer, request: Request, source: Address) -> None:
+        self.layer = layer
         self.request = request
         self.source = source
         self.method = request.method
@@ -152,38 +198,38 @@ class ServerTransaction:
         self.final_status: int | None = None
         self.acked = asyncio.Event()
         self.cancelled = False
-        self._interval = ua.timers.t1
+        self._interval = layer.timers.t1
         self._timers: list[asyncio.TimerHandle] = []
 
     def start(self) -> None:
-        self.ua.server_transactions[self.key] = self
+        self.layer.server[self.key] = self
         # Without any final response the transaction still must not live forever.
-        self._timers.append(asyncio.get_running_loop().call_later(4 * self.ua.timers.b, self.terminate))
+        self._timers.append(asyncio.get_running_loop().call_later(4 * self.layer.timers.b, self.terminate))
 
     def respond(self, response: Response) -> None:
         if self.final_status is not None:
             return  # one final response per transaction
         self.last_response = response.to_bytes()
-        self.ua.send_raw(self.last_response, self.source)
+        self.layer.send(self.last_response, self.source)
         if response.status < 200:
             return
         self.final_status = response.status
         loop = asyncio.get_running_loop()
         if self.method == "INVITE" and response.status >= 300:
             self._timers.append(loop.call_later(self._interval, self._retransmit_final))
-        self._timers.append(loop.call_later(self.ua.timers.b, self.terminate))
+        self._timers.append(loop.call_later(self.layer.timers.b, self.terminate))
 
     def _retransmit_final(self) -> None:
         if self.acked.is_set() or self.last_response is None:
             return
-        self.ua.send_raw(self.last_response, self.source)
-        self._interval = min(self._interval * 2, self.ua.timers.t2)
+        self.layer.send(self.last_response, self.source)
+        self._interval = min(self._interval * 2, self.layer.timers.t2)
         self._timers.append(asyncio.get_running_loop().call_later(self._interval, self._retransmit_final))
 
     def retransmitted(self) -> None:
         """The same request arrived again: repeat our last response (if any)."""
         if self.last_response is not None:
-            self.ua.send_raw(self.last_response, self.source)
+            self.layer.send(self.last_response, self.source)
 
     def ack_received(self) -> None:
         self.acked.set()
@@ -191,11 +237,11 @@ class ServerTransaction:
     def terminate(self) -> None:
         for handle in self._timers:
             handle.cancel()
-        if self.ua.server_transactions.get(self.key) is self:
-            del self.ua.server_transactions[self.key]
+        if self.layer.server.get(self.key) is self:
+            del self.layer.server[self.key]
 
 
-def server_key(request: Request) -> tuple[str, str, str]:
+def server_key(request: Request) -> ServerKey:
     """Transaction key: top Via branch + sent-by + method (ACK and CANCEL map onto the INVITE's)."""
     via = request.top_via
     method = "INVITE" if request.method == "ACK" else request.method

@@ -1,0 +1,104 @@
+"""The SIP transport/endpoint (RFC 3261 §18): one UDP socket for every call of a worker.
+
+Every datagram goes through `datagram_received`, which never raises: a keep-alive is ignored, a malformed
+message is counted and dropped, and a parsed one is dispatched to the request or the response handler given
+at bind time (the user agent's). Also the address resolution of the hosts we send to, cached per host:port.
+"""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from collections.abc import Callable
+
+from signalling.sip.message import Request, Response, SipParseError, parse
+from signalling.sip.transaction import Address
+
+log = logging.getLogger(__name__)
+
+OnRequest = Callable[[Request, Address], None]
+OnResponse = Callable[[Response], None]
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def local_ip_for_default_route() -> str:
+    """The address other hosts reach us on when bound to 0.0.0.0 (connect() on UDP sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+            return str(s.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+class SipEndpoint(asyncio.DatagramProtocol):
+    def __init__(self, on_request: OnRequest, on_response: OnResponse) -> None:
+        self.on_request = on_request
+        self.on_response = on_response
+        self.transport: asyncio.DatagramTransport | None = None
+        self._addr_cache: dict[Address, Address] = {}
+        self.malformed_datagrams = 0
+        self.handler_errors = 0
+
+    async def listen(self, host: str, port: int) -> None:
+        """Bind the UDP socket (port 0: any free port; see `local_address`)."""
+        self.transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(lambda: self,
+                                                                                      local_addr=(host, port))
+
+    @property
+    def local_address(self) -> Address:
+        assert self.transport is not None
+        host, port = self.transport.get_extra_info("sockname")[:2]
+        return host, port
+
+    def send_raw(self, data: bytes, dest: Address) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(data, dest)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    async def resolve(self, host: str, port: int) -> Address:
+        if is_ip(host):
+            return host, port
+        key = (host, port)
+        if key not in self._addr_cache:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=socket.AF_INET,
+                                                                 type=socket.SOCK_DGRAM)
+            resolved = infos[0][4]
+            self._addr_cache[key] = (str(resolved[0]), int(resolved[1]))
+        return self._addr_cache[key]
+
+    # ---- receiving
+    def error_received(self, exc: Exception) -> None:
+        log.debug("SIP socket error: %s", exc)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        try:
+            self._dispatch(data, (str(addr[0]), int(addr[1])))
+        except Exception:
+            self.handler_errors += 1
+            log.exception("error handling a SIP datagram from %s", addr)
+
+    def _dispatch(self, data: bytes, addr: Address) -> None:
+        if not data.strip(b"\r\n"):
+            return  # keep-alive
+        try:
+            msg = parse(data)
+        except SipParseError as exc:
+            self.malformed_datagrams += 1
+            log.debug("malformed SIP datagram from %s: %s", addr, exc)
+            return
+        if isinstance(msg, Response):
+            self.on_response(msg)
+        else:
+            self.on_request(msg, addr)
