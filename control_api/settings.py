@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     rtp_port_min: int = 20000
     rtp_port_max: int = 30000
 
+    # --- campaigns and post-call analysis (docs/campaigns.md)
+    dialer_max_cps: float = Field(default=5.0, gt=0)  # new campaign calls per second, server-wide
+    dialer_id: str | None = None  # this process's name in claims; default: host name and data dir
+    analysis_model: str | None = None  # PROVIDER/model for post-call analysis; default: the agent's own LLM
+    analysis_timeout: float = Field(default=60.0, gt=0)
+
     @field_validator("ice_servers", mode="before")
     @classmethod
     def _parse_ice_servers(cls, value: Any) -> Any:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -144,6 +145,7 @@ class Agent(Base):
     lid_allowed_languages: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
+    deleted_at: Mapped[datetime | None]  # soft delete: the agent is gone, its calls stay readable
 
 
 def _agent(nullable: bool = False, ondelete: str = "CASCADE") -> Mapped[Any]:
@@ -321,17 +323,32 @@ class CampaignProspect(Base):
     """A candidate of a campaign and the dialer's progress on it."""
 
     __tablename__ = "campaign_prospects"
-    __table_args__ = (UniqueConstraint("campaign_id", "prospect_id"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "prospect_id"),
+        Index("ix_campaign_prospects_campaign_id_status", "campaign_id", "status"),
+    )
     id: Mapped[str] = _id()
     client_id: Mapped[str] = _client()
     campaign_id: Mapped[str] = mapped_column(String(36), ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
     prospect_id: Mapped[str] = mapped_column(String(36), ForeignKey("prospects.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|active|completed|failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|in_progress|completed|failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     reschedules: Mapped[int] = mapped_column(Integer, default=0)
     last_outcome: Mapped[str | None] = mapped_column(String(32))  # answered|busy|no_answer|failed
+    last_reason: Mapped[str | None] = mapped_column(String(64))  # the end reason of the last attempt
     last_call_id: Mapped[str | None] = mapped_column(String(36))
+    call_ids: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     next_attempt_at: Mapped[datetime | None]
+    # the attempt in flight (control_api/dialer): who claimed it, until when the claim holds, with which caller ID
+    claim_token: Mapped[str | None] = mapped_column(String(36))
+    dialer_id: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    from_number: Mapped[str | None] = mapped_column(String(32))
+    attempt_started_at: Mapped[datetime | None]
+    last_attempt_ended_at: Mapped[datetime | None]
+    retries_busy: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retries_no_answer: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retries_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 

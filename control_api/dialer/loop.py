@@ -1,0 +1,164 @@
+"""The dialer: every tick, it places the calls that active campaigns are due, within every cap.
+
+    Dialer.run() ── start-up: recover attempts this process left in flight (→ failed / worker_lost)
+      └─ every tick (1 s, or sooner when a call ends):
+           scheduled campaigns whose time has come → active
+           renew this process's claims; give up claims whose lease ran out (another process died)
+           per active campaign, inside its calling window: claim due candidates (storage.dialer.claim_attempts,
+             one atomic step within the campaign's and each caller ID's cap), start them spaced by the
+             server-wide calls-per-second cap, each as a task: CallPlacer.place → record_result
+           campaigns with nothing pending or in a call → completed
+
+All state is in the database, so a restarted process (or another one on the same PostgreSQL) carries on where
+this one stopped. Only the pacing and the set of this process's live attempts are in memory.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from control_api.dialer.clock import Clock, SystemClock
+from control_api.dialer.pacer import CallPacer
+from control_api.dialer.placer import Attempt, AttemptResult, CallPlacer
+from control_api.storage import Database
+from control_api.storage import dialer as store
+from media.end_reason import EndReason
+
+log = logging.getLogger(__name__)
+
+
+class Dialer:
+    def __init__(self, db: Database, placer: CallPlacer, *, dialer_id: str, max_cps: float = 5.0,
+                 tick_seconds: float = 1.0, lease_seconds: float = 60.0, clock: Clock | None = None) -> None:
+        self.db = db
+        self.placer = placer
+        self.dialer_id = dialer_id
+        self.tick_seconds = tick_seconds
+        self.lease = timedelta(seconds=lease_seconds)
+        self.clock: Clock = clock or SystemClock()
+        self.pacer = CallPacer(max_cps)
+        self._live: dict[str, tuple[Attempt, asyncio.Task[None]]] = {}  # claim token -> attempt, its task
+        self._wake = asyncio.Event()
+        self._ticks = 0
+        self._next_upkeep = float("-inf")
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # ---- lifecycle -----------------------------------------------------------------------------------
+
+    async def recover(self) -> int:
+        """Record the attempts this process's name left in flight (and any whose lease ran out) as lost."""
+        return await store.give_up_lost(self.db, self.clock.now(), self.dialer_id)
+
+    async def run(self) -> None:
+        await self.recover()
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database hiccup: try again next tick
+                log.exception("dialer tick failed")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.tick_seconds)
+            except asyncio.TimeoutError:
+                pass
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self.run(), name="dialer")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop dialing; wait up to `grace` seconds for live attempts to be recorded, then abandon them (their
+        claims stay in the database and are recovered as `worker_lost` on the next start)."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+            self._loop_task = None
+        tasks = [task for _, task in self._live.values()]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    @property
+    def live_attempts(self) -> list[Attempt]:
+        return [attempt for attempt, _ in self._live.values()]
+
+    # ---- one tick ------------------------------------------------------------------------------------
+
+    async def tick(self) -> int:
+        """One pass over every campaign; how many attempts it started."""
+        now = self.clock.now()
+        await store.start_due_campaigns(self.db, now)
+        await self._upkeep()
+        plans = await store.active_plans(self.db)
+        if plans:
+            self._ticks += 1
+            shift = self._ticks % len(plans)  # campaigns take turns at the calls-per-second budget
+            plans = plans[shift:] + plans[:shift]
+        started = 0
+        for plan in plans:
+            live = sum(1 for attempt, _ in self._live.values() if attempt.campaign_id == plan.campaign_id)
+            claimed: list[Attempt] = []
+            if plan.window.is_open(now) and live < plan.max_concurrent:
+                budget = self.pacer.available(self.clock.monotonic(), self.tick_seconds)
+                if budget > 0:
+                    claimed = await store.claim_attempts(self.db, plan, min(budget, plan.max_concurrent - live),
+                                                         now, self.dialer_id, self.lease)
+            mono = self.clock.monotonic()
+            for attempt, at in zip(claimed, self.pacer.take(len(claimed), mono)):
+                self._launch(attempt, max(0.0, at - mono))
+            started += len(claimed)
+            if not claimed and live == 0:
+                await store.complete_finished(self.db, plan.campaign_id, now)
+        return started
+
+    async def _upkeep(self) -> None:
+        """Renew this process's claims and give up others' expired ones, a few times per lease."""
+        mono = self.clock.monotonic()
+        if mono < self._next_upkeep:
+            return
+        self._next_upkeep = mono + self.lease.total_seconds() / 4
+        now = self.clock.now()
+        await store.renew_leases(self.db, list(self._live), now + self.lease)
+        await store.give_up_lost(self.db, now)
+
+    # ---- one attempt ---------------------------------------------------------------------------------
+
+    def _launch(self, attempt: Attempt, delay: float) -> None:
+        task = asyncio.create_task(self._attempt(attempt, delay), name=f"dial-{attempt.campaign_prospect_id}")
+        self._live[attempt.claim_token + attempt.campaign_prospect_id] = (attempt, task)
+
+    async def _attempt(self, attempt: Attempt, delay: float) -> None:
+        key = attempt.claim_token + attempt.campaign_prospect_id
+        try:
+            if delay > 0:
+                await self.clock.sleep(delay)
+                if not await store.campaign_is_active(self.db, attempt.campaign_id):  # paused meanwhile
+                    await store.release_claim(self.db, attempt.campaign_prospect_id, attempt.claim_token,
+                                              self.clock.now())
+                    return
+            result = await self._place(attempt)
+            await store.record_result(self.db, attempt.campaign_prospect_id, attempt.claim_token, result,
+                                      self.clock.now())
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the claim stays; its lease runs out and it is recovered as worker_lost
+            log.exception("dialer: recording attempt %s failed", attempt.campaign_prospect_id)
+        finally:
+            self._live.pop(key, None)
+            self._wake.set()
+
+    async def _place(self, attempt: Attempt) -> AttemptResult:
+        async def created(call_id: str) -> None:
+            await store.note_call(self.db, attempt.campaign_prospect_id, attempt.claim_token, call_id)
+
+        try:
+            return await self.placer.place(attempt, created)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("dialer: placing a call to %s failed", attempt.phone_to)
+            return AttemptResult(answered=False, end_reason=EndReason.ERROR)
