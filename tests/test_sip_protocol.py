@@ -105,6 +105,21 @@ def test_trunk_uri():
         parse_hostport("host:port")
 
 
+def test_baresip_port_probe_skips_a_port_whose_tls_neighbour_is_taken(monkeypatch):
+    """baresip listens on UDP+TCP `port` and TLS on `port + 1`: the harness must not hand out a port whose
+    neighbour is taken (baresip would exit with "SIP/TLS transport failed: Address already in use")."""
+    from sipp import harness
+
+    taken = harness.free_sip_listen_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker:
+        blocker.bind(("127.0.0.1", taken + 1))
+        blocker.listen()
+        offered = iter([taken])
+        real = harness.free_udp_port
+        monkeypatch.setattr(harness, "free_udp_port", lambda pair=False: next(offered, None) or real())
+        assert harness.free_sip_listen_port() != taken
+
+
 # ---------------------------------------------------------------- the UA on the wire, from a raw socket
 
 @pytest.fixture

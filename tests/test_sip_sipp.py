@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from media.leg import TransferFailed
+from signalling.sip.routing import Decision, InboundInvite
 from signalling.sip.transaction import Timers
 from signalling.sip.trunk import Trunk
-from signalling.sip.routing import Decision, InboundInvite
 from signalling.sip.ua import SipUserAgent
 from sipp.harness import (
     HAVE_SPEECH_TOOLS, SIPP, AgentDouble, find_exact, make_alaw, make_speech, start_sipp, tone, transcribe_8k,
@@ -258,6 +258,7 @@ async def test_real_conversation_with_fake_providers_over_sip(ua, tmp_path):
     """The real Conversation on a SIP leg: sipp's speech is detected at 8 kHz, transcribed (FAKE STT),
     answered (FAKE LLM) and spoken (FAKE TTS, resampled to 8 kHz and sent as RTP)."""
     from agent_runtime.agent_config import AgentConfig
+    from agent_runtime.call import Call
     from agent_runtime.conversation import Conversation
     from agent_runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS
     from agent_runtime.updates import TranscriptTurn
@@ -267,18 +268,17 @@ async def test_real_conversation_with_fake_providers_over_sip(ua, tmp_path):
     leg = await ua.dial("+15551230013", trunk_for(sipp))
     assert (await asyncio.wait_for(leg.answered, 20)).answered
     config = AgentConfig(stt=FakeSTT("hello there"), llm=FakeLLM(), tts=FakeTTS(), welcome_message="Hi.")
-    conversation = Conversation(leg, config, direction="outbound")
-    run = asyncio.ensure_future(conversation.run())
+    call = Call(leg, Conversation(leg, config, direction="outbound"))
+    run = call.start()
     turns: list[TranscriptTurn] = []
     try:
         while not any(t.role == "agent" and "hello there" in t.text.lower() for t in turns):
-            update = await asyncio.wait_for(conversation.updates.get(), 30)
+            update = await asyncio.wait_for(call.updates.get(), 30)
             if isinstance(update, TranscriptTurn):
                 turns.append(update)
         assert any(t.role == "user" and t.text == "hello there" for t in turns)
         sent_before = leg.rtp.packets_sent
-        await leg.hangup("agent_hangup")
-        assert await asyncio.wait_for(run, 10) == "agent_hangup"
+        assert await call.end("agent_hangup") == "agent_hangup"
     finally:
         run.cancel()
     assert await sipp.wait() == 0, sipp.explain()

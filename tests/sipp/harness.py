@@ -49,6 +49,29 @@ def free_udp_port(pair: bool = False) -> int:
     raise RuntimeError("no free UDP port")
 
 
+def free_sip_listen_port() -> int:
+    """A port for baresip's `sip_listen`: libre binds UDP and TCP on it and TLS (TCP) on the next port, and
+    baresip exits ("SIP/TLS transport failed: Address already in use") when any of them is taken. So all
+    three are probed by binding, not only the UDP one."""
+    for _ in range(200):
+        port = free_udp_port()
+        if port + 1 > 65535:
+            continue
+        probes: list[socket.socket] = []
+        try:
+            for kind, candidate in ((socket.SOCK_DGRAM, port), (socket.SOCK_STREAM, port), (socket.SOCK_STREAM, port + 1)):
+                probe = socket.socket(socket.AF_INET, kind)
+                probes.append(probe)
+                probe.bind(("127.0.0.1", candidate))
+            return port
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise RuntimeError("no free UDP+TCP port pair for baresip")
+
+
 def udp_port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
@@ -213,7 +236,7 @@ async def running_baresip(folder: Path, account_user: str) -> AsyncIterator[tupl
     """baresip with one auto-answer account `sip:<account_user>@127.0.0.1` on a free port, configured in
     `folder`. Its input is 60 s of silence (it hangs up when its input file ends); its sndfile module records
     both directions into `folder/rec`. Yields (SIP port, recording folder, process)."""
-    port = free_udp_port()
+    port = free_sip_listen_port()
     rtp = free_udp_port(pair=True)
     (folder / "rec").mkdir()
     subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(folder / "silence.wav"), "trim", "0", "60"],
