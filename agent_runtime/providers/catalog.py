@@ -3,7 +3,9 @@
 `build_registry()` registers only what is actually installed and configured here:
 - STT  `WHISPER`/`tiny.en` (or the configured CTranslate2 model's folder name), `FAKE`/`scripted`;
 - TTS  `PIPER`/`joe`, `ESPEAK`/<espeak-ng's English voices>, `FAKE`/`tone`;
-- LLM  `LOCAL`/`smollm2-135m-instruct`, `OPENAI`/<each model the endpoint's GET /models lists>, `FAKE`/`echo`.
+- LLM  `LOCAL`/`smollm2-135m-instruct`, `OPENAI`/<each model the endpoint's GET /models lists>, `FAKE`/`echo`;
+- the cloud vendors that are configured (`vendors.py`: DEEPGRAM, SARVAM, ELEVENLABS, AZURE, GROQ, and
+  OPENAI speech); they are choosable per agent and never the defaults.
 Mode "local" makes the embedded models the defaults (an OpenAI-compatible endpoint, when configured and
 reachable, becomes the default LLM); mode "fake" makes the instant FAKE providers the defaults while every
 other configured provider stays choosable per agent. Factories are cheap: models are loaded once per
@@ -17,6 +19,7 @@ import logging
 from typing import Any, Literal
 
 from .base import CatalogEntry, Kind, ProviderError, ProviderRegistry
+from .vendors import VendorConfig, add_vendors
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +140,7 @@ async def build_registry(
     openai_timeout: float = 30.0,
     whisper_model_path: str | None = None,
     llm_threads: int = 1,
+    vendors: VendorConfig | None = None,
 ) -> ProviderRegistry:
     if mode not in ("local", "fake"):
         raise ValueError(f"unknown provider mode {mode!r}")
@@ -146,6 +150,8 @@ async def build_registry(
     openai_models = await _add_llm(registry, openai_base_url=openai_base_url, openai_api_key=openai_api_key,
                                    openai_timeout=openai_timeout, llm_threads=llm_threads)
     _add_fake(registry)
+    if vendors is not None:
+        await add_vendors(registry, vendors)
 
     fake_default = ("FAKE", None)
     preferences: dict[Kind, list[tuple[str, str | None]]]
