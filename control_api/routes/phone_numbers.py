@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from control_api.auth import or_404
 from control_api.openapi import Ctx, Resource, api_error
 from control_api.routes.sip_trunks import TRUNK_404, trunk_fields
@@ -118,7 +116,7 @@ async def import_number(ctx: Ctx) -> PhoneNumberImported:
     try:
         number, trunk = await number_store.add_number(ctx.db, ctx.client_id, fields, trunk_id=trunk_id,
                                                       new_trunk=new_trunk)
-    except IntegrityError:
+    except number_store.NumberTaken:
         raise api_error("CONFLICT", NUMBER_TAKEN) from None
     except LookupError:  # the trunk was deleted meanwhile
         raise api_error(*TRUNK_404) from None

@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from control_api.auth import or_404
 from control_api.openapi import Ctx, Resource, api_error
 from control_api.routes.agents import AGENT_404, owned_agent
@@ -114,7 +112,7 @@ async def attach_tool(ctx: Ctx) -> AgentToolAttached:
         tool = or_404(await get_owned(ctx.db, Tool, ctx.client_id, parse_uuid(ctx.body.tool_id)), *TOOL_404)
         try:
             link = await tool_store.attach(ctx.db, ctx.client_id, agent.id, tool.id)
-        except IntegrityError:
+        except tool_store.AttachRaced:
             continue
         return AgentToolAttached(id=link.id, is_active=link.is_active)
     raise api_error("CONFLICT", "The tool is being attached concurrently; try again")

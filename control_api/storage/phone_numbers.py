@@ -10,10 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from control_api.storage import Database
 from control_api.storage.models import Agent, PhoneNumber, SipTrunk
 from control_api.storage.owned import list_owned, owned, update_owned
+
+
+class NumberTaken(Exception):
+    """Another client (or a concurrent request) stored this number first: numbers are unique server-wide."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,20 +62,23 @@ async def add_number(
 ) -> tuple[PhoneNumber, SipTrunk]:
     """Store a number on the client's trunk `trunk_id`, or on a trunk stored with it from `new_trunk` (one transaction).
 
-    Raises sqlalchemy's IntegrityError when the number was stored meanwhile."""
-    async with db.session() as session:
-        if new_trunk is not None:
-            trunk = SipTrunk(client_id=client_id, **new_trunk)
-            session.add(trunk)
+    Raises NumberTaken when the number was stored meanwhile, LookupError when the trunk is not the client's."""
+    try:
+        async with db.session() as session:
+            if new_trunk is not None:
+                trunk = SipTrunk(client_id=client_id, **new_trunk)
+                session.add(trunk)
+                await session.flush()
+            else:
+                found = await owned(session, SipTrunk, client_id, trunk_id)
+                if found is None:
+                    raise LookupError(f"no SIP trunk {trunk_id}")
+                trunk = found
+            number = PhoneNumber(client_id=client_id, trunk_id=trunk.id, **fields)
+            session.add(number)
             await session.flush()
-        else:
-            found = await owned(session, SipTrunk, client_id, trunk_id)
-            if found is None:
-                raise LookupError(f"no SIP trunk {trunk_id}")
-            trunk = found
-        number = PhoneNumber(client_id=client_id, trunk_id=trunk.id, **fields)
-        session.add(number)
-        await session.flush()
+    except IntegrityError:
+        raise NumberTaken(fields.get("number")) from None
     return number, trunk
 
 

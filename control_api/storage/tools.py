@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from control_api.storage import Database
 from control_api.storage.models import Agent, AgentTool, Tool, utcnow
@@ -16,6 +17,10 @@ from control_api.storage.owned import owned
 COLUMNS = ("name", "description", "ref_code", "type", "execution_mode", "channels", "parameters", "server",
            "request", "client_fields", "timeout_seconds")
 Revise = Callable[[dict[str, Any]], Mapping[str, Any]]
+
+
+class AttachRaced(Exception):
+    """A concurrent attach of the same tool to the same agent stored its attachment first."""
 
 
 def stored_fields(tool: Tool) -> dict[str, Any]:
@@ -66,14 +71,17 @@ async def attachments(db: Database, client_id: str, agent_id: str) -> list[tuple
 async def attach(db: Database, client_id: str, agent_id: str, tool_id: str) -> AgentTool:
     """The attachment of the tool to the agent, made unless it exists (the caller checks both are the client's).
 
-    Raises sqlalchemy's IntegrityError when a concurrent attach of the same tool made it first."""
-    async with db.session() as session:
-        link = await session.scalar(
-            select(AgentTool).where(AgentTool.agent_id == agent_id, AgentTool.tool_id == tool_id))
-        if link is None:
-            link = AgentTool(client_id=client_id, agent_id=agent_id, tool_id=tool_id)
-            session.add(link)
-            await session.flush()
+    Raises AttachRaced when a concurrent attach of the same tool made it first (reading again finds it)."""
+    try:
+        async with db.session() as session:
+            link = await session.scalar(
+                select(AgentTool).where(AgentTool.agent_id == agent_id, AgentTool.tool_id == tool_id))
+            if link is None:
+                link = AgentTool(client_id=client_id, agent_id=agent_id, tool_id=tool_id)
+                session.add(link)
+                await session.flush()
+    except IntegrityError:
+        raise AttachRaced(tool_id) from None
     return link
 
 
