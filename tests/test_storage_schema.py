@@ -278,3 +278,19 @@ async def test_inbound_routing_finds_a_number_by_its_spellings_and_dialling_find
             await number_store.add_number(db, theirs.id, {"number": "+15551239999"}, trunk_id=trunk.id)
     finally:
         await db.close()
+
+
+async def test_first_agents_are_seeded_once_in_order_with_the_second_ones_tools(database_url: str):
+    db = await Database.open(database_url)
+    try:
+        client = await create_client(db, "c")
+        tool = {"name": "Lookup", "description": "", "ref_code": "lookup", "type": "client",
+                "execution_mode": "fire_and_forget", "channels": ["voice_web"], "parameters": []}
+        first = await agent_store.seed_first_agents(db, client.id, {"name": "One"}, {"name": "Two"}, [tool])
+        assert await agent_store.seed_first_agents(db, client.id, {"name": "Again"}, {"name": "Again"}, []) is None
+        one, two = await agent_store.list_agents(db, client.id)
+        assert (one.id, one.name, two.name) == (first, "One", "Two")
+        assert await agent_store.load_agent_tools(db, one.id) == []
+        assert [t["ref_code"] for t in await agent_store.load_agent_tools(db, two.id)] == ["lookup"]
+    finally:
+        await db.close()

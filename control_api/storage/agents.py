@@ -5,10 +5,11 @@ Two kinds of reader: the API (ORM rows, always through the owning client) and a 
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from control_api.storage import Database
 from control_api.storage.models import Agent, AgentTool, Base, DataCollection, MediaHandler, Tool, Widget
@@ -79,6 +80,29 @@ async def create_agent(db: Database, client_id: str, fields: Mapping[str, Any]) 
 
 async def update_agent(db: Database, client_id: str, agent_id: str, fields: Mapping[str, Any]) -> Agent | None:
     return await update_owned(db, Agent, client_id, agent_id, fields)
+
+
+async def seed_first_agents(
+    db: Database, client_id: str, first: Mapping[str, Any], second: Mapping[str, Any],
+    second_tools: Sequence[Mapping[str, Any]],
+) -> str | None:
+    """For a client with no agent yet: store `first`, then `second` listed right after it (created 1 ms later)
+    with `second_tools` (normalised tool columns) attached; the first agent's id, None when they had agents."""
+    async with db.session() as session:
+        if await session.scalar(select(func.count(Agent.id)).where(Agent.client_id == client_id)):
+            return None
+        agent = Agent(client_id=client_id, **first)
+        session.add(agent)
+        await session.flush()
+        follower = Agent(client_id=client_id, created_at=agent.created_at + timedelta(milliseconds=1), **second)
+        session.add(follower)
+        await session.flush()
+        for fields in second_tools:
+            tool = Tool(client_id=client_id, **fields)
+            session.add(tool)
+            await session.flush()
+            session.add(AgentTool(client_id=client_id, agent_id=follower.id, tool_id=tool.id))
+    return agent.id
 
 
 # ---- widget ---------------------------------------------------------------------------------------
