@@ -12,7 +12,8 @@ a loop, so the shared clock sets the 20 ms cadence of every call at once.
 Events: the browser creates the data channel (any label). Each message must be a JSON object of at most
 `MAX_MESSAGE_BYTES`, nested at most `safe_json.MAX_DEPTH` deep, with finite numbers; anything else is answered
 with `{"type": "error", "code": "INVALID_MESSAGE" | "MESSAGE_TOO_LARGE" | "MESSAGE_TOO_DEEP" | "INVALID_NUMBER",
-"message": ...}` and the call carries on.
+"message": ...}` and the call carries on. Beyond `MESSAGES_PER_SECOND` (burst `MESSAGE_BURST`) messages are
+dropped, with one `RATE_LIMITED` error a second at most.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from media.frames import AudioFrame, samples_per_frame
 from media import safe_json
 from media.leg import Leg
 from media.pacing import MediaClock
+from media.token_bucket import TokenBucket
 from signalling.ice import restrict_host_addresses, rtc_configuration
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ FRAME_SAMPLES = samples_per_frame(SAMPLE_RATE)  # 960
 TIME_BASE = Fraction(1, SAMPLE_RATE)
 PENDING_MESSAGES = 500  # kept for a data channel that is not open yet; beyond that the oldest go
 MAX_MESSAGE_BYTES = 64 * 1024  # one data-channel message; the protocol's largest (context updates) are far smaller
+MESSAGES_PER_SECOND = 20  # data-channel messages a caller may send; the SDK sends a few per tool call at most
+MESSAGE_BURST = 60
 MESSAGE_ERRORS = {"TOO_LARGE": "MESSAGE_TOO_LARGE", "TOO_DEEP": "MESSAGE_TOO_DEEP", "INVALID_NUMBER": "INVALID_NUMBER"}
 
 
@@ -139,6 +143,9 @@ class WebRtcLeg(Leg):
         self.data_channel: Any = None
         self.invalid_messages = 0
         self.max_message_bytes = MAX_MESSAGE_BYTES
+        self.rate_limited_messages = 0
+        self._message_budget = TokenBucket(MESSAGES_PER_SECOND, MESSAGE_BURST)
+        self._rate_notice = TokenBucket(1.0, 1)
         self.connected = asyncio.Event()  # set once ICE and DTLS are up (media can flow)
         self._pending: deque[str] = deque(maxlen=PENDING_MESSAGES)  # sent before the data channel opened
         self._tasks: set[asyncio.Task] = set()
@@ -255,6 +262,11 @@ class WebRtcLeg(Leg):
 
     def _on_message(self, message: str | bytes) -> None:
         """Any message from the browser, however hostile, is answered or delivered; none can end the call."""
+        if self._message_budget.take() is not None:
+            self.rate_limited_messages += 1
+            if self._rate_notice.take() is None:  # say so at most once a second, not once per flooded message
+                self._refuse("RATE_LIMITED", f"more than {MESSAGES_PER_SECOND} messages a second; message dropped")
+            return
         try:
             obj = safe_json.parse(message, max_bytes=self.max_message_bytes)
         except safe_json.UnsafeJson as exc:

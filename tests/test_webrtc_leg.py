@@ -146,6 +146,38 @@ async def test_data_channel_json_both_ways_and_garbage_is_answered(clock):
         await leg.hangup("test_over")
 
 
+async def test_a_message_flood_is_cut_to_the_rate_and_the_call_goes_on(clock):
+    caller = WebRtcCaller(tone(440, 3.0))
+    leg = await connect(caller, clock)
+    try:
+        sent = 2000
+        for n in range(sent):
+            caller.send({"type": "client_context_update", "n": n})
+        caller.send({"type": "ping", "n": "last"})  # may be dropped too: the flood is still being refilled
+        delivered: list[dict] = []
+        judged = -1
+        while judged < len(delivered) + leg.rate_limited_messages:  # until the flood has stopped arriving
+            judged = len(delivered) + leg.rate_limited_messages
+            await asyncio.sleep(1.0)
+            while not leg.events.empty():
+                delivered.append(leg.events.get_nowait())
+        notices = [m for m in caller.messages if m.get("code") == "RATE_LIMITED"]
+        print(f"flood of {sent}: {len(delivered)} delivered, {leg.rate_limited_messages} dropped, "
+              f"{len(notices)} RATE_LIMITED notices")
+        assert len(delivered) >= 60  # the burst, then the refill rate while the flood arrived
+        assert leg.rate_limited_messages > len(delivered)  # most of the flood was dropped
+        assert len(delivered) <= 60 + 20 * (len(notices) + 1)  # never more than the rate allows
+        assert 1 <= len(notices) <= 30  # at most one a second, not one per dropped message
+        await asyncio.sleep(1.0)  # the bucket refills: the caller is heard again
+        caller.send({"type": "ping", "n": 2})
+        assert await asyncio.wait_for(leg.events.get(), 10) == {"type": "ping", "n": 2}
+        await inbound_frames(leg, 5)
+        assert not leg.ended.done()
+    finally:
+        await caller.close()
+        await leg.hangup("test_over")
+
+
 @pytest.mark.parametrize(
     "sdp",
     [
