@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
 from control_api.errors import ApiError
-from control_api.storage.models import Agent
+from control_api.storage.agents import active_agent_names
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 SDK_DIR = STATIC_DIR / "sdk"
@@ -59,13 +58,8 @@ async def sdk_file(request: Request) -> FileResponse:
 
 async def demo_config(request: Request) -> JSONResponse:
     runtime = request.app.state.runtime
-    async with runtime.db.session() as session:
-        rows = await session.execute(
-            select(Agent.id, Agent.name)
-            .where(Agent.client_id == runtime.bootstrap.client_id, Agent.active.is_(True))
-            .order_by(Agent.created_at, Agent.id)
-        )
-        agents = [{"id": agent_id, "name": name} for agent_id, name in rows]
+    rows = await active_agent_names(runtime.db, runtime.bootstrap.client_id)
+    agents = [{"id": agent_id, "name": name} for agent_id, name in rows]
     return JSONResponse({"publishable_key": runtime.bootstrap.publishable_key, "agents": agents})
 
 
