@@ -164,8 +164,9 @@ class ScriptedCall(ABC):
             for pending in (task, closed):
                 pending.cancel()
             await asyncio.gather(task, closed, return_exceptions=True)
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            raise task.exception()
+        error = task.exception() if task.done() and not task.cancelled() else None
+        if error is not None:
+            raise error
 
     async def _talk(self, started: float) -> None:
         """The script, over and over until the call's time is up."""

@@ -28,6 +28,8 @@ from loadtest.step import run_step
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from loadtest.sip import SipLoadGenerator
+
 EXTRA = ("rich", "matplotlib")  # the `loadtest` extra: the live progress and summary table, the PNG report
 DESCRIPTION = ("Synthetic web callers (aiortc, like the browser SDK) follow a script of turns "
                "(speech, silence, noise, barge-in) against a Talkwire server. Without --against, a "
@@ -58,7 +60,7 @@ async def loadtest(args: argparse.Namespace, console: Console) -> dict[str, Any]
 
     @asynccontextmanager
     async def target_of(kind: str) -> AsyncIterator[Target]:
-        generator = None
+        generator: SipLoadGenerator | None = None
         if args.leg in ("sip", "sip-in") and kind == "talkwire":
             from loadtest.sip import SipLoadGenerator
             from signalling.sip import parse_hostport
@@ -83,6 +85,7 @@ async def loadtest(args: argparse.Namespace, console: Console) -> dict[str, Any]
 
                     if not target.sip_address:
                         raise RuntimeError("the server runs no SIP user agent (TALKWIRE_SIP_BIND=off?)")
+                    assert target.secret is not None and generator is not None  # a local server, a SIP leg
                     async with httpx.AsyncClient(timeout=15) as http:
                         number = await link_inbound_number(http, target.base_url, target.secret, target.agent_id,
                                                            generator)

@@ -84,6 +84,7 @@ def create_app(host_addresses: list[str]) -> Starlette:
     clock = MediaClock()
     clock.lag_observers.append(metrics.tick_lag.observe)
     peers: dict[str, RTCPeerConnection | None] = {}
+    pumps: set[asyncio.Task[None]] = set()  # each call's inbound audio reader
 
     async def create_call(request: Request) -> JSONResponse:
         call_id = str(uuid.uuid4())
@@ -106,6 +107,7 @@ def create_app(host_addresses: list[str]) -> Starlette:
             with contextlib.suppress(MediaStreamError):
                 while True:
                     frame = await inbound.recv()  # decoded Opus: packed s16, usually stereo
+                    assert isinstance(frame, av.AudioFrame)
                     data = frame.to_ndarray()
                     channels = len(frame.layout.channels)
                     if channels > 1:
@@ -117,7 +119,9 @@ def create_app(host_addresses: list[str]) -> Starlette:
         @pc.on("track")
         def on_track(inbound: MediaStreamTrack) -> None:
             if inbound.kind == "audio":
-                loop.create_task(pump(inbound), name="echo-pump")
+                task = loop.create_task(pump(inbound), name="echo-pump")
+                pumps.add(task)
+                task.add_done_callback(pumps.discard)
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:

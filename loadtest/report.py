@@ -124,7 +124,7 @@ def write_report(folder: Path, result: dict[str, Any]) -> list[Path]:
         runs = [("talkwire", steps)]
         if result.get("baseline"):
             runs.append(("aiortc echo", result["baseline"]["steps"]))
-        for color, (name, run) in zip(("C0", "C1"), runs):
+        for color, (name, run) in zip(("C0", "C1"), runs, strict=False):
             n = [s["concurrent_calls"] for s in run]
             cpu_ax.plot(n, [s["server"]["cpu_cores"] for s in run], marker="o", color=color, label=name)
             lag_ax.plot(n, [s["server"]["frame_lag_p99_ms"] or 0 for s in run], marker="o", color=color,

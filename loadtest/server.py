@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import httpx
 
@@ -62,24 +62,22 @@ async def local_server(kind: str, workdir: Path, *, providers: str = "fake", cpu
     The server gets a fresh data directory under `workdir` (its first start prints the secret key used to
     pick the agent), removed when it stops; its log stays in `workdir`.
     """
-    workdir.mkdir(parents=True, exist_ok=True)
-    data = Path(tempfile.mkdtemp(prefix="data-", dir=workdir))
+    data, log = _workspace(workdir, kind)
     if kind == "echo":
         cmd = [sys.executable, "-m", "loadtest.echo", "--host", "127.0.0.1", "--port", "0"]
     else:
         cmd = [sys.executable, "-m", "control_api.cli", "serve", "--host", "127.0.0.1", "--port", "0",
                "--providers", providers, "--data-dir", str(data), "--json", "--log-level", "warning"]
-    extra = env or {}
-    env = {**os.environ, "TALKWIRE_ICE_HOST_ADDRESSES": "127.0.0.1", "TALKWIRE_SIP_BIND": "127.0.0.1:0",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    child_env = {**os.environ, "TALKWIRE_ICE_HOST_ADDRESSES": "127.0.0.1", "TALKWIRE_SIP_BIND": "127.0.0.1:0",
+                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     for name in ("TALKWIRE_SECRET_KEY", "TALKWIRE_PUBLISHABLE_KEY", "TALKWIRE_DATABASE_URL", "TALKWIRE_PORT"):
-        env.pop(name, None)  # a fresh server with its own keys and database
-    env.update(extra)
-    log = open(workdir / f"{kind}-server.log", "wb")
+        child_env.pop(name, None)  # a fresh server with its own keys and database
+    child_env.update(env or {})
     preexec = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
-    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=log, env=env,
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=log, env=child_env,
                                                 stdin=asyncio.subprocess.DEVNULL, preexec_fn=preexec)
-    drain: asyncio.Task | None = None
+    assert proc.stdout is not None
+    drain: asyncio.Task[bytes] | None = None
     try:
         try:
             line = await asyncio.wait_for(proc.stdout.readline(), startup_timeout)
@@ -103,6 +101,13 @@ async def local_server(kind: str, workdir: Path, *, providers: str = "fake", cpu
             drain.cancel()
         log.close()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def _workspace(workdir: Path, kind: str) -> tuple[Path, BinaryIO]:
+    """A fresh data directory for the server under `workdir`, and its log file there."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = Path(tempfile.mkdtemp(prefix="data-", dir=workdir))
+    return data, open(workdir / f"{kind}-server.log", "wb")  # closed when the server stops
 
 
 LOAD_AGENT = {

@@ -17,7 +17,7 @@ FRAME_LAG = "talkwire_outbound_frame_lag_seconds"
 STAGES = ("stt", "llm_first_token", "tts_first_audio", "response")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Thresholds:
     """A step holds when at most 1% of outbound frames were over `p99_lag_ms` late and none over `frame_lag_ms`."""
 
@@ -25,6 +25,7 @@ class Thresholds:
     frame_lag_ms: float = 40.0
 
 
+DEFAULT_THRESHOLDS = Thresholds()
 Scrape = tuple[float, Samples]  # (loop time it was taken, the samples)
 
 

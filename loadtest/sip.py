@@ -54,8 +54,13 @@ class SipLoadGenerator:
         return generator
 
     @property
+    def agent(self) -> SipUserAgent:
+        assert self.ua is not None, "SipLoadGenerator.start() makes the user agent"
+        return self.ua
+
+    @property
     def trunk_uri(self) -> str:
-        host, port = self.ua.local_address
+        host, port = self.agent.local_address
         return f"sip:loadtest@{host}:{port};transport=udp"
 
     def expect(self, number: str) -> asyncio.Future[SipLeg]:
@@ -84,7 +89,7 @@ INBOUND_NUMBER = "+15559990000"  # the number the inbound callers dial (imported
 async def link_inbound_number(http: httpx.AsyncClient, base_url: str, secret_key: str, agent_id: str,
                               generator: SipLoadGenerator) -> str:
     """Import INBOUND_NUMBER for the agent (its trunk: the generator, where calls come from)."""
-    host, port = generator.ua.local_address
+    host, port = generator.agent.local_address
     response = await http.post(f"{base_url}/phone-numbers/import", headers={"X-API-Key": secret_key}, json={
         "phone_number": INBOUND_NUMBER, "agent_id": agent_id, "credential_label": "loadtest",
         "trunk": {"host": host, "port": port, "transport": "udp", "username": "loadtest", "password": "loadtest"}})
@@ -111,7 +116,7 @@ class SipCaller(ScriptedCall):
     async def _connect(self, http: httpx.AsyncClient, base_url: str, agent_id: str, key: str) -> None:
         if self.inbound_to is not None:
             number, address = self.inbound_to.split("@", 1)
-            leg = await self.generator.ua.dial(number, f"sip:loadtest@{address}",
+            leg = await self.generator.agent.dial(number, f"sip:loadtest@{address}",
                                                from_number=number_for(self.result.index))
             answered = await leg.answered
             if not answered.answered:
@@ -148,6 +153,7 @@ class SipCaller(ScriptedCall):
             if future is not None and not future.done():
                 future.cancel()
         self._started, self._done = loop.create_future(), loop.create_future()
+        assert self.leg is not None, "the call is up"
         self.leg.outbound.clear()
         self.leg.outbound.push(resample(samples, RATE, self.leg.sample_rate))
         return self._started, self._done
@@ -159,7 +165,8 @@ class SipCaller(ScriptedCall):
         now = asyncio.get_running_loop().time()
         if self._started is not None and not self._started.done():
             self._started.set_result(now)
-        if not self.leg.outbound.queued_samples and self._done is not None and not self._done.done():
+        emptied = self.leg is not None and not self.leg.outbound.queued_samples
+        if emptied and self._done is not None and not self._done.done():
             self._done.set_result(now + 0.02)
 
     async def _finish_media(self, http: httpx.AsyncClient, base_url: str, key: str) -> None:

@@ -97,7 +97,7 @@ class HistogramDelta:
             return None
         rank = q * self.total
         lower_bound, lower_count = 0.0, 0.0
-        for bound, count in zip(self.bounds, self.counts):
+        for bound, count in zip(self.bounds, self.counts, strict=True):
             if count >= rank:
                 if math.isinf(bound):
                     return lower_bound

@@ -16,7 +16,15 @@ import httpx
 from loadtest.audio import DEFAULT_SCRIPT, SpeechCache, Turn, words
 from loadtest.caller import CallResult, ScriptedCall
 from loadtest.server import Target
-from loadtest.server_metrics import Scrape, Thresholds, active_calls, scrape, server_figures, settled
+from loadtest.server_metrics import (
+    DEFAULT_THRESHOLDS,
+    Scrape,
+    Thresholds,
+    active_calls,
+    scrape,
+    server_figures,
+    settled,
+)
 from loadtest.stats import percentiles, word_errors
 from loadtest.web_caller import WebCaller
 
@@ -52,7 +60,7 @@ class LoopProbe:
 
 async def run_step(target: Target, calls: int, duration: float, speech: SpeechCache, *,
                    script: tuple[Turn, ...] = DEFAULT_SCRIPT, stagger: float = 0.1,
-                   host_addresses: tuple[str, ...] = (), thresholds: Thresholds = Thresholds(),
+                   host_addresses: tuple[str, ...] = (), thresholds: Thresholds = DEFAULT_THRESHOLDS,
                    max_turns: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """N concurrent calls for `duration` s (or until `max_turns` turns each); returns the per-call results and
     what the server measured."""
@@ -74,7 +82,9 @@ async def run_step(target: Target, calls: int, duration: float, speech: SpeechCa
         if target.leg in ("sip", "sip-in"):
             from loadtest.sip import SipCaller
 
-            callers = [SipCaller(i, speech, script, generator=target.generator, inbound_to=target.inbound_to,
+            generator = target.generator
+            assert generator is not None, "SIP calls go through the load generator"
+            callers = [SipCaller(i, speech, script, generator=generator, inbound_to=target.inbound_to,
                                  max_turns=max_turns, on_progress=tracker(i)) for i in range(calls)]
             key = target.secret or target.key
         else:
@@ -91,7 +101,7 @@ async def run_step(target: Target, calls: int, duration: float, speech: SpeechCa
 
         async def watch() -> None:
             while not all(c.result.setup_ms is not None or c.result.error or t.done()
-                          for c, t in zip(callers, tasks)):
+                          for c, t in zip(callers, tasks, strict=True)):
                 await asyncio.sleep(0.05)
             if any(t.done() for t in tasks):
                 return
@@ -139,10 +149,10 @@ def summarize(results: list[CallResult], *, echo: bool = False) -> dict[str, Any
     reference = [[w for t in r.spoken for w in words(t)] for r in scored]
     hypothesis = [[w for t in r.transcripts for w in words(t)] for r in scored]
     ref_words = sum(len(ref) for ref in reference)
-    errors = sum(word_errors(ref, hyp) for ref, hyp in zip(reference, hypothesis) if ref)
+    errors = sum(word_errors(ref, hyp) for ref, hyp in zip(reference, hypothesis, strict=True) if ref)
     counted = [r for r in results if r.packets_lost is not None]  # SIP callers have no loss count
     received = sum(r.packets_received or 0 for r in counted)
-    lost = sum(r.packets_lost for r in counted)
+    lost = sum(r.packets_lost or 0 for r in counted)
     return {
         "calls_ok": len(ok),
         "calls_failed": len(results) - len(ok),

@@ -196,7 +196,9 @@ class WebRtcPeer:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(MediaStreamError):
             while True:
-                samples = mono(await track.recv())
+                frame = await track.recv()
+                assert isinstance(frame, av.AudioFrame)
+                samples = mono(frame)
                 self.on_audio(samples, rms(samples), loop.time())
 
     def _on_state(self) -> None:
