@@ -179,6 +179,7 @@ class Runtime:
                 openai_timeout=settings.openai_timeout,
                 whisper_model_path=settings.whisper_model_path,
                 llm_threads=settings.llm_threads,
+                vendors=settings.vendor_config(),
             )
             await seed_demo_agent(db, bootstrap.client_id, provider_choices(providers))
             tls_context()  # the webhook clients' shared TLS context: built now, not during the first call

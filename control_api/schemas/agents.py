@@ -4,15 +4,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 from typing_extensions import Annotated
 
 from control_api.schemas.common import HeaderMap, RequestModel, ResponseModel
 
 
+# Speech-to-speech model providers: named by the seed, not offered by this server yet.
+SPEECH_TO_SPEECH = frozenset({"AZURE_REALTIME", "OPENAI_REALTIME", "GEMINI_LIVE"})
+
+
 class ModelChoice(RequestModel):
     provider: str = Field(min_length=1, max_length=64, examples=["LOCAL"])
     model: str = Field(min_length=1, max_length=200, examples=["smollm2-135m-instruct"])
+
+    @field_validator("provider")
+    @classmethod
+    def _not_speech_to_speech(cls, value: str) -> str:
+        if value.upper() in SPEECH_TO_SPEECH:
+            raise ValueError(f"{value} is a speech-to-speech model provider, which this server does not support "
+                             "yet; choose a text model (GET /discovery/models) with a voice and a transcription model")
+        return value
 
 
 class VoiceChoice(RequestModel):
