@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from agent_runtime.agent_config import AgentConfig  # noqa: E402
+from agent_runtime.call import Call  # noqa: E402
 from agent_runtime.conversation import Conversation  # noqa: E402
 from agent_runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS  # noqa: E402
 from agent_runtime.turn_taking import TurnDetector  # noqa: E402
@@ -128,7 +129,8 @@ async def run_call(rate: int, turns: int, barge_ins: int, tts_speed: float = 1.0
                          endpointing_ms=ENDPOINTING_MS, call_user_alert_duration=0, call_end_duration=0,
                          speed=tts_speed)
     conversation = Conversation(leg, config)
-    task = asyncio.get_running_loop().create_task(conversation.run())
+    call = Call(leg, conversation)
+    call.start()
     states = lambda: [e["state"] for e in leg.events_of("agent_state")]  # noqa: E731
 
     added, barge, internal, stages = [], [], [], []
@@ -158,15 +160,14 @@ async def run_call(rate: int, turns: int, barge_ins: int, tts_speed: float = 1.0
                 await feeder
             # Idle again: the reply (to the barge-in speech, on barge-in turns) has played out.
             await leg.wait_for(lambda _: conversation.state == "listening" and not leg.outbound.queued_samples, 20)
-        while not conversation.updates.empty():
-            update = conversation.updates.get_nowait()
+        while not call.updates.empty():
+            update = call.updates.get_nowait()
             if type(update).__name__ == "TurnTiming" and update.response_ms is not None:
                 internal.append(update.response_ms)
                 stages.append({"stt_ms": update.stt_ms, "llm_first_token_ms": update.llm_first_token_ms,
                                "tts_first_audio_ms": update.tts_first_audio_ms})
     finally:
-        leg.remote_hangup("bench_done")
-        await asyncio.wait_for(task, 10)
+        await call.end("bench_done")
         await leg.close()
     ends, starts = await baseline(frames, rate, max(3, turns))
     return {"added_latency_ms": added, "barge_in_latency_ms": barge, "internal_response_ms": internal, "stages": stages,

@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent_runtime.agent_config import AgentConfig  # noqa: E402
+from agent_runtime.call import Call  # noqa: E402
 from agent_runtime.conversation import Conversation  # noqa: E402
 from agent_runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS  # noqa: E402
 from control_api.metrics import FrameLagMeter  # noqa: E402
@@ -108,11 +109,11 @@ def meter_packets(legs: list) -> list[float]:
     return lags
 
 
-async def drain_updates(conversation: Conversation) -> None:
+async def drain_updates(call: Call) -> None:
     """Take the conversation's updates as their owner must (the server's CallSession writes them to the
     call record; here they are dropped), so they do not pile up in memory."""
     while True:
-        await conversation.updates.get()
+        await call.updates.get()
 
 
 async def bench(calls: int, seconds: float, warmup: float, cpu: int | None, peer_cpu: int | None,
@@ -153,9 +154,9 @@ async def bench(calls: int, seconds: float, warmup: float, cpu: int | None, peer
             config = AgentConfig(stt=FakeSTT("when will my order arrive"), llm=llm, tts=FakeTTS(),
                                  welcome_message="Hello! Thanks for calling. How can I help you today?",
                                  partial_interval_ms=0)
-            conversation = Conversation(leg, config, direction="outbound")
-            tasks.append(asyncio.ensure_future(conversation.run()))
-            tasks.append(asyncio.ensure_future(drain_updates(conversation)))
+            call = Call(leg, Conversation(leg, config, direction="outbound"))
+            tasks.append(call.start())
+            tasks.append(asyncio.ensure_future(drain_updates(call)))
         await asyncio.sleep(warmup)
         clock_lags: list[float] = []
         ua.clock.lag_observers.append(clock_lags.append)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import agent_runtime.call
 from agent_runtime.agent_config import AgentConfig
 from agent_runtime.conversation import Conversation
 from agent_runtime.providers.base import ProviderError
@@ -29,13 +30,13 @@ def config(**overrides: Any) -> AgentConfig:
     return AgentConfig(**values)
 
 
-class Call:
-    """A conversation running on a MemoryLeg, for one test."""
+class Call(agent_runtime.call.Call):
+    """A call running on a MemoryLeg from the start, with what one test looks at."""
 
     def __init__(self, leg: MemoryLeg, conversation: Conversation) -> None:
-        self.leg = leg
-        self.conversation = conversation
-        self.task = asyncio.get_running_loop().create_task(conversation.run())
+        super().__init__(leg, conversation)
+        self.leg: MemoryLeg = leg
+        self.task = self.start()
 
     def states(self) -> list[str]:
         return [e["state"] for e in self.leg.events_of("agent_state")]
@@ -53,10 +54,10 @@ class Call:
         await self.leg.feed(espeak_speech(text, self.leg.sample_rate))
         await self.leg.feed_silence(trailing_silence)
 
-    def updates(self) -> list[Any]:
+    def taken_updates(self) -> list[Any]:
         items = []
-        while not self.conversation.updates.empty():
-            items.append(self.conversation.updates.get_nowait())
+        while not self.updates.empty():
+            items.append(self.updates.get_nowait())
         return items
 
     async def finish(self) -> str:
@@ -108,7 +109,7 @@ async def test_welcome_then_a_spoken_turn_gets_a_transcript_and_a_spoken_reply(r
         assert partials and partials[-1]["text"] == "You said: what time does the store open tomorrow."
     finally:
         await call.finish()
-    updates = call.updates()
+    updates = call.taken_updates()
     assert TranscriptTurn("user", "what time does the store open tomorrow") in updates
     assert StateChanged("thinking") in updates
     assert isinstance(updates[-1], Ended)
@@ -158,7 +159,7 @@ async def test_barge_in_clears_audio_and_keeps_only_what_was_heard() -> None:
         await call.wait_final("agent", 2)
     finally:
         await call.finish()
-    updates = call.updates()
+    updates = call.taken_updates()
     barge = [u for u in updates if isinstance(u, BargeIn)]
     assert len(barge) == 1 and 500 < barge[0].played_ms < 3000
     assert TranscriptTurn("agent", heard, interrupted=True) in updates
@@ -258,7 +259,7 @@ async def test_provider_error_apologises_and_the_call_goes_on(stage: str) -> Non
         assert call.finals("agent")[1] == "You said: hello there."
     finally:
         await call.finish()
-    failures = [u for u in call.updates() if isinstance(u, ProviderFailure)]
+    failures = [u for u in call.taken_updates() if isinstance(u, ProviderFailure)]
     assert [f.stage for f in failures] == [stage]
 
 
@@ -295,7 +296,7 @@ async def timings(call: Call) -> list[TurnTiming]:
     """The TurnTiming updates so far (the one of a reply comes just after its final transcript)."""
     found: list[TurnTiming] = []
     for _ in range(50):
-        found += [u for u in call.updates() if isinstance(u, TurnTiming)]
+        found += [u for u in call.taken_updates() if isinstance(u, TurnTiming)]
         if found:
             break
         await asyncio.sleep(0.02)
@@ -432,7 +433,7 @@ async def test_a_speculative_reply_is_dropped_without_a_trace_when_speech_resume
         assert [(m["role"], m["content"]) for m in call.conversation.history.items] == [
             ("user", f"{whole} samples"), ("assistant", f"You said: {whole} samples.")]
         assert not call.leg.events_of("clearAudio")
-        assert not [u for u in call.updates() if isinstance(u, BargeIn)]
+        assert not [u for u in call.taken_updates() if isinstance(u, BargeIn)]
     finally:
         await call.finish()
 

@@ -8,6 +8,7 @@ only what was heard (`heard.py` decides what that is).
 from __future__ import annotations
 
 import logging
+from typing import TypeGuard
 
 from agent_runtime.conversation.heard import heard_text, keep_heard
 from agent_runtime.conversation.host import ConversationHost
@@ -18,7 +19,7 @@ from agent_runtime.updates import BargeIn, TranscriptTurn
 log = logging.getLogger(__name__)
 
 
-def barges_in(reply: Reply | None) -> bool:
+def barges_in(reply: Reply | None) -> TypeGuard[Reply]:
     """Whether the caller starting to speak now cuts the agent's `reply` (None: nothing to cut)."""
     return reply is not None
 

@@ -73,7 +73,7 @@ class PlaybackDone:
 
 @dataclass(slots=True)
 class Message:
-    message: Any  # what the client sent (normally a dict; anything else gets an error back)
+    message: object  # what the client sent (normally a dict; anything else gets an error back)
 
 
 @dataclass(slots=True)

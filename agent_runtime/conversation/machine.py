@@ -17,12 +17,13 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from agent_runtime.agent_config import AgentConfig
 import agent_runtime.conversation.events as ev
+from agent_runtime.agent_config import AgentConfig
 from agent_runtime.conversation.barge_in import barges_in, cut_reply
 from agent_runtime.conversation.dtmf import DtmfCollector
 from agent_runtime.conversation.generation import Generator
 from agent_runtime.conversation.hearing import Hearing
+from agent_runtime.conversation.messages import MessageHandler, MessageRouter
 from agent_runtime.conversation.reply import Reply, ReplyKind
 from agent_runtime.conversation.silence import SilenceTimers
 from agent_runtime.conversation.speaking import Speaker
@@ -31,23 +32,15 @@ from agent_runtime.conversation.state import State
 from agent_runtime.history import History
 from agent_runtime.providers.base import ProviderError, VoiceActivityDetector
 from agent_runtime.tools_api import CallContext, ConversationTools
-from agent_runtime.updates import (
-    ActionRequested,
-    Ended,
-    ProviderFailure,
-    StateChanged,
-    ToolActivity,
-    TranscriptTurn,
-    TurnTiming,
-    Update,
-)
+from agent_runtime.conversation.tasks import Tasks
+from agent_runtime.updates import ActionRequested, Ended, ProviderFailure, StateChanged, ToolActivity, TranscriptTurn
+from agent_runtime.updates import Update
 from media.end_reason import EndReason
 from media.frames import AudioFrame
 from media.leg import Leg
 
 log = logging.getLogger(__name__)
 
-MessageHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
 TOOL_PROTOCOL_MESSAGES = ("client_tool_ack", "client_tool_result", "client_tool_error")
 
 
@@ -72,9 +65,8 @@ class Conversation:
         self.history = history if isinstance(history, History) else History(history, config.max_history_messages)
         self.context = CallContext(channel=leg.channel, direction=direction)
         self.updates: asyncio.Queue[Update] = asyncio.Queue()
-        self.handlers: dict[str, MessageHandler] = {}
-        # Handles `client_*` message types no handler is registered for (see set_fallback_handler).
-        self.fallback_handler: MessageHandler | None = None
+        self._messages = MessageRouter(self.send)
+        self.handlers = self._messages.handlers  # data-channel message type -> handler
         # Extra messages for the next LLM request only (e.g. the latest live camera frame), not kept in history.
         self.turn_extras: Callable[[], list[dict[str, Any]]] | None = None
         self.greet = greet
@@ -83,7 +75,7 @@ class Conversation:
         self._reply: Reply | None = None
         self._react_after_reply = False
         self._events: asyncio.Queue[ev.Event] = asyncio.Queue()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = Tasks(self._crashed)
         self._end_reason: str | None = None
         self._hang_up = False
 
@@ -114,7 +106,7 @@ class Conversation:
 
     def set_fallback_handler(self, handler: MessageHandler | None) -> None:
         """Handle `client_*` messages whose type has no handler (instead of an UNKNOWN_MESSAGE_TYPE error)."""
-        self.fallback_handler = handler
+        self._messages.fallback = handler
 
     def add_context(self, message: dict[str, Any]) -> None:
         """Silent context for the LLM (no reply). It joins the history before the next LLM request, never
@@ -226,10 +218,7 @@ class Conversation:
         self._events.put_nowait(event)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=f"conversation-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
+        return self._tasks.spawn(coro, name)
 
     def provider_failed(self, stage: str, error: Exception) -> None:
         log.warning("%s provider failed: %s", stage, error)
@@ -268,7 +257,7 @@ class Conversation:
             if event.reply is self._reply:
                 await self._on_playback_done(event.reply)
         elif isinstance(event, ev.Message):
-            await self._on_message(event.message)
+            await self._messages.dispatch(event.message)
         elif isinstance(event, ev.Silence):
             await self._on_silence(event)
         elif isinstance(event, ev.LegEnded):
@@ -287,7 +276,6 @@ class Conversation:
         self._silence.caller_spoke()
         reply = self._reply
         if barges_in(reply):
-            assert reply is not None
             await self._cut(reply)
         elif self._state is State.THINKING:
             hearing.speech_resumed_during_stt()
@@ -362,13 +350,7 @@ class Conversation:
             await self.send({"type": "transcription", "role": "agent", "text": text, "is_final": True})
             self.updates.put_nowait(TranscriptTurn("agent", text))
         if reply.kind is ReplyKind.ANSWER:
-            self.updates.put_nowait(TurnTiming(
-                stt_ms=reply.stt_ms, stt_run_ms=reply.stt_run_ms, stt_speculative=reply.stt_speculative,
-                llm_speculative=reply.llm_speculative,
-                llm_first_token_ms=reply.llm_first_token_ms,
-                tts_first_audio_ms=reply.tts_first_audio_ms,
-                response_ms=None if reply.first_audio_at is None or reply.speech_end_at is None
-                else (reply.first_audio_at - reply.speech_end_at) * 1000))
+            self.updates.put_nowait(reply.timing())
         for action in reply.actions:
             self.updates.put_nowait(ActionRequested(action))
         if reply.end_call:
@@ -379,26 +361,6 @@ class Conversation:
             await self._answer()  # straight from speaking to thinking
             return
         await self._listen(new_stretch=reply.kind is not ReplyKind.ALERT)
-
-    async def _on_message(self, message: Any) -> None:
-        kind = message.get("type") if isinstance(message, dict) else None
-        handler = self.handlers.get(kind) if isinstance(kind, str) else None
-        if handler is None and isinstance(kind, str) and kind.startswith("client_"):
-            handler = self.fallback_handler
-        if handler is None:
-            shown = kind if isinstance(kind, str) else None
-            await self.send({"type": "error", "code": "UNKNOWN_MESSAGE_TYPE",
-                             "message": f"unknown message type {shown!r}" if shown
-                             else "a message needs a string 'type' field"})
-            return
-        try:
-            result = handler(message)
-            if asyncio.iscoroutine(result):
-                await result
-        except Exception:
-            log.exception("data-channel handler for %r failed", kind)
-            await self.send({"type": "error", "code": "INTERNAL_ERROR",
-                             "message": f"the server could not handle a {kind!r} message"})
 
     async def _on_dtmf_entry(self, text: str) -> None:
         self.updates.put_nowait(TranscriptTurn("user", text))
@@ -508,12 +470,6 @@ class Conversation:
         else:
             await self._listen(new_stretch=True)
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("conversation task %s failed", task.get_name(), exc_info=task.exception())
-            self._crashed()
-
     def _crashed(self) -> None:
         self._end(EndReason.INTERNAL_ERROR, hang_up=True)
         self.post(ev.LegEnded(EndReason.INTERNAL_ERROR))
@@ -525,10 +481,7 @@ class Conversation:
         reply, self._reply = self._reply, None
         if reply is not None:
             reply.cancelled = True
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         reason = self._end_reason or EndReason.ENDED
         if self._hang_up and not self.leg.ended.done():
             try:

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from agent_runtime.updates import TurnTiming
+
 
 class ReplyKind(str, Enum):
     WELCOME = "welcome"  # the call's first words (or a transferred-to agent's)
@@ -73,6 +75,16 @@ class Reply:
 
     def spoken_text(self) -> str:
         return " ".join(s.text for s in self.segments)
+
+    def timing(self) -> TurnTiming:
+        """The stage latencies of this answer (see `TurnTiming`)."""
+        return TurnTiming(
+            stt_ms=self.stt_ms, stt_run_ms=self.stt_run_ms, stt_speculative=self.stt_speculative,
+            llm_speculative=self.llm_speculative,
+            llm_first_token_ms=self.llm_first_token_ms,
+            tts_first_audio_ms=self.tts_first_audio_ms,
+            response_ms=None if self.first_audio_at is None or self.speech_end_at is None
+            else (self.first_audio_at - self.speech_end_at) * 1000)
 
     def stop_tasks(self) -> None:
         """Mark the reply cancelled and cancel its LLM and speaker tasks."""
