@@ -2,9 +2,10 @@
 
 Claiming is atomic: `claim_attempts` locks the campaign row (PostgreSQL `FOR UPDATE`; SQLite transactions take
 the write lock when they begin), re-checks that the campaign is active, counts the calls in flight per caller ID
-and moves up to the free number of `pending`, due candidates to `in_progress` with one
-`UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) AND status = 'pending'` per caller ID. Several processes
+and moves up to the free number of `pending`, due candidates to `in_progress`, per caller ID. Several processes
 sharing one PostgreSQL therefore never claim the same attempt twice, and the concurrency caps hold across them.
+(Rows are picked with `SELECT … FOR UPDATE SKIP LOCKED`, then moved with `UPDATE … WHERE id IN (…) AND
+status = 'pending'`, both in that one transaction.)
 
 Each claim carries a random `claim_token`, the claiming process's `dialer_id` and a lease (`lease_until`) that
 the live process keeps renewing. An attempt is recorded only under its token, so an attempt that was given up
@@ -146,9 +147,14 @@ async def claim_attempts(db: Database, plan: DialPlan, wanted: int, now: datetim
                           or_(CampaignProspect.next_attempt_at.is_(None), CampaignProspect.next_attempt_at <= now))
                    .order_by(CampaignProspect.created_at, CampaignProspect.id).limit(count)
                    .with_for_update(skip_locked=True))
+            # Two statements, not `id IN (SELECT … SKIP LOCKED)`: PostgreSQL may run such a subquery more than
+            # once per UPDATE, and with SKIP LOCKED each run finds other rows (more claimed than asked).
+            ids = list((await session.scalars(due)).all())
+            if not ids:
+                break
             result = await session.execute(
                 update(CampaignProspect)
-                .where(CampaignProspect.id.in_(due.scalar_subquery()), CampaignProspect.status == PENDING)
+                .where(CampaignProspect.id.in_(ids), CampaignProspect.status == PENDING)
                 .values(status=IN_PROGRESS, claim_token=token, dialer_id=dialer_id, lease_until=now + lease,
                         from_number=caller_id.number, attempt_started_at=now,
                         attempts=CampaignProspect.attempts + 1, updated_at=now)

@@ -36,7 +36,7 @@ PROSPECT_COLUMNS = (
 def upgrade() -> None:
     with op.batch_alter_table("campaign_prospects") as batch:
         for column in PROSPECT_COLUMNS:
-            batch.add_column(column.copy())
+            batch.add_column(column._copy())
         batch.create_index("ix_campaign_prospects_campaign_id_status", ["campaign_id", "status"])
     with op.batch_alter_table("agents") as batch:
         batch.add_column(sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True))
