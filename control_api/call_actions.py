@@ -68,7 +68,8 @@ class CallActions:
             return
         config = build_agent_config(agent, self.services.providers)
         self.executor.replace_tools(await load_agent_tools(db, agent_id))
-        self.client_events.replace_media_handlers(await load_media_handlers(db, agent_id))
+        handlers: list[Mapping[str, Any]] = [*await load_media_handlers(db, agent_id)]
+        self.client_events.replace_media_handlers(handlers)
         self.conversation.switch_agent(config)
         await self.timeline.event("agent_transferred", {"agent_id": agent_id, "name": agent.get("name")})
 

@@ -1,20 +1,22 @@
 """One live call: a leg joined to a conversation, with its recording and its record in the database.
 
-    leg (WebRTC or SIP) ──► Conversation(agent config, tools) ──► updates ──► TimelineWriter ──► call record
-                     └──► CallRecorder (stereo WAV in <data_dir>/recordings/)
+    Call(leg (WebRTC or SIP), Conversation(agent config, tools)) ──► updates ──► TimelineWriter ──► call record
+         └──► CallRecorder (stereo WAV in <data_dir>/recordings/)
 
 Web and SIP start a call the same way, `start_call(services, leg, ...)`, once they have a leg and the agent
 (the web offer flow in `web_calls`, SIP dispatch in `sip_dispatch`). The session is transport-agnostic and
 owns nothing the conversation does; it wires, records and, when the call is over, finishes the record with
-the end reason (whose `failed` flag decides the status: `media.end_reason`).
+the end reason (whose `failed` flag decides the status: `media.end_reason`). Running the conversation on the
+leg is `agent_runtime.call.Call`'s, as in the benchmarks and tests.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
+from agent_runtime.call import Call
 from agent_runtime.client_events import ClientEvents, MediaFile
 from agent_runtime.conversation import Conversation
 from agent_runtime.history import History
@@ -41,11 +43,10 @@ Details = Callable[[str], Mapping[str, Any]]  # end reason -> the transport's ex
 
 class CallSession:
     def __init__(self, services: CallServices, leg: Leg, *, call_id: str, client_id: str, agent: AgentRecord,
-                 tools: list[dict[str, Any]], media_handlers: list[dict[str, Any]] | None = None,
-                 direction: Direction = "outbound", ready: Awaitable[object] | None = None,
+                 tools: list[dict[str, Any]], direction: Direction = "outbound", ready: Awaitable[object] | None = None,
                  ready_timeout: float = CONNECT_TIMEOUT, details: Details | None = None) -> None:
-        """Build the call's conversation for `agent` and its attached `tools` (`media_handlers` default to
-        the agent's, loaded when the call starts).
+        """Build the call's conversation for `agent` and its attached `tools` (its media handlers are loaded
+        when the call starts).
 
         `direction` is the conversation's ("inbound" only for phone calls to our numbers: it picks the
         inbound welcome message). `ready` resolves once media can flow (WebRTC: ICE and DTLS up); the
@@ -55,12 +56,8 @@ class CallSession:
         self.services = services
         self.call_id = call_id
         self.client_id = client_id
-        self._leg = leg
-        self.ready = ready
-        self.ready_timeout = ready_timeout
         self.details = details
-        self.agent_id = str(agent.get("id") or "")
-        self._load_handlers = media_handlers is None
+        self.agent_id = str(agent["id"])
         self.task: asyncio.Task[None] | None = None
         settings = services.settings
         self.executor = ToolExecutor(
@@ -77,20 +74,20 @@ class CallSession:
         self._conversation = Conversation(leg, config, tools=self.executor, direction=direction)
         self.client_events = ClientEvents(
             session_id=call_id,
-            media_handlers=media_handlers,
             load_media=self._load_media,
             on_record=self._record_client_event,
             allow_private_webhooks=settings.allow_private_webhooks,
             webhook_timeout=settings.webhook_timeout,
         )
         self.client_events.install(self._conversation)
+        self.call = Call(leg, self._conversation, ready=ready, ready_timeout=ready_timeout)
         self.timeline = TimelineWriter(services.db, services.metrics, client_id, call_id, self._perform)
         self.actions = CallActions(services, client_id, leg, self._conversation, self.executor,
                                    self.client_events, self.timeline)
 
     @property
     def leg(self) -> Leg:
-        return self._leg
+        return self.call.leg
 
     @property
     def conversation(self) -> Conversation:
@@ -115,35 +112,26 @@ class CallSession:
         metrics = services.metrics
         leg.outbound.tap = metrics.frame_lag_tap(leg.kind, asyncio.get_running_loop(), leg.outbound.tap)
         metrics.call_started(leg.kind)
-        persist = asyncio.get_running_loop().create_task(self.timeline.run(self.conversation.updates),
+        persist = asyncio.get_running_loop().create_task(self.timeline.run(self.call.updates),
                                                          name=f"persist:{self.call_id}")
         reason: str = EndReason.ERROR
         try:
             await call_store.set_recording(services.db, self.call_id, str(path))
-            if self._load_handlers and self.agent_id:
-                self.client_events.replace_media_handlers(await load_media_handlers(services.db, self.agent_id))
+            handlers: list[Mapping[str, Any]] = [*await load_media_handlers(services.db, self.agent_id)]
+            self.client_events.replace_media_handlers(handlers)
             await self._continue_session()
-            reason = await self._converse()
+            reason = await self.call.run()  # hangs up the leg whatever ends it
         except Exception:
-            log.exception("call %s: conversation failed", self.call_id)
+            log.exception("call %s: could not start", self.call_id)
         finally:
-            if not leg.ended.done():
+            if not leg.ended.done():  # the call never ran
                 await leg.hangup(reason)
-            await self.conversation.updates.put(Ended(reason))
+            await self.call.updates.put(Ended(reason))
             await persist
             await self.client_events.aclose()
             await self.executor.aclose()
             await recorder.close()
             await self._finish(reason)
-
-    async def _converse(self) -> str:
-        """Once media flows, run the conversation on the leg until the call ends; the end reason."""
-        if self.ready is not None:
-            try:
-                await asyncio.wait_for(self.ready, self.ready_timeout)
-            except TimeoutError:
-                return EndReason.CONNECT_TIMEOUT
-        return await self.conversation.run()
 
     async def _finish(self, reason: str) -> None:
         """Finish the record (status by the reason) and leave the live calls."""
@@ -193,8 +181,9 @@ class CallSession:
         return MediaFile(item.media_id, item.content_type, item.filename, item.size, data)
 
     def _record_client_event(self, kind: str, data: dict[str, Any]) -> None:
-        """Client events join the conversation's updates, so the timeline keeps their order."""
-        self.conversation.updates.put_nowait(ClientEventRecord(kind, data))
+        """Client events join the conversation's updates, so the timeline keeps their order (the queue is the
+        conversation's; the timeline writer reads both kinds from it)."""
+        cast("asyncio.Queue[object]", self.call.updates).put_nowait(ClientEventRecord(kind, data))
 
 
 async def start_call(services: CallServices, leg: Leg, *, call_id: str, client_id: str, agent: AgentRecord,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from agent_runtime.updates import (
     ActionRequested,
@@ -73,8 +73,8 @@ class TimelineWriter:
     async def write(self, update: object) -> None:
         if isinstance(update, TranscriptTurn):
             extra = {"interrupted": True} if update.interrupted else {}
-            await call_store.add_transcript_turn(self.db, self.client_id, self.call_id, update.role, update.text,
-                                                 **extra)
+            role: Literal["user", "agent"] = "agent" if update.role == "agent" else "user"
+            await call_store.add_transcript_turn(self.db, self.client_id, self.call_id, role, update.text, **extra)
         elif isinstance(update, ToolActivity):
             await self.event("tool", update.record)
         elif isinstance(update, BargeIn):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import wave
 
+import pytest
+
 from control_api.storage import calls as call_store
 from control_api.storage.clients import add_key
 from test_api_fixtures import Api, api, settings  # noqa: F401  (fixtures)
@@ -146,6 +148,32 @@ async def test_call_detail_transcript_timeline_recording(api: Api, settings):
     await api.error("GET", f"/calls/{call_id}/recording", 404, "CALL_NOT_FOUND", key=api.other)
     other_call = await api.web_call(agent_id)
     await api.error("GET", f"/calls/{other_call}/recording", 404, "RECORDING_NOT_FOUND")
+
+
+async def test_a_status_and_its_timeline_entry_are_stored_together(api: Api, monkeypatch):
+    """A reader never sees a call finished without the status step (and details) that finished it: when the
+    timeline entry cannot be written, the status and the details are not changed either."""
+    call_id = await api.web_call(await api.agent())
+    db = api.app.state.runtime.db
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(call_store, "_append", broken)
+        with pytest.raises(RuntimeError):
+            await call_store.set_status(db, call_id, "completed")
+        with pytest.raises(RuntimeError):
+            await call_store.finish_call(db, call_id, end_reason="remote_hangup", extra_details={"a": 1})
+    detail = await api.ok("GET", f"/calls/{call_id}")
+    assert (detail["status"], detail["end_reason"], detail["extra_details"]) == ("in-progress", None, {})
+    assert detail["ended_at"] is None and [e["kind"] for e in detail["timeline"]] == []
+
+    await call_store.finish_call(db, call_id, end_reason="remote_hangup", extra_details={"a": 1})
+    detail = await api.ok("GET", f"/calls/{call_id}")
+    assert (detail["status"], detail["end_reason"], detail["extra_details"]) == ("completed", "remote_hangup", {"a": 1})
+    assert [e["data"] for e in detail["timeline"]] == [{"from": "in-progress", "to": "completed",
+                                                        "reason": "remote_hangup"}]
 
 
 async def test_call_detail_errors(api: Api):

@@ -28,6 +28,7 @@ from control_api.schemas.calls import (
     KeyValue,
     ProspectDetail,
     ProspectRef,
+    SipData,
     TimelineEvent,
     TranscriptTurn,
 )
@@ -44,8 +45,9 @@ CALL_404 = ("CALL_NOT_FOUND", "Call not found")
 
 # ---- create ---------------------------------------------------------------------------------------
 
-async def create_sip_call(ctx: Ctx, agent: Agent, body: CallCreate) -> CallCreated:
-    """Dial `body.sip_data.to` for `agent` and return {call_id, status: "triggered", worker_url: None}.
+async def create_sip_call(ctx: Ctx, agent: Agent, data: SipData, to_number: str,
+                          prospect_id: str | None) -> CallCreated:
+    """Dial `to_number` for `agent` and return {call_id, status: "triggered", worker_url: None}.
 
     The body has been validated (E.164 numbers, `from_number` one of the client's numbers, the prospect
     the client's) before this runs. The call goes on in the background (control_api/sip_dispatch.py); a
@@ -54,15 +56,15 @@ async def create_sip_call(ctx: Ctx, agent: Agent, body: CallCreate) -> CallCreat
     sip = ctx.runtime.sip
     if sip is None:
         raise api_error("UPSTREAM_SERVICE_TIMEOUT", "SIP is off on this server (TALKWIRE_SIP_BIND=off)")
-    data = body.sip_data
     try:
-        call_id = await sip.dial(client_id=ctx.client_id, agent_id=agent.id, to_number=data.to, name=data.name,
+        call_id = await sip.dial(client_id=ctx.client_id, agent_id=agent.id, to_number=to_number, name=data.name,
                                  from_number=data.from_number, ring_timeout=data.ring_timeout_seconds,
-                                 prospect_id=parse_uuid(body.prospect_id) if body.prospect_id else None)
+                                 prospect_id=prospect_id)
     except SipUnavailable as exc:
         raise api_error("UPSTREAM_SERVICE_TIMEOUT", str(exc)) from None
     call = await call_store.get_call(ctx.db, call_id)
-    return CallCreated(call_id=call_id, status="triggered", worker_url=None, prospect_id=call.prospect_id)
+    return CallCreated(call_id=call_id, status="triggered", worker_url=None,
+                       prospect_id=call.prospect_id if call is not None else None)
 
 
 @api.post(
@@ -81,11 +83,13 @@ async def create_call(ctx: Ctx) -> CallCreated:
     with its history and context, without a second welcome.
     """
     body: CallCreate = ctx.body
+    dial: tuple[SipData, str] | None = None  # a phone call: its sip_data and the number to dial
     if body.type == "sip":
         if not ctx.principal.is_secret:
             raise api_error("INSUFFICIENT_SCOPE", "Publishable keys (pk_live_…) can only create web calls")
         if body.sip_data is None or body.sip_data.to is None:
             raise api_error("VALIDATION_ERROR", 'sip_data.to: required when type is "sip"')
+        dial = body.sip_data, body.sip_data.to
     async with ctx.db.session() as session:
         agent = await get_owned(session, Agent, parse_uuid(body.agent_id), ctx.principal,
                                 "AGENT_NOT_FOUND", "Agent not found")
@@ -102,12 +106,13 @@ async def create_call(ctx: Ctx) -> CallCreated:
             if prospect_id is not None and previous.prospect_id not in (None, prospect_id):
                 raise api_error("CALL_NOT_FOUND", "call_id: no call of this prospect has that id")
             prospect_id = prospect_id or previous.prospect_id
-    if body.type == "sip":
-        from_number = body.sip_data.from_number
-        if from_number is not None and await find_number(ctx.db, ctx.client_id, from_number) is None:
+    if dial is not None:
+        data, to_number = dial
+        if data.from_number is not None and await find_number(ctx.db, ctx.client_id, data.from_number) is None:
             raise api_error("VALIDATION_ERROR",
                             "sip_data.from_number: not one of your phone numbers (see GET /phone-numbers)")
-        return await create_sip_call(ctx, agent, body)
+        return await create_sip_call(ctx, agent, data, to_number,
+                                     parse_uuid(body.prospect_id) if body.prospect_id else None)
 
     call = await call_store.create_call(
         ctx.db,
@@ -199,7 +204,7 @@ async def get_call(ctx: Ctx) -> CallDetail:
     prospect_detail = None
     if prospect is not None:
         prospect_detail = ProspectDetail(
-            **_prospect_ref(prospect).model_dump(),
+            id=prospect.id, name=prospect.name, phone=prospect.phone,
             prospect_data=[KeyValue(key=k, value=v) for k, v in (prospect.prospect_data or {}).items()],
         )
     return CallDetail(
