@@ -42,25 +42,27 @@ async def test_transcribe_sends_linear16_with_the_documented_query_and_auth(deep
                              "interim_results": "true", "endpointing": "300", "utterance_end_ms": "1000",
                              "smart_format": "true", "language": "en-US"}
     assert bytes(session.audio) == audio.astype("<i2").tobytes()
-    assert session.messages == ["Finalize"]
-    # the connection stays open for the next utterance, and CloseStream ends it the documented way
+    assert session.messages == ["CloseStream"] and session.closed_by_client
+    # the next utterance's stream was connected ahead, and is used
     deepgram.transcripts = ["first", "second"]
     deepgram.finals_sent = 0
+    assert len(deepgram.sessions) == 2
     assert await stt.transcribe(audio) == "first"
-    assert len(deepgram.sessions) == 1
-    await stt.aclose()
-    assert session.messages == ["Finalize", "Finalize", "CloseStream"] and session.closed_by_client
+    assert len(deepgram.sessions[1].audio) == len(audio) * 2 and deepgram.sessions[1].messages == ["CloseStream"]
+    await stt.aclose()  # the third, spare stream is closed the documented way
+    assert deepgram.sessions[2].messages == ["CloseStream"] and not deepgram.sessions[2].audio
     assert stt.audio_seconds == pytest.approx(2.0)
 
 
-async def test_keepalive_while_idle(deepgram: DeepgramFake) -> None:
+async def test_the_stream_waiting_for_the_next_utterance_is_kept_alive(deepgram: DeepgramFake) -> None:
     stt = make_stt(deepgram, keepalive_s=0.2)
     await stt.transcribe(speech(0.2, 16000))
     await asyncio.sleep(0.7)
+    assert await stt.transcribe(speech(0.2, 16000)) == "check the status of my order"
     await stt.aclose()
-    messages = deepgram.sessions[0].messages
-    assert messages[0] == "Finalize" and messages[-1] == "CloseStream"
-    assert messages.count("KeepAlive") >= 2
+    messages = deepgram.sessions[1].messages
+    assert messages[-1] == "CloseStream" and messages.count("KeepAlive") >= 2
+    assert set(messages[:-1]) == {"KeepAlive"}
 
 
 async def test_streaming_events_at_the_legs_rate(deepgram: DeepgramFake) -> None:
@@ -111,7 +113,7 @@ async def test_dropped_socket_mid_utterance_then_the_next_utterance_reconnects(d
     with pytest.raises(ProviderError, match="dropped|closed"):
         await stt.transcribe(speech(0.5, 16000))
     assert await stt.transcribe(speech(0.5, 16000)) == "check the status of my order"
-    assert len(deepgram.sessions) == 2
+    assert len(deepgram.sessions[1].audio) == 0.5 * 16000 * 2
     await stt.aclose()
 
 
@@ -124,4 +126,18 @@ async def test_stalled_server_fails_within_the_first_result_timeout(deepgram: De
     assert time.monotonic() - started < 2.0
     deepgram.stall = False
     assert await stt.transcribe(speech(0.2, 16000)) == "check the status of my order"
+    await stt.aclose()
+
+
+async def test_a_language_switch_reconnects_and_the_detected_language_is_kept(deepgram: DeepgramFake) -> None:
+    stt = make_stt(deepgram, language="en-US")
+    await stt.transcribe(speech(0.2, 16000))
+    stt.language = "hi"  # the conversation pivots to Hindi
+    deepgram.language = "hi"
+    deepgram.transcripts = ["हाँ जी"]
+    deepgram.finals_sent = 0
+    assert await stt.transcribe(speech(0.2, 16000)) == "हाँ जी"
+    assert stt.detected_language == "hi"
+    used = [s for s in deepgram.sessions if s.audio]
+    assert [s.query["language"] for s in used] == ["en-US", "hi"]
     await stt.aclose()

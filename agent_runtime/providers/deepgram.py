@@ -4,16 +4,18 @@ Protocol (docs/providers.md has the sources): the query string configures the st
 `encoding=linear16`, `sample_rate`, `channels=1`, `interim_results`, `endpointing` ms, `utterance_end_ms`,
 `language`), the `Authorization: Token <key>` header authenticates. The client sends binary frames of raw
 audio and JSON text frames `{"type": "KeepAlive"}` (when it has no audio to send: the server closes an
-idle stream after about 10 s), `{"type": "Finalize"}` (flush: the answer is a `Results` with
-`from_finalize: true`) and `{"type": "CloseStream"}` (the server sends what is left, a `Metadata`, and
-closes). The server sends `Results` (`is_final`, `speech_final`, `channel.alternatives[0].transcript`,
-`.languages` when the language is detected), `UtteranceEnd`, `SpeechStarted` and `Metadata`.
+idle stream after about 10 s), `{"type": "Finalize"}` (flush: the server *may* answer with a `Results`
+carrying `from_finalize: true`, typically when audio was still buffered) and `{"type": "CloseStream"}` (the
+server sends what is left, a `Metadata`, and closes). The server sends `Results` (`is_final`,
+`speech_final`, `channel.alternatives[0].transcript`, `.languages` when the language is detected),
+`UtteranceEnd`, `SpeechStarted` and `Metadata`.
 
 Two ways to use it: `open(rate, language)` gives a `DeepgramStream` for audio as it comes (the leg's own
-rate: 8000 for SIP, 16000 or 48000 for web); `transcribe(audio)` (the per-utterance `SpeechToText`
-protocol) sends a whole utterance on a connection kept open between utterances (KeepAlive while idle),
-then Finalize, and joins the finals up to the `from_finalize` one. A connection that fails is dropped and
-the next utterance connects again.
+rate: 8000 for SIP, 16000 or 48000 for web). `transcribe(audio)` (the per-utterance `SpeechToText`
+protocol) sends a whole utterance on its own stream and ends it with CloseStream, whose close is the one
+documented, guaranteed end of the results (a Finalize answer is not guaranteed); the stream for the next
+utterance is connected ahead, while the caller listens, and kept alive with KeepAlive, so no utterance
+waits for a handshake. A connection that fails is dropped and the next utterance connects again.
 """
 from __future__ import annotations
 
@@ -46,9 +48,10 @@ _aborting: set[asyncio.Task[None]] = set()  # connections being closed in the ba
 class DeepgramStream:
     """One `/v1/listen` connection: `send()` queues audio, `events()` yields what Deepgram says."""
 
-    def __init__(self, ws: ClientConnection, sample_rate: int, *, keepalive_s: float = 4.0,
-                 close_timeout: float = 3.0) -> None:
+    def __init__(self, ws: ClientConnection, sample_rate: int, *, language: str | None = None,
+                 keepalive_s: float = 4.0, close_timeout: float = 3.0) -> None:
         self.sample_rate = sample_rate
+        self.language = language
         self.audio_seconds = 0.0  # usage: audio sent on this stream
         self.request_id: str | None = ws.response.headers.get("dg-request-id") if ws.response else None
         self.failed: ProviderError | None = None
@@ -134,6 +137,12 @@ class DeepgramStream:
         self.failed = ProviderError(f"DEEPGRAM stream {self.request_id or ''}: {why}".replace("  ", " "))
         return self.failed
 
+    def end(self) -> None:
+        """Send CloseStream: the server sends its last results and closes; `events()` ends there."""
+        if not self._closing:
+            self._closing = True
+            self._outbox.put_nowait(_CLOSE)
+
     def abort(self) -> None:
         """Drop the connection now, without the closing handshake (a failed or abandoned utterance)."""
         self._closing = True
@@ -145,9 +154,7 @@ class DeepgramStream:
 
     async def close(self) -> None:
         """CloseStream, wait for Deepgram's last results and its close, then release the connection."""
-        if not self._closing:
-            self._closing = True
-            self._outbox.put_nowait(_CLOSE)
+        self.end()
         try:
             await asyncio.wait_for(asyncio.shield(self._receiver), self._close_timeout)
         except (asyncio.TimeoutError, asyncio.CancelledError):
@@ -208,7 +215,7 @@ class DeepgramSTT:
         self.timeouts = timeouts
         self.keepalive_s = keepalive_s
         self.audio_seconds = 0.0  # usage over this instance's life
-        self._stream: DeepgramStream | None = None
+        self._spare: asyncio.Task[DeepgramStream] | None = None  # the next utterance's stream, connecting
         self._lock = asyncio.Lock()
 
     def url(self, sample_rate: int, language: str | None) -> str:
@@ -222,7 +229,8 @@ class DeepgramSTT:
         return f"{self.base_url}/v1/listen?{urlencode(query)}"
 
     async def open(self, sample_rate: int, language: str | None = None) -> DeepgramStream:
-        url = self.url(sample_rate, language or self.language)
+        language = language or self.language
+        url = self.url(sample_rate, language)
         try:
             ws = await asyncio.wait_for(
                 connect(url, additional_headers={"Authorization": f"Token {self.api_key}"},
@@ -235,28 +243,38 @@ class DeepgramSTT:
                                 ) from exc
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
             raise ProviderError(f"DEEPGRAM cannot connect to {self.base_url}: {exc!r}") from exc
-        return DeepgramStream(ws, sample_rate, keepalive_s=self.keepalive_s)
+        return DeepgramStream(ws, sample_rate, language=language, keepalive_s=self.keepalive_s)
 
     async def transcribe(self, audio: np.ndarray, *, final: bool = True) -> str:
         async with self._lock:
-            stream = self._stream
-            if stream is None or stream.closed:
-                stream = self._stream = await self.open(self.sample_rate)
+            stream = await self._take_stream()
+            self._spare = asyncio.create_task(self.open(self.sample_rate, self.language), name="deepgram-spare")
             duration = len(audio) / self.sample_rate
+            limit = self.timeouts.first_result + duration
             try:
-                return await asyncio.wait_for(self._utterance(stream, audio),
-                                              self.timeouts.first_result + duration)
+                return await asyncio.wait_for(self._utterance(stream, audio), limit)
             except asyncio.TimeoutError:
-                self._abort()
-                raise ProviderError(f"DEEPGRAM gave no final transcript within "
-                                    f"{self.timeouts.first_result + duration:.1f} s") from None
-            except BaseException:  # failed or cancelled: the next utterance starts on a fresh connection
-                self._abort()
-                raise
+                raise ProviderError(f"DEEPGRAM gave no final transcript within {limit:.1f} s") from None
+            finally:
+                stream.abort()  # ended by the server on success; dropped on failure or cancellation
+
+    async def _take_stream(self) -> DeepgramStream:
+        """The stream connected ahead for this utterance if it is still good, else a new one."""
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            try:
+                stream = await spare
+            except ProviderError:
+                pass
+            else:
+                if not stream.closed and stream.language == self.language:
+                    return stream
+                stream.abort()
+        return await self.open(self.sample_rate, self.language)
 
     async def _utterance(self, stream: DeepgramStream, audio: np.ndarray) -> str:
         stream.send(audio)
-        stream.finalize()
+        stream.end()
         self.audio_seconds += len(audio) / self.sample_rate
         finals: list[str] = []
         async with aclosing(stream.events()) as events:
@@ -267,18 +285,18 @@ class DeepgramSTT:
                     finals.append(event.text)
                 if event.language:
                     self.detected_language = event.language
-                if event.from_finalize:
-                    return " ".join(finals).strip()
-        raise ProviderError("DEEPGRAM closed the stream before the final transcript")
-
-    def _abort(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            stream.abort()
+        return " ".join(finals).strip()
 
     async def aclose(self) -> None:
-        """End the kept-open stream the documented way, CloseStream (the call is over)."""
+        """Close the stream connected ahead, the documented way (CloseStream): the call is over."""
         async with self._lock:
-            stream, self._stream = self._stream, None
-            if stream is not None:
-                await stream.close()
+            spare, self._spare = self._spare, None
+            if spare is None:
+                return
+            if not spare.done():
+                spare.cancel()
+            try:
+                stream = await spare
+            except (ProviderError, asyncio.CancelledError):
+                return
+            await stream.close()
