@@ -103,10 +103,9 @@ def _detail(agent: Agent) -> AgentDetail:
     return AgentDetail(**_summary(agent), **extra)
 
 
-async def owned_agent(ctx: Ctx, agent_id: str | None = None) -> Agent:
-    """The caller's agent from the `id` path parameter (or `agent_id`), else 404 AGENT_NOT_FOUND."""
-    agent_id = agent_id if agent_id is not None else ctx.uuid("id")
-    return or_404(await agent_store.get_agent(ctx.db, ctx.client_id, agent_id), *AGENT_404)
+async def owned_agent(ctx: Ctx) -> Agent:
+    """The caller's agent from the `id` path parameter, else 404 AGENT_NOT_FOUND."""
+    return or_404(await agent_store.get_agent(ctx.db, ctx.client_id, ctx.uuid("id")), *AGENT_404)
 
 
 # ---- agents ---------------------------------------------------------------------------------------
