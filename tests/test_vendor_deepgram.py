@@ -141,3 +141,11 @@ async def test_a_language_switch_reconnects_and_the_detected_language_is_kept(de
     used = [s for s in deepgram.sessions if s.audio]
     assert [s.query["language"] for s in used] == ["en-US", "hi"]
     await stt.aclose()
+
+
+async def test_an_unused_stream_connected_ahead_is_closed_after_its_idle_limit(deepgram: DeepgramFake) -> None:
+    stt = make_stt(deepgram, keepalive_s=0.1, spare_idle_s=0.3)
+    await stt.transcribe(speech(0.2, 16000))  # a call that ends without closing its STT
+    await asyncio.sleep(0.8)
+    assert deepgram.sessions[1].messages[-1] == "CloseStream" and deepgram.sessions[1].closed_by_client
+    assert await stt.transcribe(speech(0.2, 16000)) == "check the status of my order"  # reconnects

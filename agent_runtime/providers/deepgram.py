@@ -49,9 +49,10 @@ class DeepgramStream:
     """One `/v1/listen` connection: `send()` queues audio, `events()` yields what Deepgram says."""
 
     def __init__(self, ws: ClientConnection, sample_rate: int, *, language: str | None = None,
-                 keepalive_s: float = 4.0, close_timeout: float = 3.0) -> None:
+                 keepalive_s: float = 4.0, close_timeout: float = 3.0, max_idle_s: float | None = None) -> None:
         self.sample_rate = sample_rate
         self.language = language
+        self.max_idle_s = max_idle_s  # end the stream (CloseStream) after this long without audio
         self.audio_seconds = 0.0  # usage: audio sent on this stream
         self.request_id: str | None = ws.response.headers.get("dg-request-id") if ws.response else None
         self.failed: ProviderError | None = None
@@ -61,7 +62,7 @@ class DeepgramStream:
         self._closing = False
         self._outbox: asyncio.Queue[bytes | str | object] = asyncio.Queue()
         self._events: asyncio.Queue[SttEvent | ProviderError | None] = asyncio.Queue()
-        self._last_sent = asyncio.get_running_loop().time()
+        self._last_sent = self._last_audio = asyncio.get_running_loop().time()
         self._receiver = asyncio.create_task(self._receive(), name="deepgram-receive")
         self._sender = asyncio.create_task(self._send(), name="deepgram-send")
         self._keepalive = asyncio.create_task(self._keep_alive(), name="deepgram-keepalive")
@@ -76,6 +77,7 @@ class DeepgramStream:
         if self.closed:
             return
         self.audio_seconds += len(samples) / self.sample_rate
+        self._last_audio = asyncio.get_running_loop().time()
         self._outbox.put_nowait(np.ascontiguousarray(samples, dtype="<i2").tobytes())
 
     def finalize(self) -> None:
@@ -100,6 +102,9 @@ class DeepgramStream:
         loop = asyncio.get_running_loop()
         while not self._closing:
             await asyncio.sleep(self._keepalive_s / 4)
+            if self.max_idle_s is not None and loop.time() - self._last_audio > self.max_idle_s:
+                self.end()  # nobody is using it: no stream held open forever
+                return
             if loop.time() - self._last_sent >= self._keepalive_s and self._outbox.empty() and not self._closing:
                 self._outbox.put_nowait(KEEPALIVE)
                 self._last_sent = loop.time()
@@ -203,7 +208,7 @@ class DeepgramSTT:
 
     def __init__(self, model: str, api_key: str, base_url: str = DEFAULT_BASE_URL, *, sample_rate: int = 16000,
                  language: str | None = None, endpointing_ms: int = 300, utterance_end_ms: int = 1000,
-                 timeouts: Timeouts = Timeouts(), keepalive_s: float = 4.0) -> None:
+                 timeouts: Timeouts = Timeouts(), keepalive_s: float = 4.0, spare_idle_s: float = 60.0) -> None:
         self.model = model
         self.api_key = api_key
         self.base_url = base_url.rstrip("/")
@@ -214,6 +219,7 @@ class DeepgramSTT:
         self.utterance_end_ms = utterance_end_ms
         self.timeouts = timeouts
         self.keepalive_s = keepalive_s
+        self.spare_idle_s = spare_idle_s  # a stream connected ahead and unused this long is closed
         self.audio_seconds = 0.0  # usage over this instance's life
         self._spare: asyncio.Task[DeepgramStream] | None = None  # the next utterance's stream, connecting
         self._lock = asyncio.Lock()
@@ -228,7 +234,8 @@ class DeepgramSTT:
             query["language"] = language
         return f"{self.base_url}/v1/listen?{urlencode(query)}"
 
-    async def open(self, sample_rate: int, language: str | None = None) -> DeepgramStream:
+    async def open(self, sample_rate: int, language: str | None = None, *,
+                   max_idle_s: float | None = None) -> DeepgramStream:
         language = language or self.language
         url = self.url(sample_rate, language)
         try:
@@ -243,12 +250,14 @@ class DeepgramSTT:
                                 ) from exc
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
             raise ProviderError(f"DEEPGRAM cannot connect to {self.base_url}: {exc!r}") from exc
-        return DeepgramStream(ws, sample_rate, language=language, keepalive_s=self.keepalive_s)
+        return DeepgramStream(ws, sample_rate, language=language, keepalive_s=self.keepalive_s,
+                              max_idle_s=max_idle_s)
 
     async def transcribe(self, audio: np.ndarray, *, final: bool = True) -> str:
         async with self._lock:
             stream = await self._take_stream()
-            self._spare = asyncio.create_task(self.open(self.sample_rate, self.language), name="deepgram-spare")
+            self._spare = asyncio.create_task(self.open(self.sample_rate, self.language, max_idle_s=self.spare_idle_s),
+                                              name="deepgram-spare")
             duration = len(audio) / self.sample_rate
             limit = self.timeouts.first_result + duration
             try:
