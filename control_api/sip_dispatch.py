@@ -21,14 +21,13 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
 from control_api.call_agent import AgentRecord
 from control_api.call_services import CallServices
 from control_api.call_session import Direction, start_call
 from control_api.storage import calls as call_store
 from control_api.storage.agents import load_agent
-from control_api.storage.models import Agent, PhoneNumber, SipTrunk
+from control_api.storage.models import SipTrunk
+from control_api.storage.phone_numbers import find_dialled_number
 from control_api.storage.sip_trunks import trunk_of_number
 from media.end_reason import EndReason
 from signalling.sip import (
@@ -222,17 +221,13 @@ class SipDispatcher:
     async def resolve(self, invite: InboundInvite) -> Decision:
         """Number → agent: 404 for a number we do not have (or one no agent answers), 480 for a number or
         agent that is not active."""
-        to_user = invite.to_user
-        async with self.services.db.session() as session:
-            number = await session.scalar(select(PhoneNumber).where(PhoneNumber.number.in_(number_variants(to_user))))
-            if number is None or number.agent_id is None:
-                return Decision.reject(404)
-            agent = await session.get(Agent, number.agent_id)
-            if agent is None:
-                return Decision.reject(404)
-            if not number.is_active or not agent.active:
-                return Decision.reject(480)
-            return Decision.accept(InboundRoute(number.client_id, agent.id, number.number))
+        dialled = await find_dialled_number(self.services.db, number_variants(invite.to_user))
+        if dialled is None or dialled.agent is None:
+            return Decision.reject(404)
+        number, agent = dialled.number, dialled.agent
+        if not number.is_active or not agent.active:
+            return Decision.reject(480)
+        return Decision.accept(InboundRoute(number.client_id, agent.id, number.number))
 
     async def on_incoming(self, leg: SipLeg) -> None:
         route: InboundRoute = leg.context
