@@ -175,7 +175,7 @@ async def test_data_collection(api: Api):
     await api.error("POST", f"/assistant/{agent_id}/data-collection", 400, "BAD_REQUEST",
                     json={"key": "choice", "prompt": "Which?", "data_type": "enum"})
     await api.error("POST", f"/assistant/{agent_id}/data-collection", 422, "VALIDATION_ERROR",
-                    json={"key": "x", "prompt": "y", "data_type": "date"})
+                    json={"key": "x", "prompt": "y", "data_type": "timestamp"})
     await api.error("POST", "/assistant/6d1f8a52-0000-4000-8000-000000000000/data-collection", 404,
                     "AGENT_NOT_FOUND", json=SEED_DATA_COLLECTION)
 

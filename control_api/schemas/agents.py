@@ -4,9 +4,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import Annotated
 
+from control_api.analysis.fields import PROSPECT_COLUMNS
 from control_api.schemas.common import HeaderMap, RequestModel, ResponseModel
 
 
@@ -190,7 +191,14 @@ class WidgetUpdated(ResponseModel):
 
 # ---- data collection -------------------------------------------------------------------------------
 
-DataType = Literal["string", "boolean", "number", "enum"]
+DataType = Literal["string", "boolean", "number", "enum", "date"]
+
+
+def _known_column(store: bool | None, column: str | None) -> None:
+    """`store_to_prospect` writes a prospect (lead) column: only the ones post-call analysis may set."""
+    if store is not False and column is not None and column not in PROSPECT_COLUMNS:
+        raise ValueError(f"prospect_column_name: {column!r} is not a prospect column (one of "
+                         f"{', '.join(sorted(PROSPECT_COLUMNS))})")
 
 
 class DataCollectionCreate(RequestModel):
@@ -205,6 +213,11 @@ class DataCollectionCreate(RequestModel):
     store_directly_to_prospect: bool = False
     is_active: bool = True
 
+    @model_validator(mode="after")
+    def _column(self) -> DataCollectionCreate:
+        _known_column(self.store_to_prospect, self.prospect_column_name if self.store_to_prospect else None)
+        return self
+
 
 class DataCollectionUpdate(RequestModel):
     prompt: str | None = Field(default=None, min_length=1, max_length=10_000)
@@ -216,6 +229,11 @@ class DataCollectionUpdate(RequestModel):
     prospect_data_key: str | None = Field(default=None, max_length=200)
     store_directly_to_prospect: bool | None = None
     is_active: bool | None = None
+
+    @model_validator(mode="after")
+    def _column(self) -> DataCollectionUpdate:
+        _known_column(self.store_to_prospect, self.prospect_column_name)
+        return self
 
 
 class DataCollectionOut(ResponseModel):
