@@ -10,7 +10,15 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from conftest import make_keys
+from openai_fake import OpenAIFake
 from starlette.applications import Starlette
+from test_api_agents import SEED_AGENT_CREATE, SEED_AGENT_UPDATE
+from test_api_fixtures import Api
+from vendor_fakes.azure import AzureOpenAIFake
+from vendor_fakes.deepgram import DeepgramFake
+from vendor_fakes.elevenlabs import ElevenLabsFake
+from vendor_fakes.sarvam import SarvamFake
 
 from agent_runtime.providers.deepgram import DeepgramSTT
 from agent_runtime.providers.elevenlabs import ElevenLabsTTS
@@ -18,14 +26,6 @@ from agent_runtime.providers.openai_compat import OpenAICompatLLM
 from agent_runtime.providers.sarvam import SarvamSTT
 from control_api.app import create_app
 from control_api.settings import Settings
-from conftest import make_keys
-from openai_fake import OpenAIFake
-from test_api_agents import SEED_AGENT_CREATE, SEED_AGENT_UPDATE
-from test_api_fixtures import Api
-from vendor_fakes.azure import AzureOpenAIFake
-from vendor_fakes.deepgram import DeepgramFake
-from vendor_fakes.elevenlabs import ElevenLabsFake
-from vendor_fakes.sarvam import SarvamFake
 
 
 class Vendors:

@@ -9,6 +9,11 @@ from contextlib import AsyncExitStack
 
 import pytest
 import pytest_asyncio
+from legs import MemoryLeg
+from test_conversation_call import Call
+from vendor_fakes.azure import AzureOpenAIFake
+from vendor_fakes.deepgram import DeepgramFake
+from vendor_fakes.elevenlabs import ElevenLabsFake
 
 from agent_runtime.agent_config import AgentConfig
 from agent_runtime.conversation import Conversation
@@ -17,11 +22,6 @@ from agent_runtime.providers.deepgram import DeepgramSTT
 from agent_runtime.providers.elevenlabs import ElevenLabsTTS, VoiceDirectory
 from agent_runtime.providers.remote import Timeouts
 from media.dsp import dbfs
-from legs import MemoryLeg
-from test_conversation_call import Call
-from vendor_fakes.azure import AzureOpenAIFake
-from vendor_fakes.deepgram import DeepgramFake
-from vendor_fakes.elevenlabs import ElevenLabsFake
 
 HEARD = "what time does the store open tomorrow"
 REPLY = "The store opens at nine."

@@ -8,11 +8,16 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 import pytest_asyncio
+from vendor_fakes.deepgram import DeepgramFake
 
-from agent_runtime.providers.base import ProviderError, SpeechToText, StreamingSpeechToText, SttEvent
+from agent_runtime.providers.base import (
+    ProviderError,
+    SpeechToText,
+    StreamingSpeechToText,
+    SttEvent,
+)
 from agent_runtime.providers.deepgram import DeepgramSTT
 from agent_runtime.providers.remote import Timeouts
-from vendor_fakes.deepgram import DeepgramFake
 
 
 @pytest_asyncio.fixture

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 import pytest_asyncio
+from vendor_fakes.elevenlabs import ElevenLabsFake
 
 from agent_runtime.providers.base import ProviderError, TextToSpeech
 from agent_runtime.providers.elevenlabs import ElevenLabsTTS, VoiceDirectory
 from agent_runtime.providers.remote import Timeouts
-from vendor_fakes.elevenlabs import ElevenLabsFake
 
 
 @pytest_asyncio.fixture

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from openai_fake import OpenAIFake, openai_fake  # noqa: F401  (fixture)
+from vendor_fakes.azure import AzureOpenAIFake
 
 from agent_runtime.providers.azure_openai import azure_llm, chat_url, deployments
 from agent_runtime.providers.base import ProviderError, TextDelta, ToolCallRequest
 from agent_runtime.providers.groq import groq_llm
 from agent_runtime.providers.openai_compat import OpenAICompatLLM
-from openai_fake import OpenAIFake, openai_fake  # noqa: F401  (fixture)
-from vendor_fakes.azure import AzureOpenAIFake
 
 MESSAGES = [{"role": "user", "content": "Where is my order?"}]
 

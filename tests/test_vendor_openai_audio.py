@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 import pytest_asyncio
+from vendor_fakes.openai_audio import OpenAIAudioFake
 
 from agent_runtime.providers.base import ProviderError, SpeechToText, TextToSpeech
 from agent_runtime.providers.openai_audio import OpenAISTT, OpenAITTS
 from agent_runtime.providers.remote import Timeouts
-from vendor_fakes.openai_audio import OpenAIAudioFake
 
 TIMEOUTS = Timeouts(connect=2.0, first_result=2.0)
 

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 import pytest_asyncio
+from vendor_fakes.sarvam import SarvamFake
 
 from agent_runtime.providers.base import ProviderError, SpeechToText, TextToSpeech
 from agent_runtime.providers.remote import Timeouts
 from agent_runtime.providers.sarvam import SarvamSTT, SarvamTTS
-from vendor_fakes.sarvam import SarvamFake
 
 TIMEOUTS = Timeouts(connect=2.0, first_result=2.0)
 

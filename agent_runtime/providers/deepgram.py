@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 from urllib.parse import urlencode
@@ -32,7 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from .base import ProviderError, SttEvent
-from .remote import Timeouts
+from .remote import DEFAULT_TIMEOUTS, Timeouts
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class DeepgramStream:
 
     # ---- events out ------------------------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[SttEvent]:
+    async def events(self) -> AsyncGenerator[SttEvent, None]:
         while True:
             item = await self._events.get()
             if item is None:
@@ -162,7 +162,7 @@ class DeepgramStream:
         self.end()
         try:
             await asyncio.wait_for(asyncio.shield(self._receiver), self._close_timeout)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             pass
         finally:
             for task in (self._sender, self._keepalive, self._receiver):
@@ -208,7 +208,7 @@ class DeepgramSTT:
 
     def __init__(self, model: str, api_key: str, base_url: str = DEFAULT_BASE_URL, *, sample_rate: int = 16000,
                  language: str | None = None, endpointing_ms: int = 300, utterance_end_ms: int = 1000,
-                 timeouts: Timeouts = Timeouts(), keepalive_s: float = 4.0, spare_idle_s: float = 60.0) -> None:
+                 timeouts: Timeouts = DEFAULT_TIMEOUTS, keepalive_s: float = 4.0, spare_idle_s: float = 60.0) -> None:
         self.model = model
         self.api_key = api_key
         self.base_url = base_url.rstrip("/")
@@ -248,7 +248,7 @@ class DeepgramSTT:
             raise ProviderError(f"DEEPGRAM refused the stream: HTTP {exc.response.status_code} "
                                 f"{exc.response.body[:200].decode(errors='replace') if exc.response.body else ''}"
                                 ) from exc
-        except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, InvalidHandshake) as exc:
             raise ProviderError(f"DEEPGRAM cannot connect to {self.base_url}: {exc!r}") from exc
         return DeepgramStream(ws, sample_rate, language=language, keepalive_s=self.keepalive_s,
                               max_idle_s=max_idle_s)
@@ -262,7 +262,7 @@ class DeepgramSTT:
             limit = self.timeouts.first_result + duration
             try:
                 return await asyncio.wait_for(self._utterance(stream, audio), limit)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise ProviderError(f"DEEPGRAM gave no final transcript within {limit:.1f} s") from None
             finally:
                 stream.abort()  # ended by the server on success; dropped on failure or cancellation

@@ -23,7 +23,14 @@ import numpy as np
 
 from .base import ProviderError
 from .pool import client
-from .remote import PcmChunker, Timeouts, base_language, error_detail, http_error
+from .remote import (
+    DEFAULT_TIMEOUTS,
+    PcmChunker,
+    Timeouts,
+    base_language,
+    error_detail,
+    http_error,
+)
 
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
 DEFAULT_MODEL = "eleven_flash_v2_5"  # low latency, multilingual (Hindi included)
@@ -42,7 +49,8 @@ class Voice:
 def _voice(item: object) -> Voice | None:
     if not isinstance(item, dict) or not item.get("voice_id") or not item.get("name"):
         return None
-    labels = item.get("labels") if isinstance(item.get("labels"), dict) else {}
+    found = item.get("labels")
+    labels: dict[str, object] = found if isinstance(found, dict) else {}
     gender = str(labels.get("gender") or "").upper() or None
     language = str(labels.get("language") or "").upper() or None
     language = {"EN": "ENGLISH", "HI": "HINDI"}.get(language or "", language)
@@ -53,7 +61,7 @@ def _voice(item: object) -> Voice | None:
 class VoiceDirectory:
     """The account's voices by name, from `GET /v1/voices`, shared by every ElevenLabsTTS of a server."""
 
-    def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL, timeouts: Timeouts = Timeouts()) -> None:
+    def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> None:
         self.api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts
@@ -96,7 +104,7 @@ class ElevenLabsTTS:
     sample_rates = SAMPLE_RATES
 
     def __init__(self, voice: str, directory: VoiceDirectory, *, model_id: str = DEFAULT_MODEL,
-                 sample_rate: int = 16000, language: str | None = None, timeouts: Timeouts = Timeouts()) -> None:
+                 sample_rate: int = 16000, language: str | None = None, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> None:
         if sample_rate not in SAMPLE_RATES:
             raise ValueError(f"ElevenLabs has no PCM output at {sample_rate} Hz")
         self.voice = voice

@@ -16,7 +16,15 @@ import numpy as np
 
 from .base import ProviderError
 from .pool import client
-from .remote import PcmChunker, Timeouts, base_language, error_detail, http_error, wav_bytes
+from .remote import (
+    DEFAULT_TIMEOUTS,
+    PcmChunker,
+    Timeouts,
+    base_language,
+    error_detail,
+    http_error,
+    wav_bytes,
+)
 
 PCM_RATE = 24000  # what response_format=pcm is
 
@@ -32,7 +40,7 @@ class OpenAISTT:
     speculative = False
 
     def __init__(self, model: str, base_url: str, api_key: str | None = None, *, language: str | None = None,
-                 sample_rate: int = 16000, timeouts: Timeouts = Timeouts()) -> None:
+                 sample_rate: int = 16000, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> None:
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -75,7 +83,7 @@ class OpenAITTS:
     sample_rate = PCM_RATE
 
     def __init__(self, voice: str, model: str, base_url: str, api_key: str | None = None, *,
-                 timeouts: Timeouts = Timeouts()) -> None:
+                 timeouts: Timeouts = DEFAULT_TIMEOUTS) -> None:
         self.voice = voice
         self.model = model
         self.base_url = base_url.rstrip("/")

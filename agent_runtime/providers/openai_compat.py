@@ -172,8 +172,8 @@ class OpenAICompatLLM:
                 kind = response.headers.get("content-type", "")
                 if not kind.startswith("text/event-stream"):
                     await response.aread()
-                    raise ProviderError(f"{self.model} at {url}: HTTP 200 but not an event stream ({kind or 'no type'}):"
-                                        f" {response.text[:120]!r}")
+                    raise ProviderError(f"{self.model} at {url}: HTTP 200 but not an event stream "
+                                        f"({kind or 'no type'}): {response.text[:120]!r}")
                 async for line in response.aiter_lines():
                     if not produced and time.monotonic() - started > self.first_result_timeout:
                         raise ProviderError(f"{self.model} at {url}: nothing said within "

@@ -29,6 +29,9 @@ class Timeouts:
         return httpx.Timeout(self.first_result, connect=self.connect)
 
 
+DEFAULT_TIMEOUTS = Timeouts()
+
+
 def error_detail(response: httpx.Response) -> str:
     """The vendor's own error message when the body carries one (`error.message`, `detail.message`,
     `detail`, `message`), else a short excerpt of the body."""

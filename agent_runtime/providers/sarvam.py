@@ -22,7 +22,14 @@ import numpy as np
 
 from .base import ProviderError
 from .pool import client
-from .remote import Timeouts, decode_wav, http_error, region_language, wav_bytes
+from .remote import (
+    DEFAULT_TIMEOUTS,
+    Timeouts,
+    decode_wav,
+    http_error,
+    region_language,
+    wav_bytes,
+)
 
 DEFAULT_BASE_URL = "https://api.sarvam.ai"
 STT_MODELS = ("saarika:v2.5", "saaras:v2", "saaras:v3")
@@ -56,7 +63,7 @@ class SarvamSTT:
     speculative = False
 
     def __init__(self, model: str, api_key: str, base_url: str = DEFAULT_BASE_URL, *,
-                 language: str | None = None, sample_rate: int = 16000, timeouts: Timeouts = Timeouts()) -> None:
+                 language: str | None = None, sample_rate: int = 16000, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> None:
         self.model = model
         self.api_key = api_key
         self.base_url = base_url.rstrip("/")
@@ -100,7 +107,7 @@ class SarvamTTS:
     sample_rates = TTS_SAMPLE_RATES
 
     def __init__(self, speaker: str, api_key: str, base_url: str = DEFAULT_BASE_URL, *, model: str = TTS_MODEL,
-                 language: str | None = None, sample_rate: int = 16000, timeouts: Timeouts = Timeouts()) -> None:
+                 language: str | None = None, sample_rate: int = 16000, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> None:
         self.speaker = speaker
         self.api_key = api_key
         self.base_url = base_url.rstrip("/")

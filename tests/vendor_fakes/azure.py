@@ -13,12 +13,12 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
+from openai_fake import ScriptedReply, _completion, _error, _stream_chunks
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from openai_fake import ScriptedReply, _completion, _error, _stream_chunks
 from vendor_fakes.http_server import HttpFake
 
 

@@ -118,7 +118,7 @@ class DeepgramFake:
                 await ws.close()
                 return
 
-    async def start(self) -> "DeepgramFake":
+    async def start(self) -> DeepgramFake:
         self._server = await serve(self._handle, "127.0.0.1", 0, process_request=self._check, compression=None)
         self.port = next(iter(self._server.sockets)).getsockname()[1]
         return self
@@ -129,7 +129,7 @@ class DeepgramFake:
             await self._server.wait_closed()
             self._server = None
 
-    async def __aenter__(self) -> "DeepgramFake":
+    async def __aenter__(self) -> DeepgramFake:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:

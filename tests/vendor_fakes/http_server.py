@@ -60,7 +60,7 @@ class HttpFake:
         self.requests.append(rec)
         return rec
 
-    async def start(self) -> "HttpFake":
+    async def start(self) -> HttpFake:
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
                                 timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
@@ -80,12 +80,12 @@ class HttpFake:
             self._server.should_exit = True
             try:
                 await asyncio.wait_for(self._task, 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._server.force_exit = True
                 await asyncio.wait_for(self._task, 5)
         self._server = self._task = None
 
-    async def __aenter__(self) -> "HttpFake":
+    async def __aenter__(self) -> HttpFake:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
