@@ -160,7 +160,7 @@ class CallSession:
             return
         conversation = self.conversation
         live = self.services.calls.get(previous_id)
-        if live is not None and live.conversation is not None:
+        if live is not None:
             old = live.conversation
             messages = [dict(m) for m in old.history.items] + old.pending_context
             await live.leg.hangup(EndReason.SESSION_CONTINUED)
