@@ -34,7 +34,7 @@ class Vendors:
         self.elevenlabs = ElevenLabsFake()
         self.sarvam = SarvamFake()
         self.azure = AzureOpenAIFake()
-        self.groq = OpenAIFake(models=["llama-3.3-70b-versatile"], api_key="gsk-test", require_key=True)
+        self.groq = OpenAIFake(models=["llama-3.3-70b-versatile", "whisper-large-v3"], api_key="gsk-test", require_key=True)
 
     def settings(self, data_dir: Path, database_url: str) -> Settings:
         secret, publishable = make_keys()
@@ -78,6 +78,7 @@ async def test_seed_bodies_are_accepted_with_the_vendors_configured(vendors: Ven
         api = await open_api(vendors.settings(data_dir, sqlite_url), stack)
         models = {(m["ai_provider"], m["name"]) for m in (await api.ok("GET", "/discovery/models"))["models"]}
         assert {("AZURE", "gpt-4.1-mini"), ("AZURE", "gpt-4o"), ("GROQ", "llama-3.3-70b-versatile")} <= models
+        assert ("GROQ", "whisper-large-v3") not in models  # a speech model is not a chat model
         voices = {v["name"]: v for v in (await api.ok("GET", "/discovery/voices"))["voices"]
                   if v["tts_provider"] in ("ELEVENLABS", "SARVAM")}
         assert voices["Riya Rao"]["language"] == "ENGLISH" and voices["Riya Rao"]["gender"] == "FEMALE"

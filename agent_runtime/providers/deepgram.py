@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from .base import ProviderError, SttEvent
 from .remote import DEFAULT_TIMEOUTS, Timeouts
@@ -170,6 +170,13 @@ class DeepgramStream:
             await self._ws.close()
 
 
+def _consume_failure(task: asyncio.Task[DeepgramStream]) -> None:
+    """A stream connected ahead that failed is noticed when the next utterance takes it, or never: either way
+    its failure is not an unhandled-exception log line."""
+    if not task.cancelled():
+        task.exception()
+
+
 def parse_message(text: str) -> SttEvent | None:
     """One server message as an event (None for Metadata and SpeechStarted); anything that is not the
     documented shape is a ProviderError."""
@@ -248,7 +255,7 @@ class DeepgramSTT:
             raise ProviderError(f"DEEPGRAM refused the stream: HTTP {exc.response.status_code} "
                                 f"{exc.response.body[:200].decode(errors='replace') if exc.response.body else ''}"
                                 ) from exc
-        except (TimeoutError, OSError, InvalidHandshake) as exc:
+        except (TimeoutError, OSError, WebSocketException) as exc:
             raise ProviderError(f"DEEPGRAM cannot connect to {self.base_url}: {exc!r}") from exc
         return DeepgramStream(ws, sample_rate, language=language, keepalive_s=self.keepalive_s,
                               max_idle_s=max_idle_s)
@@ -258,6 +265,7 @@ class DeepgramSTT:
             stream = await self._take_stream()
             self._spare = asyncio.create_task(self.open(self.sample_rate, self.language, max_idle_s=self.spare_idle_s),
                                               name="deepgram-spare")
+            self._spare.add_done_callback(_consume_failure)
             duration = len(audio) / self.sample_rate
             limit = self.timeouts.first_result + duration
             try:

@@ -17,6 +17,8 @@ from .remote import Timeouts
 
 log = logging.getLogger(__name__)
 
+NOT_CHAT = ("whisper", "tts", "guard", "distil")  # model ids in an OpenAI-style /models that are not chat models
+
 
 @dataclass(frozen=True)
 class VendorConfig:
@@ -122,6 +124,8 @@ async def _add_groq(registry: ProviderRegistry, config: VendorConfig) -> None:
         log.warning("Groq unreachable at start, no GROQ models: %s", exc)
         return
     for model in models:
+        if any(word in model.lower() for word in NOT_CHAT):
+            continue  # Groq's list holds its speech and moderation models too
         registry.add(CatalogEntry("llm", "GROQ", model, extra={"tools": True}))
     registry.register("llm", "GROQ", lambda name: groq.groq_llm(
         name, base_url=config.groq_base_url, api_key=key, timeout=config.llm_timeout))
