@@ -154,3 +154,27 @@ async def test_an_unused_stream_connected_ahead_is_closed_after_its_idle_limit(d
     await asyncio.sleep(0.8)
     assert deepgram.sessions[1].messages[-1] == "CloseStream" and deepgram.sessions[1].closed_by_client
     assert await stt.transcribe(speech(0.2, 16000)) == "check the status of my order"  # reconnects
+
+
+async def test_a_stream_that_drops_or_speaks_garbage_raises_from_its_events(deepgram: DeepgramFake) -> None:
+    stt = make_stt(deepgram)
+    deepgram.drop_after_bytes = 640
+    stream = await stt.open(8000)
+    stream.send(speech(0.1, 8000))
+    with pytest.raises(ProviderError, match="dropped"):
+        async for _event in stream.events():
+            pass
+    assert stream.closed
+    stream.send(speech(0.1, 8000))  # never raises, even on a dead stream
+    await stream.close()
+
+    deepgram.garbage = True
+    stream = await stt.open(8000)
+    stream.send(speech(0.1, 8000))
+    with pytest.raises(ProviderError, match="unexpected message"):
+        async for _event in stream.events():
+            pass
+    await stream.close()
+    deepgram.reject_status = 503
+    with pytest.raises(ProviderError, match="HTTP 503"):
+        await stt.open(8000)

@@ -39,6 +39,7 @@ class DeepgramFake:
         self.drop_after_bytes: int | None = None  # cut the next stream after this much audio
         self.stall = False
         self.reject_status: int | None = None
+        self.garbage = False  # answer audio with a text frame that is not JSON
         self.finals_sent = 0
         self._server: Server | None = None
         self.port = 0
@@ -92,6 +93,9 @@ class DeepgramFake:
                     assert ws.transport is not None
                     ws.transport.abort()
                     return
+                if self.garbage:
+                    await ws.send("<html>gateway error</html>")
+                    continue
                 if not interim_sent and not self.stall:
                     words = self.transcripts[min(self.finals_sent, len(self.transcripts) - 1)].split()
                     await ws.send(self._results(" ".join(words[:1]), is_final=False))
