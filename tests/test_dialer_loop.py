@@ -221,3 +221,21 @@ async def test_two_dialers_sharing_a_database_never_dial_an_attempt_twice(databa
     finally:
         await first_db.close()
         await second_db.close()
+
+
+async def test_candidates_list_and_counts(db: Database) -> None:
+    from control_api.storage.dialer import candidate_counts, list_candidates
+
+    clock = VirtualClock(START)
+    placer = ScriptedPlacer(clock, {PHONES[1]: ["busy"]}, duration=1.0)
+    campaign_id = await seed_campaign(db, PHONES[:3], managed=True, max_concurrent_calls=1)
+    dialer = Dialer(db, placer, dialer_id="t", clock=clock)
+    await dialer.tick()
+    await clock.settle()
+    assert await candidate_counts(db, campaign_id) == {"in_progress": 1, "pending": 2}
+    await run_for(dialer, clock, 10)
+    page, total = await list_candidates(db, campaign_id, limit=2)
+    assert total == 3 and [c.phone for c in page] == PHONES[:2]
+    assert (page[1].status, page[1].attempts, page[1].last_outcome, page[1].call_ids) == (
+        "failed", 1, "busy", ["call-2"])
+    assert await candidate_counts(db, campaign_id) == {"completed": 2, "failed": 1}

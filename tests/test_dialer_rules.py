@@ -133,3 +133,47 @@ def test_pacer_spaces_starts_by_the_cap() -> None:
     assert times == pytest.approx([100.0, 100.2, 100.4, 100.6, 100.8])
     assert pacer.available(100.5, 1.0) == 3  # 101.0, 101.2, 101.4
     assert pacer.available(100.0, 1.0) == 0
+
+
+async def test_sip_placer_dials_with_the_attempts_details_and_waits_for_the_end() -> None:
+    from control_api.dialer.placer import Attempt
+    from control_api.dialer.sip_placer import CallEnd, SipPlacer
+
+    class Calls:
+        def __init__(self) -> None:
+            self.dialled: list[dict[str, object]] = []
+
+        async def dial(self, **kwargs: object) -> str:
+            self.dialled.append(kwargs)
+            if kwargs["to_number"] == "+15550000009":
+                raise RuntimeError("no trunk")
+            return "call-1"
+
+        async def wait_ended(self, call_id: str) -> CallEnd:
+            return CallEnd(False, EndReason.BUSY)
+
+    noted: list[str] = []
+
+    async def created(call_id: str) -> None:
+        noted.append(call_id)
+
+    calls = Calls()
+    attempt = Attempt("cp", "tok", "client", "camp", "agent", "pros", "+15550000001", "+15550000002", None, 25.0, 1)
+    result = await SipPlacer(calls).place(attempt, created)  # type: ignore[arg-type]
+    assert (result.answered, result.end_reason, result.call_id, noted) == (False, EndReason.BUSY, "call-1", ["call-1"])
+    assert calls.dialled[0] == {"client_id": "client", "agent_id": "agent", "to_number": "+15550000001",
+                                "from_number": "+15550000002", "ring_timeout": 25.0, "prospect_id": "pros",
+                                "campaign_id": "camp"}
+    broken = Attempt("cp", "tok", "client", "camp", "agent", "pros", "+15550000009", None, None, 25.0, 1)
+    failed = await SipPlacer(calls).place(broken, created)  # type: ignore[arg-type]
+    assert (failed.answered, failed.end_reason) == (False, EndReason.NETWORK_ERROR)
+
+
+def test_dialer_name_is_stable_per_host_and_data_dir(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from control_api.dialer.loop import dialer_name
+
+    here = Path(str(tmp_path))
+    assert dialer_name(None, here) == dialer_name(None, here) != dialer_name(None, here / "other")
+    assert dialer_name("worker-2", here) == "worker-2"

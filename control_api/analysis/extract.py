@@ -91,7 +91,7 @@ async def extract(llm: LanguageModel, turns: Sequence[Turn], fields: Sequence[Fi
         try:
             answer = await asyncio.wait_for(_ask(llm, turns, fields, criteria), timeout)
             return typed(answer, fields, criteria, attempt)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             reason = f"no answer within {timeout:g} s"
         except MalformedAnswer as exc:
             reason = f"malformed answer: {exc}"

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from datetime import timedelta
+from pathlib import Path
 
 from control_api.dialer.clock import Clock, SystemClock
 from control_api.dialer.pacer import CallPacer
@@ -26,6 +28,12 @@ from control_api.storage import dialer as store
 from media.end_reason import EndReason
 
 log = logging.getLogger(__name__)
+
+
+def dialer_name(configured: str | None, data_dir: Path) -> str:
+    """This process's name on its claims (`TALKWIRE_DIALER_ID`), by default host name and data dir: stable
+    across restarts of the same server, different for servers side by side."""
+    return configured or f"{socket.gethostname()}:{data_dir.resolve()}"[:128]
 
 
 class Dialer:
@@ -62,7 +70,7 @@ class Dialer:
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.tick_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def start(self) -> None:

@@ -17,8 +17,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import CursorResult, Result, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.dialer.placer import Attempt, AttemptResult
@@ -53,6 +54,11 @@ class DialPlan:
     caller_ids: tuple[CallerId, ...]
 
 
+def _changed(result: Result[Any]) -> int:
+    """Rows an UPDATE changed."""
+    return int(result.rowcount or 0) if isinstance(result, CursorResult) else 0
+
+
 def window_of(campaign: Campaign) -> CallingWindow:
     return CallingWindow.of(campaign.timezone, campaign.call_hours_start, campaign.call_hours_end,
                             campaign.call_days or [])
@@ -76,7 +82,7 @@ async def start_due_campaigns(db: Database, now: datetime) -> int:
             .where(Campaign.status == CampaignStatus.SCHEDULED.value, Campaign.scheduled_start_time <= now)
             .values(status=ACTIVE, started_at=func.coalesce(Campaign.started_at, now), updated_at=now)
             .execution_options(synchronize_session=False))
-    return int(result.rowcount or 0)
+    return _changed(result)
 
 
 async def active_plans(db: Database) -> list[DialPlan]:
@@ -159,9 +165,10 @@ async def claim_attempts(db: Database, plan: DialPlan, wanted: int, now: datetim
                         from_number=caller_id.number, attempt_started_at=now,
                         attempts=CampaignProspect.attempts + 1, updated_at=now)
                 .execution_options(synchronize_session=False))
-            if result.rowcount:
+            claimed = _changed(result)
+            if claimed:
                 tokens[token] = caller_id
-            if (result.rowcount or 0) < count:
+            if claimed < count:
                 break  # nothing more is due
         if not tokens:
             return []
@@ -287,10 +294,48 @@ async def complete_finished(db: Database, campaign_id: str, now: datetime) -> bo
             update(Campaign).where(Campaign.id == campaign_id, Campaign.status == ACTIVE, ~open_work.exists())
             .values(status=CampaignStatus.COMPLETED.value, completed_at=now, updated_at=now)
             .execution_options(synchronize_session=False))
-    return bool(result.rowcount)
+    return _changed(result) > 0
 
 
 async def in_flight_count(db: Database, campaign_id: str) -> dict[str | None, int]:
     """Calls in flight of a campaign per caller ID (None: the default trunk's)."""
     async with db.session() as session:
         return await _in_flight_by_number(session, campaign_id)
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateView:
+    """One candidate as `GET /campaigns/{id}/prospects` lists it."""
+
+    id: str  # the prospect's (lead's) id
+    name: str
+    phone: str | None
+    status: str
+    attempts: int
+    last_outcome: str | None
+    next_attempt_at: datetime | None
+    call_ids: list[str]
+
+
+async def list_candidates(db: Database, campaign_id: str, *, limit: int = 100,
+                          offset: int = 0) -> tuple[list[CandidateView], int]:
+    """A campaign's candidates in the order they were added, one page, with the total. The caller checks the
+    campaign is the client's."""
+    where = CampaignProspect.campaign_id == campaign_id
+    async with db.session() as session:
+        total = await session.scalar(select(func.count(CampaignProspect.id)).where(where)) or 0
+        rows = (await session.execute(
+            select(CampaignProspect, Prospect).join(Prospect, Prospect.id == CampaignProspect.prospect_id)
+            .where(where).order_by(CampaignProspect.created_at, CampaignProspect.id).limit(limit).offset(offset)
+        )).all()
+    return [CandidateView(p.id, p.name, p.phone, row.status, row.attempts, row.last_outcome, row.next_attempt_at,
+                          [str(c) for c in row.call_ids or []]) for row, p in rows], int(total)
+
+
+async def candidate_counts(db: Database, campaign_id: str) -> dict[str, int]:
+    """A campaign's candidates per status (`pending`, `in_progress`, `completed`, `failed`)."""
+    async with db.session() as session:
+        rows = await session.execute(
+            select(CampaignProspect.status, func.count(CampaignProspect.id))
+            .where(CampaignProspect.campaign_id == campaign_id).group_by(CampaignProspect.status))
+        return {status: count for status, count in rows.all()}
