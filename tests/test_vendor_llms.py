@@ -100,3 +100,14 @@ async def test_groq_is_bearer_authenticated_openai(openai_fake: OpenAIFake) -> N
     assert request.path == "/v1/chat/completions"
     assert request.headers["authorization"] == f"Bearer {openai_fake.api_key}"
     assert request.body["model"] == "llama-3.3-70b-versatile"
+
+
+async def test_token_usage_is_counted_where_the_stream_reports_it(azure: AzureOpenAIFake) -> None:
+    llm = make_azure(azure)
+    await collect(llm)
+    assert llm.usage == {"prompt_tokens": 0, "completion_tokens": 0}  # not reported: nothing counted
+    azure.usage = {"prompt_tokens": 31, "completion_tokens": 7, "total_tokens": 38}
+    chunks = await collect(llm)
+    assert "".join(c.text for c in chunks if isinstance(c, TextDelta)) == azure.default_text
+    await collect(llm)
+    assert llm.usage == {"prompt_tokens": 62, "completion_tokens": 14}

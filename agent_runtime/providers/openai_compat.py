@@ -134,6 +134,7 @@ class OpenAICompatLLM:
         self.connect_timeout = min(connect_timeout, timeout)
         self.first_result_timeout = first_result_timeout if first_result_timeout is not None else timeout
         self.vendor = vendor
+        self.usage = {"prompt_tokens": 0, "completion_tokens": 0}  # over this instance's replies, where reported
 
     def _body(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
               temperature: float | None, top_p: float | None) -> dict[str, Any]:
@@ -202,6 +203,10 @@ class OpenAICompatLLM:
             error = event["error"]
             message = error.get("message") if isinstance(error, dict) else error
             raise ProviderError(f"{self.model}: {message}")
+        usage = event.get("usage")
+        if isinstance(usage, dict):  # sent in the last event by servers that report it (OpenAI, Azure, Groq)
+            self.usage["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
+            self.usage["completion_tokens"] += int(usage.get("completion_tokens") or 0)
         out: list[LLMChunk] = []
         for choice in event.get("choices") or []:
             delta = choice.get("delta") or {}

@@ -30,6 +30,7 @@ class AzureOpenAIFake(HttpFake):
         self.script: deque[ScriptedReply] = deque()
         self.not_a_stream = False
         self.keepalive_only_s = 0.0
+        self.usage: dict[str, int] | None = None  # sent in a last chunk with no choices, as OpenAI does
         self.app = Starlette(routes=[
             Route("/openai/deployments/{deployment}/chat/completions", self._chat, methods=["POST"])])
 
@@ -73,4 +74,6 @@ class AzureOpenAIFake(HttpFake):
             if reply.chunk_delay:
                 await asyncio.sleep(reply.chunk_delay)
             yield f"data: {json.dumps(chunk)}\n\n".encode()
+        if self.usage is not None:
+            yield f"data: {json.dumps({'id': 'chatcmpl-fake', 'choices': [], 'usage': self.usage})}\n\n".encode()
         yield b"data: [DONE]\n\n"
