@@ -178,3 +178,13 @@ async def test_a_stream_that_drops_or_speaks_garbage_raises_from_its_events(deep
     deepgram.reject_status = 503
     with pytest.raises(ProviderError, match="HTTP 503"):
         await stt.open(8000)
+
+
+async def test_warm_connects_the_first_utterances_stream_ahead(deepgram: DeepgramFake) -> None:
+    stt = make_stt(deepgram)
+    await stt.warm()
+    await asyncio.sleep(0.2)
+    assert len(deepgram.sessions) == 1 and not deepgram.sessions[0].audio
+    assert await stt.transcribe(speech(0.2, 16000)) == "check the status of my order"
+    assert len(deepgram.sessions[0].audio) == 0.2 * 16000 * 2
+    await stt.aclose()

@@ -260,12 +260,20 @@ class DeepgramSTT:
         return DeepgramStream(ws, sample_rate, language=language, keepalive_s=self.keepalive_s,
                               max_idle_s=max_idle_s)
 
+    async def warm(self) -> None:
+        """Connect the first utterance's stream ahead (call start), so it does not wait for the handshake."""
+        if self._spare is None:
+            self._connect_ahead()
+
+    def _connect_ahead(self) -> None:
+        self._spare = asyncio.create_task(self.open(self.sample_rate, self.language, max_idle_s=self.spare_idle_s),
+                                          name="deepgram-spare")
+        self._spare.add_done_callback(_consume_failure)
+
     async def transcribe(self, audio: np.ndarray, *, final: bool = True) -> str:
         async with self._lock:
             stream = await self._take_stream()
-            self._spare = asyncio.create_task(self.open(self.sample_rate, self.language, max_idle_s=self.spare_idle_s),
-                                              name="deepgram-spare")
-            self._spare.add_done_callback(_consume_failure)
+            self._connect_ahead()
             duration = len(audio) / self.sample_rate
             limit = self.timeouts.first_result + duration
             try:
