@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import func, select
 from starlette.responses import FileResponse
 
-from control_api.auth import get_owned
+from control_api.auth import or_404
 from control_api.openapi import Ctx, Resource, api_error
 from control_api.schemas.calls import (
     AgentRef,
@@ -35,7 +33,8 @@ from control_api.schemas.calls import (
 from control_api.schemas.common import parse_uuid
 from control_api.sip_dispatch import SipUnavailable
 from control_api.storage import calls as call_store
-from control_api.storage.models import Agent, Call, Client, Prospect
+from control_api.storage.models import Agent, Call, Prospect
+from control_api.storage.owned import get_owned
 from control_api.storage.phone_numbers import find_number
 
 api = Resource("Calls")
@@ -85,27 +84,27 @@ async def create_call(ctx: Ctx) -> CallCreated:
     body: CallCreate = ctx.body
     dial: tuple[SipData, str] | None = None  # a phone call: its sip_data and the number to dial
     if body.type == "sip":
-        if not ctx.principal.is_secret:
+        if ctx.principal is None or not ctx.principal.is_secret:
             raise api_error("INSUFFICIENT_SCOPE", "Publishable keys (pk_live_…) can only create web calls")
         if body.sip_data is None or body.sip_data.to is None:
             raise api_error("VALIDATION_ERROR", 'sip_data.to: required when type is "sip"')
         dial = body.sip_data, body.sip_data.to
-    async with ctx.db.session() as session:
-        agent = await get_owned(session, Agent, parse_uuid(body.agent_id), ctx.principal,
-                                "AGENT_NOT_FOUND", "Agent not found")
-        prospect_id = None
-        if body.prospect_id is not None:
-            prospect = await get_owned(session, Prospect, parse_uuid(body.prospect_id), ctx.principal,
-                                       "PROSPECT_NOT_FOUND", "Prospect not found")
-            prospect_id = prospect.id
-        previous = None
-        if body.call_id is not None:
-            previous = await get_owned(session, Call, parse_uuid(body.call_id), ctx.principal, *CALL_404)
-            if previous.type != "web_call":
-                raise api_error("VALIDATION_ERROR", "call_id: only a web call can be continued")
-            if prospect_id is not None and previous.prospect_id not in (None, prospect_id):
-                raise api_error("CALL_NOT_FOUND", "call_id: no call of this prospect has that id")
-            prospect_id = prospect_id or previous.prospect_id
+    db, client_id = ctx.db, ctx.client_id
+    agent = or_404(await get_owned(db, Agent, client_id, parse_uuid(body.agent_id)),
+                   "AGENT_NOT_FOUND", "Agent not found")
+    prospect_id = None
+    if body.prospect_id is not None:
+        prospect = or_404(await get_owned(db, Prospect, client_id, parse_uuid(body.prospect_id)),
+                          "PROSPECT_NOT_FOUND", "Prospect not found")
+        prospect_id = prospect.id
+    previous = None
+    if body.call_id is not None:
+        previous = or_404(await get_owned(db, Call, client_id, parse_uuid(body.call_id)), *CALL_404)
+        if previous.type != "web_call":
+            raise api_error("VALIDATION_ERROR", "call_id: only a web call can be continued")
+        if prospect_id is not None and previous.prospect_id not in (None, prospect_id):
+            raise api_error("CALL_NOT_FOUND", "call_id: no call of this prospect has that id")
+        prospect_id = prospect_id or previous.prospect_id
     if dial is not None:
         data, to_number = dial
         if data.from_number is not None and await find_number(ctx.db, ctx.client_id, data.from_number) is None:
@@ -140,62 +139,46 @@ def _prospect_ref(prospect: Prospect | None) -> ProspectRef | None:
     return None if prospect is None else ProspectRef(id=prospect.id, name=prospect.name, phone=prospect.phone)
 
 
+def call_summary(ctx: Ctx, row: call_store.CallRow) -> CallSummary:
+    call = row.call
+    return CallSummary(
+        id=call.id,
+        agent_id=call.agent_id,
+        client_id=call.client_id,
+        phone_to=call.phone_to,
+        phone_from=call.phone_from,
+        status=call.status,
+        direction=call.direction,
+        type=call.type,
+        created_at=call.created_at,
+        duration=call.duration,
+        recording_url=recording_url(ctx, call),
+        is_call_successful_according_to_agent_criteria=call.is_successful,
+        prospect=_prospect_ref(row.prospect),
+        agent=AgentRef(id=row.agent.id, name=row.agent.name),
+        call_data=list(call.call_data or []),
+    )
+
+
 @api.get("/calls", query=CallListQuery, response=CallList)
 async def list_calls(ctx: Ctx) -> CallList:
     """List your calls, newest first; filter by agent_id and status, page with limit (≤ 500) and offset."""
     query: CallListQuery = ctx.query
-    conditions: list[Any] = [Call.client_id == ctx.client_id]
+    agent_id = None
     if query.agent_id is not None:
         agent_id = parse_uuid(query.agent_id)
         if agent_id is None:
             raise api_error("VALIDATION_ERROR", "agent_id: must be a UUID")
-        conditions.append(Call.agent_id == agent_id)
-    if query.status is not None:
-        conditions.append(Call.status == query.status)
-    async with ctx.db.session() as session:
-        total = await session.scalar(select(func.count(Call.id)).where(*conditions))
-        rows = (await session.execute(
-            select(Call, Agent, Prospect)
-            .join(Agent, Agent.id == Call.agent_id)
-            .outerjoin(Prospect, Prospect.id == Call.prospect_id)
-            .where(*conditions)
-            .order_by(Call.created_at.desc(), Call.id)
-            .limit(query.limit)
-            .offset(query.offset)
-        )).all()
-    calls = [
-        CallSummary(
-            id=call.id,
-            agent_id=call.agent_id,
-            client_id=call.client_id,
-            phone_to=call.phone_to,
-            phone_from=call.phone_from,
-            status=call.status,
-            direction=call.direction,
-            type=call.type,
-            created_at=call.created_at,
-            duration=call.duration,
-            recording_url=recording_url(ctx, call),
-            is_call_successful_according_to_agent_criteria=call.is_successful,
-            prospect=_prospect_ref(prospect),
-            agent=AgentRef(id=agent.id, name=agent.name),
-            call_data=list(call.call_data or []),
-        )
-        for call, agent, prospect in rows
-    ]
-    return CallList(calls=calls, total=total or 0)
+    rows, total = await call_store.call_page(ctx.db, ctx.client_id, limit=query.limit, offset=query.offset,
+                                             agent_id=agent_id, status=query.status)
+    return CallList(calls=[call_summary(ctx, row) for row in rows], total=total)
 
 
 @api.get("/calls/{id}", response=CallDetail, errors=("CALL_NOT_FOUND",))
 async def get_call(ctx: Ctx) -> CallDetail:
     """Get one call with its prospect, agent, extracted data, transcript and timeline."""
-    call_id = ctx.uuid("id")
-    async with ctx.db.session() as session:
-        call = await get_owned(session, Call, call_id, ctx.principal, *CALL_404)
-        agent = await session.get(Agent, call.agent_id)
-        client = await session.get(Client, call.client_id)
-        prospect = await session.get(Prospect, call.prospect_id) if call.prospect_id else None
-    events = await call_store.list_events(ctx.db, call.id)
+    record = or_404(await call_store.call_record(ctx.db, ctx.client_id, ctx.uuid("id")), *CALL_404)
+    call, agent, client, prospect, events = record.call, record.agent, record.client, record.prospect, record.events
     transcript = [
         TranscriptTurn(role=str(e.payload.get("role") or ""), text=str(e.payload.get("text") or ""), at=e.created_at)
         for e in events if e.kind == "transcript"
@@ -245,9 +228,7 @@ async def get_call(ctx: Ctx) -> CallDetail:
 )
 async def get_recording(ctx: Ctx) -> FileResponse:
     """Download the call's stereo WAV recording (left: caller, right: agent)."""
-    call_id = ctx.uuid("id")
-    async with ctx.db.session() as session:
-        call = await get_owned(session, Call, call_id, ctx.principal, *CALL_404)
+    call = or_404(await get_owned(ctx.db, Call, ctx.client_id, ctx.uuid("id")), *CALL_404)
     if not call.recording_path:
         raise api_error("RECORDING_NOT_FOUND", "This call has no recording")
     path = Path(call.recording_path)

@@ -12,6 +12,7 @@ A finished call never changes status again. Which final status a call gets is it
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -19,7 +20,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.storage import Database
-from control_api.storage.models import Call, CallEvent, Prospect, utcnow
+from control_api.storage.models import Agent, Call, CallEvent, Client, Prospect, utcnow
+from control_api.storage.owned import owned
 from media.end_reason import EndReason, is_failure
 
 CallType = Literal["web_call", "sip_call"]
@@ -85,6 +87,63 @@ async def create_call(
 async def get_call(db: Database, call_id: str) -> Call | None:
     async with db.session() as session:
         return await session.get(Call, call_id)
+
+
+@dataclass(frozen=True, slots=True)
+class CallRow:
+    """A call with what the API shows beside it."""
+
+    call: Call
+    agent: Agent
+    prospect: Prospect | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One call as `GET /calls/{id}` shows it: the row, whose it is, and its timeline in order."""
+
+    call: Call
+    agent: Agent
+    client: Client
+    prospect: Prospect | None
+    events: list[CallEvent]
+
+
+async def call_page(db: Database, client_id: str, *, limit: int, offset: int, agent_id: str | None = None,
+                    status: str | None = None) -> tuple[list[CallRow], int]:
+    """One page of the client's calls (of `agent_id`, in `status`), newest first, and how many match in all."""
+    conditions = [Call.client_id == client_id]
+    if agent_id is not None:
+        conditions.append(Call.agent_id == agent_id)
+    if status is not None:
+        conditions.append(Call.status == status)
+    page = (select(Call, Agent, Prospect)
+            .join(Agent, Agent.id == Call.agent_id)
+            .outerjoin(Prospect, Prospect.id == Call.prospect_id)
+            .where(*conditions)
+            .order_by(Call.created_at.desc(), Call.id)
+            .limit(limit)
+            .offset(offset))
+    async with db.session() as session:
+        total = await session.scalar(select(func.count(Call.id)).where(*conditions))
+        rows = [CallRow(call, agent, prospect) for call, agent, prospect in (await session.execute(page)).all()]
+    return rows, total or 0
+
+
+async def call_record(db: Database, client_id: str, call_id: str) -> CallRecord | None:
+    """The client's call with its agent, client, prospect and timeline (one read); None when not theirs."""
+    async with db.session() as session:
+        call = await owned(session, Call, client_id, call_id)
+        if call is None:
+            return None
+        agent = await session.get(Agent, call.agent_id)
+        client = await session.get(Client, call.client_id)
+        prospect = await session.get(Prospect, call.prospect_id) if call.prospect_id else None
+        query = select(CallEvent).where(CallEvent.call_id == call.id).order_by(CallEvent.seq)
+        events = list((await session.scalars(query)).all())
+    if agent is None or client is None:  # cannot be: deleting either deletes its calls
+        return None
+    return CallRecord(call, agent, client, prospect, events)
 
 
 def _duration(call: Call, ended: datetime) -> float | None:
