@@ -80,8 +80,9 @@ class Call:
         return reason
 
     async def end(self, reason: str = EndReason.AGENT_HANGUP, *, timeout: float = 10.0) -> str:
-        """End the call from our side (hang up the leg with `reason`) and wait for it to be over; returns the
-        end reason (the leg's, which is `reason` unless the call had already ended otherwise)."""
+        """End the call from our side (hang up the leg with `reason`) and wait for `run()` to be over; returns
+        the end reason (the leg's, which is `reason` unless the call had already ended otherwise). Raises
+        TimeoutError when the run is not over within `timeout` (e.g. it still waits for `ready`)."""
         if not self.leg.ended.done():
             await self.leg.hangup(reason)
         if not self._running:
