@@ -32,9 +32,9 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.utils import uint16_gt
 
+from media import safe_json
 from media.end_reason import EndReason
 from media.frames import AudioFrame, samples_per_frame
-from media import safe_json
 from media.leg import Leg
 from media.pacing import MediaClock
 from media.token_bucket import TokenBucket

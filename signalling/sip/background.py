@@ -39,10 +39,10 @@ class Background:
         handle = asyncio.get_running_loop().call_later(delay, run)
         self._handles.add(handle)
 
-    async def settle(self, timeout: float) -> None:
-        """Give the running tasks up to `timeout` seconds to finish (e.g. the BYEs of a closing user agent)."""
+    async def settle(self, within: float) -> None:
+        """Give the running tasks up to `within` seconds to finish (e.g. the BYEs of a closing user agent)."""
         if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=timeout)
+            await asyncio.wait(list(self.tasks), timeout=within)
 
     async def close(self) -> None:
         for task in list(self.tasks):

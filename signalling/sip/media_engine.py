@@ -14,6 +14,7 @@ import asyncio
 import logging
 import select
 from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 
@@ -46,7 +47,8 @@ class RtpMediaEngine:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        self._poller.close()
+        if hasattr(select, "epoll") and isinstance(self._poller, select.epoll):
+            self._poller.close()
 
     # ---- which calls have media
     def start_leg(self, leg: SipLeg, negotiated: Negotiated) -> None:
@@ -121,7 +123,7 @@ class RtpMediaEngine:
                         frames[i] = frame
                 elif leg.outbound.tap is not None:
                     leg.outbound.tap(None)  # a DTMF tick: the recorder still sees the tick, as silence
-                if rtp.negotiated is not None and rtp.negotiated.codec == g711.PCMA:
+                if rtp.codec == g711.PCMA:
                     alaw_rows.append(i)
             encoded = g711.ULAW_ENCODE.take(frames.view(np.uint16))
             if alaw_rows:
@@ -135,9 +137,9 @@ class RtpMediaEngine:
         self._receive(legs, loop_time)
 
     def _receive(self, legs: list[SipLeg], loop_time: Callable[[], float]) -> None:
-        due: list[tuple[SipLeg, object]] = []
-        ulaw: list[bytes] = []
-        alaw: list[bytes] = []
+        due: list[tuple[SipLeg, object]] = []  # an encoded payload, or MISSING for a lost one
+        ulaw: list[object] = []  # payloads (bytes) by G.711 law
+        alaw: list[object] = []
         self.read_rtp()
         for leg in legs:
             rtp = leg.rtp
@@ -146,12 +148,14 @@ class RtpMediaEngine:
                 if item is not None:
                     due.append((leg, item))
                     if item is not MISSING:
-                        (alaw if rtp.negotiated.codec == g711.PCMA else ulaw).append(item)
+                        (alaw if rtp.codec == g711.PCMA else ulaw).append(item)
         if not due:
             return
+        ulaw_bytes = np.frombuffer(b"".join(cast(list[bytes], ulaw)), np.uint8)
+        alaw_bytes = np.frombuffer(b"".join(cast(list[bytes], alaw)), np.uint8)
         decoded = {
-            g711.PCMU: iter(g711.ULAW_DECODE.take(np.frombuffer(b"".join(ulaw), np.uint8)).reshape(-1, FRAME_SAMPLES)),
-            g711.PCMA: iter(g711.ALAW_DECODE.take(np.frombuffer(b"".join(alaw), np.uint8)).reshape(-1, FRAME_SAMPLES)),
+            g711.PCMU: iter(g711.ULAW_DECODE.take(ulaw_bytes).reshape(-1, FRAME_SAMPLES)),
+            g711.PCMA: iter(g711.ALAW_DECODE.take(alaw_bytes).reshape(-1, FRAME_SAMPLES)),
         }
         now = loop_time()
         for leg, item in due:
@@ -159,6 +163,6 @@ class RtpMediaEngine:
             if item is MISSING:
                 samples = jitter.conceal()
             else:
-                samples = next(decoded[leg.rtp.negotiated.codec])
+                samples = next(decoded[leg.rtp.codec])
                 jitter.played(samples)
             leg.deliver_audio(AudioFrame(samples, 8000, now))

@@ -15,6 +15,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
+from functools import partial
 
 from media import g711
 from media.jitter import JitterBuffer
@@ -71,7 +72,8 @@ def parse_rtp(data: bytes) -> RtpPacket | None:
 
 
 def build_rtp(marker: bool, payload_type: int, seq: int, timestamp: int, ssrc: int, payload: bytes) -> bytes:
-    return _HEADER.pack(0x80, (0x80 if marker else 0) | payload_type, seq & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc) + payload
+    header = _HEADER.pack(0x80, (0x80 if marker else 0) | payload_type, seq & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc)
+    return header + payload
 
 
 class _RtcpProtocol(asyncio.DatagramProtocol):
@@ -102,6 +104,7 @@ class RtpSession:
         self.remote_rtcp: tuple[str, int] | None = None
         self.latched = False
         self.negotiated: Negotiated | None = None
+        self.codec = g711.PCMU  # the negotiated G.711 law (the media tick reads it per call per tick)
         # Playout starts at the first frame: caller audio feeds the VAD and STT, never a loudspeaker, and
         # each frame of delay here is a frame later for barge-in and end of turn. What arrives between two
         # ticks is still put in order; jitter makes an underrun, which conceals without moving on, so the
@@ -134,7 +137,8 @@ class RtpSession:
 
     # ---- socket setup
     @classmethod
-    async def open(cls, host: str, port_range: tuple[int, int], on_dtmf: Callable[[str], None] | None = None) -> "RtpSession":
+    async def open(cls, host: str, port_range: tuple[int, int],
+                   on_dtmf: Callable[[str], None] | None = None) -> RtpSession:
         """Bind an even RTP port and the next odd RTCP port in `port_range` (inclusive)."""
         loop = asyncio.get_running_loop()
         low, high = port_range
@@ -157,7 +161,7 @@ class RtpSession:
                 continue
             rtp_sock.setblocking(False)
             rtcp_sock.setblocking(False)
-            rtcp, _ = await loop.create_datagram_endpoint(lambda: _RtcpProtocol(session), sock=rtcp_sock)
+            rtcp, _ = await loop.create_datagram_endpoint(partial(_RtcpProtocol, session), sock=rtcp_sock)
             session.rtcp_transport = rtcp
             session.local_port = port
             # Media goes through the raw non-blocking socket, polled and written once per tick: an
@@ -184,6 +188,7 @@ class RtpSession:
     def apply(self, negotiated: Negotiated) -> None:
         """Use the negotiated remote address, codec and direction (answer, 183 or re-INVITE)."""
         self.negotiated = negotiated
+        self.codec = negotiated.codec
         if not self.latched:
             self.remote = (negotiated.address, negotiated.port)
             self.remote_rtcp = (negotiated.address, negotiated.port + 1)
@@ -207,14 +212,15 @@ class RtpSession:
             return
         self.datagram_received(data, addr)
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[str, int] | None) -> None:
+        """One RTP datagram; `addr` is its source (None once latched: it no longer matters)."""
         try:
             self._receive(data, addr)
         except Exception:  # a hostile packet must never take the socket down
             self.invalid_received += 1
             log.exception("dropping RTP packet from %s", addr)
 
-    def _receive(self, data: bytes, addr: tuple) -> None:
+    def _receive(self, data: bytes, addr: tuple[str, int] | None) -> None:
         neg = self.negotiated
         if neg is None or len(data) < 12:
             self.invalid_received += 1
@@ -236,7 +242,7 @@ class RtpSession:
         if pt != neg.payload_type and pt != neg.dtmf_payload_type:
             self.invalid_received += 1
             return
-        if not self.latched:
+        if not self.latched and addr is not None:
             # Symmetric RTP: send to where the media really comes from (NAT), once it proved valid.
             self.latched = True
             self.remote = (addr[0], addr[1])
@@ -294,8 +300,11 @@ class RtpSession:
 
     def _emit(self, packet: bytes, payload_len: int) -> None:
         self.seq = (self.seq + 1) & 0xFFFF  # a packet we fail to send is lost, as on the network
+        sendto, remote = self._sendto, self.remote
+        if sendto is None or remote is None:
+            return
         try:
-            self._sendto(packet, self.remote)
+            sendto(packet, remote)
         except (BlockingIOError, InterruptedError):
             return  # socket buffer full
         except OSError as exc:  # e.g. ICMP port unreachable reported on the socket: the peer is gone for now
@@ -322,7 +331,8 @@ class RtpSession:
             payload, marker, new_event = step
             if new_event:
                 self._dtmf_timestamp = self.timestamp
-            self._emit(build_rtp(marker, neg.dtmf_payload_type, self.seq, self._dtmf_timestamp, self.ssrc, payload), len(payload))
+            packet = build_rtp(marker, neg.dtmf_payload_type, self.seq, self._dtmf_timestamp, self.ssrc, payload)
+            self._emit(packet, len(payload))
         if not self._dtmf_plan:
             self._marker_next = True  # audio resumes as a new talkspurt
             if self._dtmf_done is not None and not self._dtmf_done.done():

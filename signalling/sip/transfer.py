@@ -7,6 +7,7 @@ in our `Allow` (see builder.py and docs/sip.md).
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from media.end_reason import EndReason
 from media.leg import TransferFailed
@@ -18,6 +19,7 @@ from signalling.sip.message import Request, parse_uri
 from signalling.sip.transaction import TransactionTimeout
 
 Progress = tuple[int | None, bool]  # (sipfrag status, subscription terminated)
+TARGET_ANSWER_SECONDS = 30.0  # how long the transfer target has to answer (the final NOTIFY)
 
 
 def sipfrag_status(req: Request) -> int | None:
@@ -36,7 +38,7 @@ class Transfers:
         self.calls = calls
         self._progress: dict[str, asyncio.Queue[Progress]] = {}  # by Call-ID, while a transfer runs
 
-    async def transfer(self, leg: SipLeg, target: str, timeout: float) -> None:
+    async def transfer(self, leg: SipLeg, target: str) -> None:
         if leg.answered_at is None or leg.ended.done():
             raise TransferFailed("the call is not up")
         if target.startswith(("sip:", "sips:", "tel:")):
@@ -55,20 +57,21 @@ class Transfers:
                 raise TransferFailed("no answer to REFER", 408) from exc
             if resp.status >= 300:
                 raise TransferFailed(f"REFER refused: {resp.status} {resp.reason}", resp.status)
-            await self._follow(leg, queue, timeout)
+            await self._follow(leg, queue)
         finally:
             if self._progress.get(leg.call_id) is queue:
                 del self._progress[leg.call_id]
 
-    async def _follow(self, leg: SipLeg, queue: asyncio.Queue[Progress], timeout: float) -> None:
+    async def _follow(self, leg: SipLeg, queue: asyncio.Queue[Progress]) -> None:
         """Wait for the NOTIFY that says how the transfer went; end our side on success."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + TARGET_ANSWER_SECONDS
         while True:
             remaining = deadline - loop.time()
             ended = asyncio.ensure_future(asyncio.shield(leg.ended))
             got = asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({ended, got}, timeout=max(0.0, remaining),
+            waiters: set[asyncio.Future[Any]] = {ended, got}
+            done, _ = await asyncio.wait(waiters, timeout=max(0.0, remaining),
                                          return_when=asyncio.FIRST_COMPLETED)
             ended.cancel()
             if got not in done:

@@ -35,6 +35,8 @@ from signalling.sip.uas import OnIncoming, Uas
 
 log = logging.getLogger(__name__)
 
+DEFAULT_TIMERS = Timers()  # RFC 3261's T1 0.5 s, T2 4 s, T4 5 s
+
 
 class SipUserAgent:
     def __init__(self, *, public_host: str, public_port: int, rtp_host: str, rtp_ports: tuple[int, int],
@@ -62,7 +64,7 @@ class SipUserAgent:
     async def start(cls, bind: tuple[str, int] = ("127.0.0.1", 5060), public_address: str | None = None,
                     rtp_ports: tuple[int, int] = (20000, 30000), clock: MediaClock | None = None,
                     on_incoming: OnIncoming | None = None, resolver: Resolver | None = None,
-                    timers: Timers = Timers(), linger: float = 5.0) -> SipUserAgent:
+                    timers: Timers = DEFAULT_TIMERS, linger: float = 5.0) -> SipUserAgent:
         """Bind the SIP socket and start the media task.
 
         `public_address` ("host" or "host:port") goes into Via, Contact and SDP when behind NAT.
@@ -200,9 +202,9 @@ class SipUserAgent:
                 pass
         self.in_dialog.bye(leg, reason)
 
-    async def transfer_leg(self, leg: SipLeg, target: str, timeout: float = 30.0) -> None:
+    async def transfer_leg(self, leg: SipLeg, target: str) -> None:
         """Blind transfer by REFER; raises TransferFailed (media.leg) with the call still up when it fails."""
-        await self.transfers.transfer(leg, target, timeout)
+        await self.transfers.transfer(leg, target)
 
     async def send_dtmf(self, leg: SipLeg, digits: str) -> None:
         await self.in_dialog.send_dtmf(leg, digits)

@@ -6,7 +6,8 @@ import asyncio
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from media.end_reason import EndReason
 from signalling.sip.background import Background
@@ -24,7 +25,7 @@ from signalling.sip.transaction import Address, ServerTransaction, Timers, Trans
 log = logging.getLogger(__name__)
 
 OnIncoming = Callable[[SipLeg], Awaitable[None] | None] | asyncio.Queue[SipLeg]
-Hangup = Callable[[SipLeg, str], Awaitable[None]]
+Hangup = Callable[[SipLeg, str], Coroutine[Any, Any, None]]
 
 
 class Uas:
@@ -72,8 +73,8 @@ class Uas:
             return Decision.reject(500)
 
     async def _answer(self, req: Request, addr: Address, txn: ServerTransaction) -> None:
-        def reply(status: int, **kw: str) -> None:
-            txn.respond(self.builder.response(req, status, source=addr, **kw))
+        def reply(status: int, to_tag: str) -> None:
+            txn.respond(self.builder.response(req, status, to_tag=to_tag, source=addr))
 
         to_tag = new_tag()
         try:
