@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Talkwire into ./.venv (Python >= 3.11). With --test also installs the test peers
-# (Debian packages: chromium, espeak-ng, sox, sipp, baresip, postgresql) and the test extras.
+# (Debian packages: chromium, espeak-ng, sox, sipp, baresip, postgresql, redis-server, kamailio) and the test extras.
 #
 # llama-cpp-python has no wheel on PyPI. We build it once, portable (no -march=native, no llava),
 # into a wheel cache keyed by version and flags, so a later install reuses exactly that build and
@@ -18,7 +18,7 @@ WHEELS="${XDG_CACHE_HOME:-$HOME/.cache}/talkwire/wheels/llama-cpp-python-$LLAMA_
 
 if [ "$with_test" = 1 ]; then
   need=()
-  for pkg in chromium espeak-ng sox sip-tester baresip-core postgresql; do
+  for pkg in chromium espeak-ng sox sip-tester baresip-core postgresql redis-server kamailio kamailio-extra-modules; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then

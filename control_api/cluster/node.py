@@ -1,0 +1,136 @@
+"""This process as a member of a deployment: the cluster parts joined and run for the server's lifetime.
+
+    async with ClusterMember.open(settings, db, url=..., sip=..., load=..., dialer=...) as member:
+        member.place()                      POST /calls/create: which member takes a call (NoRoom → 503)
+        member.hand_off(placement, request) an outbound phone call to the member placed on
+        member.call_started / call_ended    the call directory and the published load
+        member.healthy                      False while Redis is out of reach: refuse new calls
+        member.drain(live, timeout)         SIGTERM: take no more calls, wait for live ones
+    background: heartbeat (presence), the inbox (when a dialer is given), the lost-member sweep
+
+At start the member first marks lost any open call left under its own name by an earlier run (a fixed
+TALKWIRE_MEMBER_ID restarted after a crash); a generated name is new each start and finds none.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from control_api.cluster.directory import CallDirectory
+from control_api.cluster.handoff import DialRequest, Inbox, OutboundDialer, hand_off
+from control_api.cluster.keys import DEFAULT_NAMESPACE, Keyspace
+from control_api.cluster.lost import LostMemberSweeper
+from control_api.cluster.member import MemberState, generated_member_id
+from control_api.cluster.placement import Placement, Placer
+from control_api.cluster.presence import LoadFn, Presence
+from control_api.settings import Settings
+from control_api.storage import Database
+from control_api.storage import cluster as cluster_store
+
+log = logging.getLogger(__name__)
+
+
+class ClusterMember:
+    def __init__(self, redis: Redis, keys: Keyspace, presence: Presence, db: Database) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.presence = presence
+        self.placer = Placer(redis, keys)
+        self.directory = CallDirectory(redis, keys)
+        self.sweeper = LostMemberSweeper(redis, keys, db, interval=presence.interval, grace=presence.ttl)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def id(self) -> str:
+        return self.presence.member_id
+
+    @property
+    def healthy(self) -> bool:
+        return self.presence.healthy
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, settings: Settings, db: Database, *, url: str, sip: str | None, load: LoadFn,
+                   dialer: OutboundDialer | None = None,
+                   namespace: str = DEFAULT_NAMESPACE) -> AsyncIterator[ClusterMember]:
+        if not settings.redis_url:
+            raise ValueError("cluster mode needs TALKWIRE_REDIS_URL")
+        member_id = settings.member_id or generated_member_id()
+        redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=10)
+        keys = Keyspace(namespace)
+        state = MemberState(id=member_id, url=url.rstrip("/"), sip=sip, capacity=settings.max_calls,
+                            started_at=time.time())
+        member = cls(redis, keys, Presence(redis, keys, state, load, interval=settings.heartbeat_interval,
+                                           ttl=settings.heartbeat_ttl), db)
+        try:
+            leftover = await cluster_store.mark_worker_lost(db, member_id)
+            if leftover:
+                log.warning("%d call(s) of an earlier run as %s marked worker_lost", len(leftover), member_id)
+            try:
+                await member.presence.publish()
+            except RedisError as exc:  # start anyway: the heartbeat keeps trying, new calls wait for it
+                log.warning("cluster: Redis unreachable at start (%s)", exc)
+            member._start(dialer)
+            yield member
+        finally:
+            await member._stop()
+            await redis.aclose()
+
+    def _start(self, dialer: OutboundDialer | None) -> None:
+        self._tasks.append(asyncio.create_task(self.presence.run(), name="cluster-heartbeat"))
+        self._tasks.append(asyncio.create_task(self.sweeper.run(), name="cluster-sweeper"))
+        if dialer is not None:
+            inbox = Inbox(self.redis, self.keys, self.id, dialer)
+            self._tasks.append(asyncio.create_task(inbox.run(), name="cluster-inbox"))
+
+    async def _stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        try:
+            await self.presence.leave()
+        except RedisError as exc:
+            log.warning("cluster: could not leave cleanly (%s); the heartbeat will run out", exc)
+
+    async def place(self) -> Placement:
+        """A place on the least-loaded member (perhaps this one). NoRoom: none has room, or Redis is out."""
+        return await self.placer.place()
+
+    async def hand_off(self, placement: Placement, request: DialRequest) -> None:
+        await hand_off(self.redis, self.keys, placement.member_id, request)
+
+    async def call_started(self, call_id: str, reservation: str | None = None) -> None:
+        """A call began here (its load already counts it): register it; take up its placement, if any."""
+        if reservation:
+            self.presence.took_up(reservation)
+        else:
+            self.presence.poke()
+        try:
+            await self.directory.add(self.id, call_id)
+        except RedisError as exc:  # the call goes on; only other members cannot find it
+            log.warning("call %s: not in the call directory (%s)", call_id, exc)
+
+    async def call_ended(self, call_id: str) -> None:
+        self.presence.poke()
+        try:
+            await self.directory.remove(self.id, call_id)
+        except RedisError as exc:
+            log.warning("call %s: still in the call directory (%s)", call_id, exc)
+
+    async def drain(self, live: Callable[[], int], timeout: float) -> bool:
+        """Take no more calls and wait up to `timeout` s for the live ones to end; whether they all did."""
+        try:
+            await self.presence.set_draining(True)
+        except RedisError as exc:
+            log.warning("cluster: could not publish draining (%s)", exc)
+        deadline = time.monotonic() + timeout
+        while live() > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        return live() == 0
