@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-
-from sqlalchemy import func, select
 
 from agent_runtime.providers.base import ProviderRegistry
 from agent_runtime.providers.catalog import build_registry, preload
 from agent_runtime.providers.catalog import shutdown as shutdown_providers
 from agent_runtime.tools.netguard import tls_context
 from control_api.call_services import CallServices
+from control_api.demo_agents import provider_choices, seed_demo_agents
 from control_api.live_calls import LiveCalls
 from control_api.media_store import MediaStore
 from control_api.metrics import Metrics
@@ -33,86 +31,10 @@ from control_api.settings import Settings
 from control_api.sip_dispatch import SipDispatcher
 from control_api.storage import Database
 from control_api.storage.clients import DefaultClient, ensure_default_client
-from control_api.storage.models import Agent, AgentTool, Tool
 from media.end_reason import EndReason
 from media.pacing import MediaClock, settle_heap
-from presets.catalog import seed_bodies
-from presets.validation import validate_tool
 
 log = logging.getLogger(__name__)
-
-DEMO_AGENT = {
-    "name": "Demo Agent",
-    "welcome_message": "Hi! I'm the Talkwire demo agent. What would you like to talk about?",
-    "agent_prompt": (
-        "You are a friendly voice assistant in a live phone-style conversation. Answer in one or two short "
-        "sentences of plain spoken English, with no lists, markup or emojis."
-    ),
-    "silence_alert_message": "Are you still there?",
-    "duty": "support",
-}
-
-
-# The demo page's second agent: it drives the caller's screen with presets (PresetRenderer renders them).
-PRESET_DEMO_AGENT = {
-    "name": "Preset Demo Agent",
-    "welcome_message": "Hi! I can show you forms, a calendar, an upload box and more on this page. What do you need?",
-    "agent_prompt": (
-        "You are a helpful voice assistant on a web page. You can act on the user's screen with tools: show a "
-        "form to collect their details, a calendar to book an appointment, an upload box for a file, take them "
-        "to the pricing page, highlight or point at things. Use a tool when it helps, then say in one short "
-        "sentence what you did. Speak plain English, one or two short sentences, no lists or markup."
-    ),
-    "silence_alert_message": "Are you still there?",
-    "duty": "support",
-}
-PRESET_DEMO_TOOLS = ("vanira_form", "vanira_calendar", "vanira_upload", "vanira_navigate",
-                     "vanira_highlight_element", "vanira_page_scan", "vanira_point_at")
-
-
-def provider_choices(providers: ProviderRegistry) -> dict[str, dict[str, str]]:
-    """The registry's default providers as an agent's seed fields (model / voice / transcription)."""
-    choices: dict[str, dict[str, str]] = {}
-    for kind, field_name, name_key in (("llm", "model", "model"), ("tts", "voice", "name"),
-                                       ("stt", "transcription", "model")):
-        if kind in providers.defaults:
-            provider, name = providers.defaults[kind]
-            choices[field_name] = {"provider": provider, name_key: name}
-    return choices
-
-
-async def seed_demo_agent(db: Database, client_id: str,
-                          choices: dict[str, dict[str, str]] | None = None) -> str | None:
-    """Create the demo agent, and the preset demo agent with its preset tools attached, for a client that has
-    no agent yet; returns the demo agent's id when created. `choices` are the providers they use (the
-    server's defaults at first start, so `--providers fake` seeds agents that run no models)."""
-    choices = choices or {}
-    bodies = seed_bodies()
-    async with db.session() as session:
-        if await session.scalar(select(func.count(Agent.id)).where(Agent.client_id == client_id)):
-            return None
-        agent = Agent(client_id=client_id, **DEMO_AGENT, **choices)
-        session.add(agent)
-        await session.flush()
-        # Listed after the demo agent (lists are ordered by created_at): the demo page preselects the first.
-        presets = Agent(client_id=client_id, created_at=agent.created_at + timedelta(milliseconds=1),
-                        **PRESET_DEMO_AGENT, **choices)
-        session.add(presets)
-        await session.flush()
-        for preset_id in PRESET_DEMO_TOOLS:
-            body = bodies[preset_id]
-            # A display name of its own (the LLM calls the seed's ref_code), so the seed's copy-paste bodies
-            # a user creates next to it are easy to tell apart.
-            body["name"] = f"Demo: {body['name']}"
-            if preset_id == "vanira_calendar":  # the seed's slots API is a placeholder: pick a time instead
-                body["client_fields"] = {k: v for k, v in body["client_fields"].items()
-                                         if not k.startswith("slots_api")}
-            tool = Tool(client_id=client_id, **validate_tool(body))
-            session.add(tool)
-            await session.flush()
-            session.add(AgentTool(client_id=client_id, agent_id=presets.id, tool_id=tool.id))
-    return agent.id
-
 
 async def preload_and_settle(providers: ProviderRegistry) -> None:
     """Warm the default providers, then freeze what loading the models left (calls may be live by now,
@@ -181,7 +103,7 @@ class Runtime:
                 llm_threads=settings.llm_threads,
                 vendors=settings.vendor_config(),
             )
-            await seed_demo_agent(db, bootstrap.client_id, provider_choices(providers))
+            await seed_demo_agents(db, bootstrap.client_id, provider_choices(providers))
             tls_context()  # the webhook clients' shared TLS context: built now, not during the first call
             warming = asyncio.get_running_loop().create_task(preload_and_settle(providers), name="preload-providers")
             clock.start()
