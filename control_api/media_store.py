@@ -4,6 +4,10 @@ Each upload is `<media_id>.<ext>` plus `<media_id>.json` (its metadata), so `GET
 after a restart too. Types are decided by the bytes, not the name: a file must *be* a JPEG/PNG/GIF/WEBP/
 BMP/PDF (magic numbers), or UTF-8 text without NUL bytes declared as text/plain or text/csv (the upload
 preset accepts those). Disk work runs in a thread.
+
+Each call has an upload budget (a number of files and their total bytes, from the settings): `reserve()` takes
+a file's share of it before anything is written, so a call over its budget writes nothing, and `release()`
+gives the share back when the write fails. The tally lives in this process, where the live call is.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import asyncio
 import json
 import re
 import uuid
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +25,7 @@ EXTENSIONS = {
 }
 _BMP_HEADER_SIZES = {12, 40, 52, 56, 64, 108, 124}
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+MAX_TALLIED_CALLS = 100_000  # calls whose upload tally is remembered; the least recently used go first
 
 
 def sniff(data: bytes, declared_type: str = "", filename: str = "") -> str | None:
@@ -49,6 +55,18 @@ def sniff(data: bytes, declared_type: str = "", filename: str = "") -> str | Non
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class UploadBudget:
+    max_files: int
+    max_bytes: int
+
+
+@dataclass(slots=True)
+class Usage:
+    files: int = 0
+    bytes: int = 0
+
+
 @dataclass(slots=True)
 class MediaItem:
     media_id: str
@@ -65,6 +83,40 @@ class MediaStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._items: dict[str, MediaItem] = {}
+        self._usage: OrderedDict[str, Usage] = OrderedDict()
+
+    def usage(self, call_id: str) -> Usage:
+        usage = self._usage.get(call_id)
+        return Usage(usage.files, usage.bytes) if usage is not None else Usage()
+
+    def over_budget(self, call_id: str, size: int, budget: UploadBudget) -> str | None:
+        """Why one more file of `size` bytes does not fit the call's budget, or None when it fits."""
+        used = self._usage.get(call_id) or Usage()
+        if used.files + 1 > budget.max_files:
+            return f"This call has uploaded its {budget.max_files} files; no more are accepted."
+        if used.bytes + size > budget.max_bytes:
+            return (f"This call's uploads would exceed {budget.max_bytes} bytes in all "
+                    f"({used.bytes} used); no more are accepted.")
+        return None
+
+    def reserve(self, call_id: str, size: int, budget: UploadBudget) -> str | None:
+        """Take one file of `size` bytes from the call's budget; the refusal text when it does not fit."""
+        refusal = self.over_budget(call_id, size, budget)
+        if refusal is not None:
+            return refusal
+        used = self._usage.setdefault(call_id, Usage())
+        self._usage.move_to_end(call_id)
+        used.files += 1
+        used.bytes += size
+        while len(self._usage) > MAX_TALLIED_CALLS:
+            self._usage.popitem(last=False)
+        return None
+
+    def release(self, call_id: str, size: int) -> None:
+        used = self._usage.get(call_id)
+        if used is not None:
+            used.files = max(0, used.files - 1)
+            used.bytes = max(0, used.bytes - size)
 
     async def save(self, *, call_id: str, data: bytes, content_type: str, filename: str, reason: str,
                    message: str) -> MediaItem:

@@ -13,6 +13,8 @@ several servers in one process (tests) never clash. What is measured, and where:
                                                llm_first_token, tts_first_audio, response (end of the
                                                caller's speech → first agent audio handed to the leg)
 - `talkwire_provider_errors_total{stage}`      STT/LLM/TTS failures the conversation reported
+- `talkwire_refusals_total{reason}`            requests and messages refused to protect the server, by reason
+                                               (REFUSAL_REASONS); each is also a 4xx/503 or a data-channel error
 - `process_*`                                  CPU seconds and resident memory of the server process
 
 The lag histograms have bucket bounds at 20 ms and 40 ms exactly, so "p99 over 20 ms" and "any frame
@@ -35,6 +37,10 @@ LOOP_PROBE_INTERVAL = 0.05
 STAGES = {"stt": "stt_ms", "llm_first_token": "llm_first_token_ms", "tts_first_audio": "tts_first_audio_ms",
           "response": "response_ms"}
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Why something was refused: rate_limited (a token bucket was empty), over_quota (a size or count budget:
+# body, upload, timeline, live calls of a tenant), bad_message (nesting, non-finite numbers, invalid data-channel
+# messages), guard_refusal (a webhook address that is not global), over_capacity (this process is full: 503).
+REFUSAL_REASONS = ("rate_limited", "over_quota", "bad_message", "guard_refusal", "over_capacity")
 
 
 class Metrics:
@@ -60,6 +66,10 @@ class Metrics:
                                        ["stage"], registry=r)
         for stage in ("stt", "llm", "tts"):
             self.provider_errors.labels(stage)  # exported as 0 from the start, so rates work
+        self.refusals = Counter("talkwire_refusals", "Requests and messages refused, by reason", ["reason"],
+                                registry=r)
+        for reason in REFUSAL_REASONS:
+            self.refusals.labels(reason)
         self._probe: asyncio.Task | None = None
 
     def render(self) -> bytes:
@@ -83,6 +93,13 @@ class Metrics:
 
     def provider_error(self, stage: str) -> None:
         self.provider_errors.labels(stage).inc()
+
+    def refused(self, reason: str, count: int = 1) -> None:
+        """`count` refusals for `reason`, one of REFUSAL_REASONS (a leg's tallies are added at call end)."""
+        if reason not in REFUSAL_REASONS:
+            raise ValueError(f"unknown refusal reason {reason!r}")
+        if count > 0:
+            self.refusals.labels(reason).inc(count)
 
     def frame_lag_tap(self, leg: str, loop: asyncio.AbstractEventLoop,
                       inner: Callable[[np.ndarray | None], None] | None) -> Callable[[np.ndarray | None], None]:

@@ -1,7 +1,8 @@
 """Media during a live web call: the upload endpoint, client_media_update, media handlers, live frames.
 
-A live server (FAKE STT/TTS, OPENAI LLM on `openai_fake`) with an upload limit of 64 KB, an aiortc caller
-in a real call, and a real local webhook server for the `webhook` media handler.
+A live server (FAKE STT/TTS, OPENAI LLM on `openai_fake`) with an upload limit of 64 KB per file and a
+per-call budget of 3 files / 128 KB, an aiortc caller in a real call, and a real local webhook server for the
+`webhook` media handler.
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ from test_e2e_tools_protocol import Env, call_record, connect, tools_server, wai
 module_loop = pytest.mark.asyncio(loop_scope="module")  # the tests share the module's server and loop
 
 LIMIT = 64 * 1024
+CALL_FILES = 3
+CALL_BYTES = 2 * LIMIT
 
 
 def png(width: int = 4, height: int = 4) -> bytes:
@@ -76,7 +79,8 @@ async def media_env(tmp_path_factory: pytest.TempPathFactory,
     hook.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
     try:
         async with tools_server(tmp_path_factory.mktemp("media-e2e"), migrated_sqlite_template,
-                                max_upload_bytes=LIMIT) as env:
+                                max_upload_bytes=LIMIT, max_uploads_per_call=CALL_FILES,
+                                max_upload_bytes_per_call=CALL_BYTES) as env:
             await env.api("POST", f"/assistant/{env.agent_id}/media-handlers", json={
                 "reason": "kyc_document", "route": "webhook", "webhook_url": hook.url,
                 "webhook_headers": {"X-Hook-Secret": "s3cret"}, "inject_as": "system", "interrupt": False})
@@ -154,6 +158,75 @@ async def test_upload_rules(media_env: tuple[Env, MediaWebhook]) -> None:
     await call_record(env, caller.call_id)
     ended = await upload(env, caller.call_id, png(), "a.png", "image/png")
     assert ended.status_code == 410 and ended.json()["error"]["code"] == "CALL_ENDED"
+
+
+def refusals(metrics_text: str, reason: str) -> float:
+    for line in metrics_text.splitlines():
+        if line.startswith(f'talkwire_refusals_total{{reason="{reason}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no talkwire_refusals_total for {reason}")
+
+
+@module_loop
+async def test_uploads_are_served_as_inert_downloads(media_env: tuple[Env, MediaWebhook]) -> None:
+    """An HTML page declared text/plain is accepted as text, and served so no browser renders it: nosniff,
+    an attachment with a safe name (RFC 6266 / 5987), and a CSP that allows nothing."""
+    env, _hook = media_env
+    page = b"<!doctype html><html><body><script>alert(document.cookie)</script></body></html>"
+    caller = await connect(env)
+    try:
+        body = (await upload(env, caller.call_id, page, 'x"; evil=1 <b>.html', "text/plain")).json()
+        assert body["content_type"] == "text/plain"
+        async with httpx.AsyncClient(timeout=60) as http:
+            served = await http.get(body["url"])
+    finally:
+        await caller.close()
+    assert served.status_code == 200 and served.content == page
+    headers = served.headers
+    assert headers["content-type"].startswith("text/plain")
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["content-security-policy"] == "default-src 'none'; sandbox"
+    disposition = headers["content-disposition"]
+    assert disposition.startswith("attachment; filename=\"")
+    assert disposition.count('"') == 2 and "<" not in disposition and "evil=1" not in disposition.split(";")[2:3]
+    assert "filename*=UTF-8''" in disposition
+    print(f"served headers: {dict(headers)}")
+
+
+@module_loop
+async def test_upload_budget_per_call(media_env: tuple[Env, MediaWebhook]) -> None:
+    """Past the call's budget (files or bytes in all) an upload is 413 UPLOAD_QUOTA_EXCEEDED and nothing is
+    written; the call goes on, refusals are counted, and another call has its own budget."""
+    env, _hook = media_env
+    pdf = b"%PDF-" + b"0" * (LIMIT - 4096)
+    async with httpx.AsyncClient(timeout=60) as http:
+        before = refusals((await http.get(f"{env.server.base_url}/metrics")).text, "over_quota")
+    caller = await connect(env)
+    try:
+        folder = env.server.settings.data_dir / "media" / caller.call_id
+        assert (await upload(env, caller.call_id, pdf, "a.pdf", "application/pdf")).status_code == 200
+        assert (await upload(env, caller.call_id, pdf, "b.pdf", "application/pdf")).status_code == 200
+        over_bytes = await upload(env, caller.call_id, pdf, "c.pdf", "application/pdf")
+        assert over_bytes.status_code == 413, over_bytes.text
+        assert over_bytes.json()["error"]["code"] == "UPLOAD_QUOTA_EXCEEDED"
+        assert (await upload(env, caller.call_id, png(), "c.png", "image/png")).status_code == 200
+        over_count = await upload(env, caller.call_id, png(), "d.png", "image/png")
+        assert over_count.status_code == 413 and over_count.json()["error"]["code"] == "UPLOAD_QUOTA_EXCEEDED"
+        stored = sorted(p.name for p in folder.iterdir())
+        assert len(stored) == 2 * CALL_FILES, stored  # each file and its metadata; nothing of the refused ones
+        on_disk = sum(p.stat().st_size for p in folder.iterdir())
+        print(f"call {caller.call_id}: {len(stored) // 2} files, {on_disk} bytes on disk after 5 uploads")
+        assert on_disk <= CALL_BYTES + 4096
+        second = await connect(env)
+        try:
+            assert (await upload(env, second.call_id, png(), "e.png", "image/png")).status_code == 200
+        finally:
+            await second.close()
+    finally:
+        await caller.close()
+    async with httpx.AsyncClient(timeout=60) as http:
+        after = refusals((await http.get(f"{env.server.base_url}/metrics")).text, "over_quota")
+    assert after - before == 2
 
 
 @module_loop
