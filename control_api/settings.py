@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     allow_private_webhooks: bool = False
     webhook_timeout: float = 10.0
     max_upload_bytes: int = 50 * 1024 * 1024
+    max_uploads_per_call: int = Field(default=20, ge=0)  # files one call may upload; 0: no uploads
+    max_upload_bytes_per_call: int = Field(default=100 * 1024 * 1024, ge=0)  # their total size
 
     # --- SIP
     sip_bind: str = "127.0.0.1:5060"
