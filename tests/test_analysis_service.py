@@ -1,6 +1,7 @@
 """Post-call analysis end to end: a stored call, its agent's parameters, a local OpenAI-compatible endpoint."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -156,8 +157,13 @@ async def test_schedule_runs_in_the_background_and_resume_finds_pending(db: Data
                                                                         openai_fake: OpenAIFake) -> None:
     call_id = await seed_call(db, CONVERSATION)
     service = analysis(db, openai_fake)
-    openai_fake.add(ScriptedReply(tool_calls=[("record_call_analysis", {"budget": 1})], delay=0.5))
+    # (whichever request gets the slow reply, the answer is the same)
+    openai_fake.add(ScriptedReply(tool_calls=[("record_call_analysis", {"budget": 2})], delay=0.5))
     task = service.schedule(call_id)
+    for _ in range(500):  # until the request is under way
+        if openai_fake.chat_requests:
+            break
+        await asyncio.sleep(0.01)
     await service.close(grace=0.05)  # stopped mid-request: left pending
     assert task.cancelled()
     call, _ = await stored(db, call_id)

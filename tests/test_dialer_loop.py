@@ -170,7 +170,7 @@ async def test_a_restart_gives_up_the_lost_attempt_and_retries_it(db: Database) 
         task.cancel()
     await clock.settle()
     rows = await candidates(db, campaign_id)
-    assert rows[PHONES[0]][0].status == "in_progress" and rows[PHONES[0]][0].call_ids == ["call-1"]
+    assert rows[PHONES[0]][0].status == "in_progress" and rows[PHONES[0]][0].last_call_id == "call-1"
 
     second = Dialer(db, placer, dialer_id="host-a", clock=clock)  # the same process, restarted
     assert await second.recover() == 1
@@ -178,6 +178,7 @@ async def test_a_restart_gives_up_the_lost_attempt_and_retries_it(db: Database) 
     assert len(placer.calls) == 1  # not redialled before the failed-call delay
     rows = await candidates(db, campaign_id)
     assert (rows[PHONES[0]][0].last_reason, rows[PHONES[0]][0].retries_failed) == ("worker_lost", 1)
+    assert rows[PHONES[0]][0].call_ids == ["call-1"]  # the lost call stays listed
     await run_for(second, clock, 10)
     assert len(placer.calls) == 2
     rows = await candidates(db, campaign_id)
@@ -239,3 +240,33 @@ async def test_candidates_list_and_counts(db: Database) -> None:
     assert (page[1].status, page[1].attempts, page[1].last_outcome, page[1].call_ids) == (
         "failed", 1, "busy", ["call-2"])
     assert await candidate_counts(db, campaign_id) == {"completed": 2, "failed": 1}
+
+
+async def test_a_live_dialer_keeps_its_claims_past_the_lease(db: Database) -> None:
+    clock = VirtualClock(START)
+    placer = ScriptedPlacer(clock, duration=50.0)
+    campaign_id = await seed_campaign(db, PHONES[:1], managed=True)
+    live = Dialer(db, placer, dialer_id="host-a", clock=clock, lease_seconds=20)
+    other = Dialer(db, placer, dialer_id="host-b", clock=clock, lease_seconds=20)
+    for _ in range(45):
+        await asyncio.gather(live.tick(), other.tick())
+        await clock.advance(1.0)
+    rows = await candidates(db, campaign_id)
+    assert rows[PHONES[0]][0].status == "in_progress"  # a 50 s call outlives the 20 s lease: renewed
+    await run_for(live, clock, 10)
+    rows = await candidates(db, campaign_id)
+    assert (rows[PHONES[0]][0].status, rows[PHONES[0]][0].last_outcome) == ("completed", "answered")
+
+
+async def test_stopping_hands_back_attempts_not_yet_dialled(db: Database) -> None:
+    clock = VirtualClock(START)
+    placer = ScriptedPlacer(clock, duration=30.0)
+    campaign_id = await seed_campaign(db, PHONES[:4], managed=True, max_concurrent_calls=4)
+    dialer = Dialer(db, placer, dialer_id="t", max_cps=1.0, clock=clock, tick_seconds=5.0)
+    await dialer.tick()  # claims 4, paced 1 s apart
+    await clock.advance(0.5)
+    assert len(placer.calls) == 1
+    await dialer.stop(grace=0)
+    rows = await candidates(db, campaign_id)
+    statuses = sorted((r.status, r.attempts) for r, _ in rows.values())
+    assert statuses == [("in_progress", 1), ("pending", 0), ("pending", 0), ("pending", 0)]

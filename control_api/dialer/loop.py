@@ -28,6 +28,7 @@ from control_api.storage import dialer as store
 from media.end_reason import EndReason
 
 log = logging.getLogger(__name__)
+MIN_TICK_GAP = 0.1  # seconds between ticks at least, however often calls end
 
 
 def dialer_name(configured: str | None, data_dir: Path) -> str:
@@ -50,6 +51,8 @@ class Dialer:
         self._wake = asyncio.Event()
         self._ticks = 0
         self._next_upkeep = float("-inf")
+        self._next_refresh = float("-inf")
+        self._plans: list[store.DialPlan] = []
         self._loop_task: asyncio.Task[None] | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------------------
@@ -67,9 +70,10 @@ class Dialer:
                 raise
             except Exception:  # a database hiccup: try again next tick
                 log.exception("dialer tick failed")
+            await asyncio.sleep(MIN_TICK_GAP)  # calls ending together wake one tick, not one each
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), self.tick_seconds)
+                await asyncio.wait_for(self._wake.wait(), self.tick_seconds - MIN_TICK_GAP)
             except TimeoutError:
                 pass
 
@@ -99,9 +103,9 @@ class Dialer:
     async def tick(self) -> int:
         """One pass over every campaign; how many attempts it started."""
         now = self.clock.now()
-        await store.start_due_campaigns(self.db, now)
+        await self._refresh()
         await self._upkeep()
-        plans = await store.active_plans(self.db)
+        plans = self._plans
         if plans:
             self._ticks += 1
             shift = self._ticks % len(plans)  # campaigns take turns at the calls-per-second budget
@@ -123,6 +127,16 @@ class Dialer:
                 await store.complete_finished(self.db, plan.campaign_id, now)
         return started
 
+    async def _refresh(self) -> None:
+        """Start scheduled campaigns that are due and re-read the active ones, once per tick period (ticks
+        woken by ending calls reuse them: pause and caps are re-checked by every claim anyway)."""
+        mono = self.clock.monotonic()
+        if mono < self._next_refresh:
+            return
+        self._next_refresh = mono + self.tick_seconds - 1e-6
+        await store.start_due_campaigns(self.db, self.clock.now())
+        self._plans = await store.active_plans(self.db)
+
     async def _upkeep(self) -> None:
         """Renew this process's claims and give up others' expired ones, a few times per lease."""
         mono = self.clock.monotonic()
@@ -130,7 +144,8 @@ class Dialer:
             return
         self._next_upkeep = mono + self.lease.total_seconds() / 4
         now = self.clock.now()
-        await store.renew_leases(self.db, list(self._live), now + self.lease)
+        await store.renew_leases(self.db, [attempt.claim_token for attempt, _ in self._live.values()],
+                                 now + self.lease)
         await store.give_up_lost(self.db, now)
 
     # ---- one attempt ---------------------------------------------------------------------------------
@@ -142,12 +157,8 @@ class Dialer:
     async def _attempt(self, attempt: Attempt, delay: float) -> None:
         key = attempt.claim_token + attempt.campaign_prospect_id
         try:
-            if delay > 0:
-                await self.clock.sleep(delay)
-                if not await store.campaign_is_active(self.db, attempt.campaign_id):  # paused meanwhile
-                    await store.release_claim(self.db, attempt.campaign_prospect_id, attempt.claim_token,
-                                              self.clock.now())
-                    return
+            if delay > 0 and not await self._still_due(attempt, delay):
+                return
             result = await self._place(attempt)
             await store.record_result(self.db, attempt.campaign_prospect_id, attempt.claim_token, result,
                                       self.clock.now())
@@ -158,6 +169,22 @@ class Dialer:
         finally:
             self._live.pop(key, None)
             self._wake.set()
+
+    async def _still_due(self, attempt: Attempt, delay: float) -> bool:
+        """Wait for the attempt's paced start; hand the claim back if the campaign was paused meanwhile or the
+        dialer is stopping (an attempt never dialled is not an attempt)."""
+        try:
+            await self.clock.sleep(delay)
+            if await store.campaign_is_active(self.db, attempt.campaign_id):
+                return True
+        except asyncio.CancelledError:
+            await asyncio.shield(self._release(attempt))
+            raise
+        await self._release(attempt)
+        return False
+
+    async def _release(self, attempt: Attempt) -> None:
+        await store.release_claim(self.db, attempt.campaign_prospect_id, attempt.claim_token, self.clock.now())
 
     async def _place(self, attempt: Attempt) -> AttemptResult:
         async def created(call_id: str) -> None:

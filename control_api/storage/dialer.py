@@ -24,7 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.dialer.placer import Attempt, AttemptResult
 from control_api.dialer.retry import Decision, Outcome, RetryPolicy, RetryRule, decide, outcome_of
-from control_api.dialer.states import CampaignStatus, ProspectStatus, lead_status_after
+from control_api.dialer.states import (
+    DIALER_LEAD_STATUSES,
+    CampaignStatus,
+    LeadStatus,
+    ProspectStatus,
+    lead_status_after,
+)
 from control_api.dialer.window import CallingWindow
 from control_api.storage import Database
 from control_api.storage.models import Campaign, CampaignNumber, CampaignProspect, PhoneNumber, Prospect
@@ -185,13 +191,13 @@ async def claim_attempts(db: Database, plan: DialPlan, wanted: int, now: datetim
 
 
 async def note_call(db: Database, campaign_prospect_id: str, claim_token: str, call_id: str) -> None:
-    """List a live attempt's call on its candidate (`call_ids`, `last_call_id`) while the call runs."""
+    """Name a live attempt's call on its candidate (`last_call_id`; it joins `call_ids` when the attempt is
+    recorded, also when it is recorded as lost)."""
     async with db.session() as session:
-        row = await session.scalar(select(CampaignProspect).where(
-            CampaignProspect.id == campaign_prospect_id, CampaignProspect.claim_token == claim_token).with_for_update())
-        if row is not None and call_id not in (row.call_ids or []):
-            row.call_ids = [*(row.call_ids or []), call_id]
-            row.last_call_id = call_id
+        await session.execute(
+            update(CampaignProspect)
+            .where(CampaignProspect.id == campaign_prospect_id, CampaignProspect.claim_token == claim_token)
+            .values(last_call_id=call_id).execution_options(synchronize_session=False))
 
 
 async def renew_leases(db: Database, claim_tokens: Sequence[str], until: datetime) -> None:
@@ -241,9 +247,9 @@ async def record_result(db: Database, campaign_prospect_id: str, claim_token: st
         decision = decide(policy_of(campaign), outcome, used, now, window_of(campaign))
         if decision.retry_counted is not None:
             setattr(row, counter, used + 1)
-        if result.call_id and result.call_id not in (row.call_ids or []):
-            row.call_ids = [*(row.call_ids or []), result.call_id]
         row.last_call_id = result.call_id or row.last_call_id
+        if row.last_call_id and row.last_call_id not in (row.call_ids or []):
+            row.call_ids = [*(row.call_ids or []), row.last_call_id]
         row.status = decision.status.value
         row.next_attempt_at = decision.next_attempt_at
         row.last_outcome = outcome.value
@@ -255,12 +261,11 @@ async def record_result(db: Database, campaign_prospect_id: str, claim_token: st
         counted = Campaign.successful_calls if outcome is Outcome.ANSWERED else Campaign.failed_calls
         await session.execute(update(Campaign).where(Campaign.id == campaign.id)
                               .values({counted.key: counted + 1}).execution_options(synchronize_session=False))
-        prospect = await session.get(Prospect, row.prospect_id)
-        if prospect is not None:
-            status = lead_status_after(prospect.status, decision.status)
-            if status != prospect.status:
-                prospect.status = status
-                prospect.updated_at = now
+        await session.execute(  # the lead's status, unless someone else's value is there (states.py)
+            update(Prospect)
+            .where(Prospect.id == row.prospect_id, Prospect.status.in_(sorted(DIALER_LEAD_STATUSES)))
+            .values(status=lead_status_after(LeadStatus.NEW.value, decision.status), updated_at=now)
+            .execution_options(synchronize_session=False))
     return decision
 
 
