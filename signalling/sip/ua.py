@@ -108,6 +108,24 @@ class SipUserAgent:
     def malformed_datagrams(self) -> int:
         return self.endpoint.malformed_datagrams
 
+    @property
+    def resolver(self) -> Resolver | None:
+        """Decides inbound calls: `async (InboundInvite) -> Decision` (None: accept every call)."""
+        return self.uas.resolver
+
+    @resolver.setter
+    def resolver(self, resolver: Resolver | None) -> None:
+        self.uas.resolver = resolver
+
+    @property
+    def on_incoming(self) -> OnIncoming | None:
+        """Where accepted inbound legs go (None: every call is answered 480)."""
+        return self.uas.on_incoming
+
+    @on_incoming.setter
+    def on_incoming(self, on_incoming: OnIncoming | None) -> None:
+        self.uas.on_incoming = on_incoming
+
     async def close(self) -> None:
         """Hang up every call (BYE/CANCEL, up to 1 s for their answers), stop media, close the sockets."""
         if self.closed:
