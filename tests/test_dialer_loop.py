@@ -270,3 +270,21 @@ async def test_stopping_hands_back_attempts_not_yet_dialled(db: Database) -> Non
     rows = await candidates(db, campaign_id)
     statuses = sorted((r.status, r.attempts) for r, _ in rows.values())
     assert statuses == [("in_progress", 1), ("pending", 0), ("pending", 0), ("pending", 0)]
+
+
+async def test_an_inactive_agent_dials_nobody(db: Database) -> None:
+    from control_api.storage.models import Agent
+
+    clock = VirtualClock(START)
+    placer = ScriptedPlacer(clock, duration=1.0)
+    campaign_id = await seed_campaign(db, PHONES[:2], managed=True)
+    agent_id = (await campaign(db, campaign_id)).agent_id
+    async with db.session() as session:
+        await session.execute(update(Agent).where(Agent.id == agent_id).values(active=False))
+    dialer = Dialer(db, placer, dialer_id="t", clock=clock)
+    await run_for(dialer, clock, 3)
+    assert not placer.calls and (await campaign(db, campaign_id)).status == "active"
+    async with db.session() as session:
+        await session.execute(update(Agent).where(Agent.id == agent_id).values(active=True))
+    await run_for(dialer, clock, 5)
+    assert len(placer.calls) == 2

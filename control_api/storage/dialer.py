@@ -33,7 +33,7 @@ from control_api.dialer.states import (
 )
 from control_api.dialer.window import CallingWindow
 from control_api.storage import Database
-from control_api.storage.models import Campaign, CampaignNumber, CampaignProspect, PhoneNumber, Prospect
+from control_api.storage.models import Agent, Campaign, CampaignNumber, CampaignProspect, PhoneNumber, Prospect
 from media.end_reason import EndReason
 
 PENDING, IN_PROGRESS = ProspectStatus.PENDING.value, ProspectStatus.IN_PROGRESS.value
@@ -92,10 +92,13 @@ async def start_due_campaigns(db: Database, now: datetime) -> int:
 
 
 async def active_plans(db: Database) -> list[DialPlan]:
-    """Every active campaign with its caller IDs (allocated numbers in order, then the default trunk)."""
+    """Every active campaign with its caller IDs (allocated numbers in order, then the default trunk). A campaign
+    whose agent is inactive or deleted is left out: it dials nobody (and spends no attempts) until that changes."""
     async with db.session() as session:
+        callable_agents = select(Agent.id).where(Agent.active.is_(True), Agent.deleted_at.is_(None))
         campaigns = list((await session.scalars(
-            select(Campaign).where(Campaign.status == ACTIVE).order_by(Campaign.created_at, Campaign.id))).all())
+            select(Campaign).where(Campaign.status == ACTIVE, Campaign.agent_id.in_(callable_agents))
+            .order_by(Campaign.created_at, Campaign.id))).all())
         if not campaigns:
             return []
         links = (await session.execute(
