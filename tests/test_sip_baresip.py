@@ -9,9 +9,9 @@ import warnings
 import numpy as np
 import pytest
 
+from media.wav import read_wav
 from signalling.sip.transaction import Timers
 from signalling.sip.ua import SipUserAgent
-from media.wav import read_wav
 from sipp.harness import BARESIP, HAVE_SPEECH_TOOLS, make_speech, running_baresip, transcribe_8k
 
 with warnings.catch_warnings():

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from signalling.sip.message import (
     Request, Response, SipParseError, parse, parse_name_addr, parse_uri, parse_via,
 )
-from signalling.sip.transaction import Timers
 from signalling.sip.routing import Decision, InboundInvite
+from signalling.sip.transaction import Timers
 from signalling.sip.ua import SipUserAgent
 
 INVITE = (
