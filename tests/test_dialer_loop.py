@@ -288,3 +288,17 @@ async def test_an_inactive_agent_dials_nobody(db: Database) -> None:
         await session.execute(update(Agent).where(Agent.id == agent_id).values(active=True))
     await run_for(dialer, clock, 5)
     assert len(placer.calls) == 2
+
+
+async def test_a_paced_start_that_falls_after_closing_time_is_handed_back(db: Database) -> None:
+    clock = VirtualClock(datetime(2026, 3, 2, 9, 59, 59, tzinfo=timezone.utc))
+    placer = ScriptedPlacer(clock, duration=1.0)
+    campaign_id = await seed_campaign(db, PHONES[:3], managed=True, call_hours_start="09:00:00",
+                                      call_hours_end="10:00:00", max_concurrent_calls=3)
+    dialer = Dialer(db, placer, dialer_id="t", max_cps=2.0, clock=clock)
+    await run_for(dialer, clock, 5)
+    assert len(placer.calls) == 2  # 09:59:59 and 09:59:59.5 dialled; the one paced for 10:00:00 waits
+    assert all(c.wall < datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc) for c in placer.calls)
+    rows = await candidates(db, campaign_id)
+    assert sorted((r.status, r.attempts) for r, _ in rows.values()) == [
+        ("completed", 1), ("completed", 1), ("pending", 0)]

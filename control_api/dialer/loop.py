@@ -171,11 +171,13 @@ class Dialer:
             self._wake.set()
 
     async def _still_due(self, attempt: Attempt, delay: float) -> bool:
-        """Wait for the attempt's paced start; hand the claim back if the campaign was paused meanwhile or the
-        dialer is stopping (an attempt never dialled is not an attempt)."""
+        """Wait for the attempt's paced start; hand the claim back if meanwhile the campaign was paused, its window
+        closed or the dialer is stopping (an attempt never dialled is not an attempt)."""
         try:
             await self.clock.sleep(delay)
-            if await store.campaign_is_active(self.db, attempt.campaign_id):
+            plan = next((p for p in self._plans if p.campaign_id == attempt.campaign_id), None)
+            if (plan is not None and plan.window.is_open(self.clock.now())
+                    and await store.campaign_is_active(self.db, attempt.campaign_id)):
                 return True
         except asyncio.CancelledError:
             await asyncio.shield(self._release(attempt))
