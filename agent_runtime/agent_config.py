@@ -7,7 +7,7 @@ turns that behaviour off (no silence alert, no silence hang-up, mic open at once
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from agent_runtime.providers.base import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
@@ -54,6 +54,27 @@ class AgentConfig:
     max_tool_rounds: int = 5
     max_history_messages: int = 60
     error_message: str | None = DEFAULT_ERROR_MESSAGE
+
+    # Failure is normal (conversation/stages.py). A turn's reply must have its first LLM token within
+    # `turn_deadline_ms` of the request, fallback included; each stage's first result (an STT transcript,
+    # the LLM's first token, a sentence's first audio) within `stage_timeout_ms` before its fallback takes
+    # over. The fallbacks are the agent's `model.fallback` / `voice.fallback` / `transcription.fallback`
+    # (provider instances; None: no fallback). With none, or when it fails too, the caller hears
+    # `error_message` from `local_tts` (the server's local voice; None: espeak-ng when installed, else the
+    # agent's own voice) and the call goes on.
+    turn_deadline_ms: int = 15000
+    stage_timeout_ms: int = 8000
+    stt_fallback: SpeechToText | None = None
+    llm_fallback: LanguageModel | None = None
+    tts_fallback: TextToSpeech | None = None
+    local_tts: TextToSpeech | None = None
+
+    # Languages (conversation/language.py). `language` ("en-US", "hi-IN") is given to STT and TTS and, when
+    # it is not English, to the LLM as an instruction. With `enable_lid_detection` the caller's language is
+    # identified from their first utterances among `lid_allowed_languages` ("hi", "en"; empty: any) and the
+    # agent switches to it.
+    enable_lid_detection: bool = False
+    lid_allowed_languages: list[str] = field(default_factory=list)
 
     @classmethod
     def from_agent(cls, agent: Mapping[str, Any], **providers: Any) -> "AgentConfig":

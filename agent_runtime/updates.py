@@ -59,12 +59,39 @@ class TurnTiming:
     llm_first_token_ms: float | None = None
     tts_first_audio_ms: float | None = None
     response_ms: float | None = None
+    # Which provider served each stage ("stt"/"llm"/"tts" -> "DEEPGRAM", …; a fallback's name when the
+    # primary failed), and what this turn used of each provider (see `Usage`).
+    served_by: dict[str, str] = field(default_factory=dict)
+    usage: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderFailure:
+    """A provider failed (an error or a missed deadline); count it by `provider`. `fallback`: the provider
+    that took over the rest of the turn (None: the caller heard an apology, or nothing was lost)."""
+
     stage: str  # "stt" | "llm" | "tts"
     message: str
+    provider: str = ""  # "DEEPGRAM", "AZURE", "ELEVENLABS", …
+    fallback: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageSwitch:
+    """The call's language changed (timeline `language_switch`): `source` is `agent` for a non-English
+    `language` from the start (`from_language` None), else the provider that identified the caller's."""
+
+    from_language: str | None
+    to_language: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What the whole call used, by provider, sent once before `Ended`: `stt_audio_s` (audio sent to STT),
+    `tts_characters` (text sent to TTS), `prompt_tokens` / `completion_tokens` (as the LLM server reports)."""
+
+    providers: dict[str, dict[str, float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,4 +101,4 @@ class Ended:
 
 
 Update = (TranscriptTurn | StateChanged | BargeIn | ToolActivity | ActionRequested | TurnTiming
-          | ProviderFailure | Ended)
+          | ProviderFailure | LanguageSwitch | Usage | Ended)

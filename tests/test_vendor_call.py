@@ -70,8 +70,10 @@ async def test_the_agent_hears_thinks_and_speaks_through_the_vendors(stack: Stac
         await call.finish()
         await stt.aclose()
     used = [s for s in stack.deepgram.sessions if s.audio]
-    assert len(used) == 1 and used[0].query["sample_rate"] == "16000" and used[0].query["language"] == "en-US"
-    assert used[0].messages == ["CloseStream"]
+    # One stream for the call, at the leg's own rate (no resampling): the turn's end asked for its finals
+    # (Finalize), the call's end closed it the documented way.
+    assert len(used) == 1 and used[0].query["sample_rate"] == str(rate) and used[0].query["language"] == "en-US"
+    assert used[0].messages == ["Finalize", "CloseStream"]
     chat = stack.azure.requests[0]
     assert chat.path == "/openai/deployments/gpt-4.1-mini/chat/completions"
     assert chat.body["messages"][-1] == {"role": "user", "content": HEARD}

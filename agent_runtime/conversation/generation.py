@@ -12,7 +12,7 @@ from contextlib import aclosing
 from typing import Any
 
 from agent_runtime.conversation.host import ConversationHost
-from agent_runtime.conversation.reply import Reply
+from agent_runtime.conversation.reply import Apology, Reply
 from agent_runtime.providers.base import ProviderError, TextDelta, ToolCallRequest
 from agent_runtime.sentences import SentenceSplitter
 from agent_runtime.tools_api import END_CALL_DEFINITION, BuiltinOutcome, ToolOutcomeLike, run_builtin
@@ -43,6 +43,11 @@ class Generator:
                 reply.pieces.put_nowait((piece, message))
         reply.pieces.put_nowait(None)
 
+    def apology(self, reply: Reply) -> None:
+        """Fill `reply` with the local voice's apology only (a provider failed before there was a reply)."""
+        reply.pieces.put_nowait(Apology(self.host.stages.language.apology()))
+        reply.pieces.put_nowait(None)
+
     def _tool_definitions(self) -> list[dict[str, Any]]:
         tools = self.host.tools
         if tools is None:
@@ -54,6 +59,7 @@ class Generator:
         loop = asyncio.get_running_loop()
         host = self.host
         config, history = host.config, host.history
+        llm, language = host.stages.llm, host.stages.language
         definitions = self._tool_definitions()
         try:
             for round_no in range(config.max_tool_rounds + 1):
@@ -63,10 +69,10 @@ class Generator:
                 splitter = SentenceSplitter(first_comma_words=FIRST_CLAUSE_WORDS if round_no == 0 else None)
                 calls: list[ToolCallRequest] = []
                 started = loop.time()
-                messages = history.messages(config.agent_prompt)
+                messages = history.messages(language.prompt(config.agent_prompt))
                 if host.turn_extras is not None:
                     messages += host.turn_extras()
-                stream = config.llm.stream(
+                stream = llm.stream(
                     messages, tools=definitions or None,
                     temperature=config.temperature, top_p=config.top_p)
                 async with aclosing(stream):
@@ -118,9 +124,8 @@ class Generator:
         except ProviderError as exc:
             if reply.cancelled:
                 return
-            host.provider_failed("llm", exc)
-            if config.error_message:
-                reply.pieces.put_nowait((config.error_message, None))
+            log.info("no reply from the language model: %s", exc)  # reported by the guarded stage
+            reply.pieces.put_nowait(Apology(language.apology()))
         finally:
             reply.pieces.put_nowait(None)
 

@@ -29,6 +29,8 @@ from agent_runtime.conversation.host import ConversationHost
 from agent_runtime.conversation.reply import Reply
 from agent_runtime.conversation.speculation import Speculation, SttResult
 from agent_runtime.conversation.state import State
+from agent_runtime.conversation.streaming import StreamingHearing
+from agent_runtime.conversation.usage import vendor_of
 from agent_runtime.providers.base import ProviderError, VoiceActivityDetector
 from agent_runtime.turn_taking import TurnDetector
 from media.frames import AudioFrame, samples_per_frame
@@ -62,6 +64,28 @@ class Hearing:
         self._partial_task: asyncio.Task[None] | None = None
         self.speculation: Speculation | None = None
         self.held: Reply | None = None  # a speculative reply whose turn ended, until its transcript is handled
+        provider = host.stages.streaming_stt  # the STT takes audio as it comes (streaming.py)
+        self.streaming = None if provider is None else StreamingHearing(host, self, provider, host.stages.meter)
+
+    def start(self) -> None:
+        """Call start: connect the stream ahead, so the first words do not wait for a handshake."""
+        if self.streaming is not None:
+            self.streaming.connect()
+
+    def use_stages(self) -> None:
+        """The call's providers are (new) `host.stages` (agent_transfer): stream to their STT if it can."""
+        old, provider = self.streaming, self.host.stages.streaming_stt
+        if old is not None and old.provider is provider:
+            return
+        if old is not None:
+            self.host.spawn(old.close(), "stt-stream-close")
+        self.streaming = None if provider is None else StreamingHearing(
+            self.host, self, provider, self.host.stages.meter)
+        self.start()
+
+    async def close(self) -> None:
+        if self.streaming is not None:
+            await self.streaming.close()
 
     def open_mic_after(self, ms: int) -> None:
         """Ignore the caller's audio for `ms` from now (the agent's `initial_disable_mic_duration`)."""
@@ -89,6 +113,12 @@ class Hearing:
             voiced = any(decisions) if decisions else self._last_voiced
         self._last_voiced = voiced
         event = self._detector.feed(samples, voiced)
+        streaming = self.streaming
+        if streaming is not None:
+            if event == "start":
+                streaming.speech_started(self._detector.utterance())
+            elif event == "end" or self._detector.speaking:
+                streaming.send(samples)
         if event == "start":
             self._last_partial_at = loop.time()
             self.host.post(SpeechStart(loop.time()))
@@ -104,12 +134,12 @@ class Hearing:
 
     def _utterance_for_stt(self) -> np.ndarray:
         """The caller's current (or just ended) utterance at the STT rate."""
-        return resample(self._detector.utterance(), self.host.leg.sample_rate, self.host.config.stt.sample_rate)
+        return resample(self._detector.utterance(), self.host.leg.sample_rate, self.host.stages.stt.sample_rate)
 
     def _maybe_partial(self, now: float) -> None:
         config = self.host.config
         interval = config.partial_interval_ms / 1000
-        if (interval <= 0 or not getattr(config.stt, "partials", True)
+        if (interval <= 0 or self.streaming is not None or not self.host.stages.stt.partials
                 or now - self._last_partial_at < interval or self.stt_task is not None
                 or self.speculation is not None
                 or (self._partial_task is not None and not self._partial_task.done())):
@@ -124,7 +154,7 @@ class Hearing:
         A partial still waiting for the STT is cancelled (a final matters more); one already running in a
         provider's thread cannot be stopped and finishes first."""
         config = self.host.config
-        if (not config.speculative_stt or not getattr(config.stt, "speculative", False)
+        if (not config.speculative_stt or self.streaming is not None or not self.host.stages.stt.speculative
                 or self.host.state is not State.USER_SPEAKING or self.speculation is not None):
             return
         if self._partial_task is not None and not self._partial_task.done():
@@ -148,9 +178,28 @@ class Hearing:
 
     # ---- turns (on the conversation's loop) -------------------------------------------------------
 
+    def speech_started(self) -> None:
+        """The caller began a new utterance (a new turn for the providers: primaries first again)."""
+        self.utterance += 1
+        self.host.stages.new_turn()
+
+    def vendor_ended_turn(self) -> None:
+        """The streaming recogniser heard the caller stop before the local silence wait did: end it now."""
+        if self._detector.speaking:
+            audio = self._utterance_for_stt()
+            self._detector.reset()
+            self.host.post(SpeechEnd(audio, asyncio.get_running_loop().time()))
+
+    def transcribe_utterance(self, utterance: int, speech_end_at: float) -> None:
+        """The stream failed this turn: its audio goes to the per-utterance STT (and its fallback)."""
+        if utterance == self.utterance and self.carry is not None and self.host.state is State.THINKING:
+            self.stt_task = self.host.spawn(self._transcribe(self.carry, utterance, speech_end_at), "stt")
+
     def speech_resumed_during_stt(self) -> None:
         """The caller went on talking while their last utterance was being transcribed: keep that audio
         (`carry`) and transcribe it together with what comes now."""
+        if self.streaming is not None:
+            self.streaming.resumed()
         if self.stt_task is None:
             return
         self.stt_task.cancel()
@@ -165,6 +214,8 @@ class Hearing:
         if self.carry is not None:
             audio = np.concatenate((self.carry, audio))
         self.carry = audio
+        if self.streaming is not None and self.streaming.finish(self.utterance, at):
+            return
         if self._partial_task is not None:
             self._partial_task.cancel()
             self._partial_task = None
@@ -179,10 +230,19 @@ class Hearing:
                 self.drop_speculation()
             self.stt_task = self.host.spawn(self._transcribe(audio, self.utterance, at), "stt")
 
-    def transcribed(self) -> None:
-        """The current utterance's transcript (or failure) was taken: forget its audio and task."""
+    def transcribed(self, text: str = "") -> None:
+        """The current utterance's transcript (or failure) was taken: forget its audio and task. A transcript
+        with words may identify the caller's language (language.py)."""
         self.stt_task = None
         self.carry = None
+        if not text:
+            return
+        if self.streaming is not None:
+            reported, source = self.streaming.detected_language, vendor_of(self.streaming.provider)
+        else:
+            current = self.host.stages.stt.current
+            reported, source = getattr(current, "detected_language", None), vendor_of(current)
+        self.host.stages.language.heard(reported, source)
 
     # ---- STT runs -----------------------------------------------------------------------------------
 
@@ -191,7 +251,7 @@ class Hearing:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            text: str | ProviderError = await self.host.config.stt.transcribe(audio, final=True)
+            text: str | ProviderError = await self.host.stages.stt.transcribe(audio, final=True)
         except ProviderError as exc:
             text = exc
         return text, (loop.time() - started) * 1000
@@ -208,7 +268,7 @@ class Hearing:
 
     async def _transcribe_partial(self, audio: np.ndarray, utterance: int) -> None:
         try:
-            text = await self.host.config.stt.transcribe(audio, final=False)
+            text = await self.host.stages.stt.transcribe(audio, final=False)
         except ProviderError as exc:
             log.info("partial transcription failed: %s", exc)
             return

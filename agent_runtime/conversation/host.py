@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from agent_runtime.agent_config import AgentConfig
 from agent_runtime.conversation.events import Event
 from agent_runtime.conversation.reply import Reply
+from agent_runtime.conversation.stages import Stages
 from agent_runtime.conversation.state import State
 from agent_runtime.history import History
 from agent_runtime.tools_api import CallContext, ConversationTools
@@ -21,6 +22,7 @@ from media.leg import Leg
 class ConversationHost(Protocol):
     leg: Leg
     config: AgentConfig  # the current agent's (agent_transfer replaces it)
+    stages: Stages  # its providers as the conversation uses them: guarded, with fallbacks, in the call's language
     history: History
     tools: ConversationTools | None
     context: CallContext
@@ -46,7 +48,9 @@ class ConversationHost(Protocol):
 
     async def send(self, message: dict[str, Any]) -> None: ...
 
-    def provider_failed(self, stage: str, error: Exception) -> None: ...
+    def provider_failed(self, stage: str, error: Exception, provider: str = "", fallback: str | None = None) -> None:
+        """Report a provider's failure (an update the session counts by provider)."""
+        ...
 
     def discard_held(self, reply: Reply) -> None:
         """Drop a speculative reply that was never heard, with its history."""

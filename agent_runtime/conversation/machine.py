@@ -28,13 +28,14 @@ from agent_runtime.conversation.reply import Reply, ReplyKind
 from agent_runtime.conversation.silence import SilenceTimers
 from agent_runtime.conversation.speaking import Speaker
 from agent_runtime.conversation.speculation import Speculation
+from agent_runtime.conversation.stages import Stages
 from agent_runtime.conversation.state import State
 from agent_runtime.history import History
 from agent_runtime.providers.base import ProviderError, VoiceActivityDetector
 from agent_runtime.tools_api import CallContext, ConversationTools
 from agent_runtime.conversation.tasks import Tasks
 from agent_runtime.updates import ActionRequested, Ended, ProviderFailure, StateChanged, ToolActivity, TranscriptTurn
-from agent_runtime.updates import Update
+from agent_runtime.updates import Update, Usage
 from media.end_reason import EndReason
 from media.frames import AudioFrame
 from media.leg import Leg
@@ -79,6 +80,7 @@ class Conversation:
         self._end_reason: str | None = None
         self._hang_up = False
 
+        self.stages = Stages(config, self.updates, self.provider_failed)
         self._hearing = Hearing(self)
         self._generator = Generator(self)
         self._speaker = Speaker(self)
@@ -190,6 +192,9 @@ class Conversation:
     async def run(self) -> str:
         """Run until the call ends; returns the end reason (the leg's, or ours when we hung up)."""
         self._hearing.open_mic_after(self.config.initial_disable_mic_duration)
+        self.stages.language.start()
+        self._hearing.start()
+        self.spawn(self.stages.warm(), "warm")
         self.leg.consume(self._on_inbound)
         self.spawn(self._read_events(), "events")
         self.spawn(self._speaker.watch_playback(), "playback")
@@ -220,9 +225,10 @@ class Conversation:
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         return self._tasks.spawn(coro, name)
 
-    def provider_failed(self, stage: str, error: Exception) -> None:
-        log.warning("%s provider failed: %s", stage, error)
-        self.updates.put_nowait(ProviderFailure(stage, str(error)))
+    def provider_failed(self, stage: str, error: Exception, provider: str = "", fallback: str | None = None) -> None:
+        log.warning("%s provider %s failed%s: %s", stage, provider, f", {fallback} takes over" if fallback else "",
+                    error)
+        self.updates.put_nowait(ProviderFailure(stage, str(error), provider, fallback))
 
     def discard_held(self, reply: Reply) -> None:
         """Speech resumed (or the turn ended otherwise): a held reply was never heard, so it leaves no trace."""
@@ -248,8 +254,7 @@ class Conversation:
             self._on_speculation_done(event.speculation)
         elif isinstance(event, ev.SttFailed):
             if event.utterance == self._hearing.utterance and self._state is State.THINKING:
-                self.provider_failed("stt", event.error)
-                await self._after_failure()
+                await self._after_failure()  # the failure was reported by the guarded stage
         elif isinstance(event, ev.AudioStarted):
             if event.reply is self._reply and self._state in (State.THINKING, State.LISTENING):
                 await self._set_state(State.SPEAKING)
@@ -279,7 +284,7 @@ class Conversation:
             await self._cut(reply)
         elif self._state is State.THINKING:
             hearing.speech_resumed_during_stt()
-        hearing.utterance += 1
+        hearing.speech_started()
         await self._set_state(State.USER_SPEAKING)
 
     async def _on_speech_end(self, event: ev.SpeechEnd) -> None:
@@ -296,8 +301,8 @@ class Conversation:
             if event.held is not None:
                 self.discard_held(event.held)
             return
-        hearing.transcribed()
         text = event.text.strip()
+        hearing.transcribed(text)
         if not text:
             await self._listen(new_stretch=True)
             return
@@ -328,7 +333,7 @@ class Conversation:
         config = self.config
         if (speculation is not self._hearing.speculation or self._state is not State.USER_SPEAKING
                 or speculation.reply is not None
-                or not config.speculative_reply or not getattr(config.llm, "speculative", False)):
+                or not config.speculative_reply or not self.stages.llm.speculative):
             return
         text, _run_ms = speculation.task.result()
         if isinstance(text, ProviderError) or not text.strip():
@@ -350,7 +355,7 @@ class Conversation:
             await self.send({"type": "transcription", "role": "agent", "text": text, "is_final": True})
             self.updates.put_nowait(TranscriptTurn("agent", text))
         if reply.kind is ReplyKind.ANSWER:
-            self.updates.put_nowait(reply.timing())
+            self.updates.put_nowait(reply.timing(self.stages.served_by(), self.stages.turn_usage()))
         for action in reply.actions:
             self.updates.put_nowait(ActionRequested(action))
         if reply.end_call:
@@ -370,7 +375,11 @@ class Conversation:
         self._hearing.drop_speculation()  # a reply started with the old agent's prompt and voice
         if self._reply is not None:
             await self.interrupt("agent_transfer")
+        self.spawn(self.stages.aclose(), "close-providers")
         self.config = config
+        self.stages = Stages(config, self.updates, self.provider_failed, self.stages.meter)
+        self.stages.language.start()
+        self._hearing.use_stages()
         welcome = config.welcome_message
         if welcome:
             self._start_fixed_reply(ReplyKind.WELCOME, welcome)
@@ -463,12 +472,9 @@ class Conversation:
     # ---- failures, tasks, the end -----------------------------------------------------------------
 
     async def _after_failure(self) -> None:
-        """STT failed: apologise if there is something to say it with, else listen again."""
+        """STT failed (its fallback too): the local voice apologises, then the agent listens again."""
         self._hearing.transcribed()
-        if self.config.error_message:
-            self._start_fixed_reply(ReplyKind.ERROR, self.config.error_message)
-        else:
-            await self._listen(new_stretch=True)
+        self._generator.apology(self._new_reply(ReplyKind.ERROR))
 
     def _crashed(self) -> None:
         self._end(EndReason.INTERNAL_ERROR, hang_up=True)
@@ -482,6 +488,9 @@ class Conversation:
         if reply is not None:
             reply.cancelled = True
         await self._tasks.cancel_all()
+        await self._hearing.close()
+        await self.stages.aclose()
+        self.updates.put_nowait(Usage(self.stages.meter.totals()))
         reason = self._end_reason or EndReason.ENDED
         if self._hang_up and not self.leg.ended.done():
             try:

@@ -28,6 +28,13 @@ class ReplyKind(str, Enum):
 Piece = tuple[str, dict[str, Any] | None]  # a sentence to speak and the history message it belongs to
 
 
+@dataclass(frozen=True, slots=True)
+class Apology:
+    """Words said by the local voice because a provider failed (not the agent's, not kept in history)."""
+
+    text: str
+
+
 @dataclass(slots=True)
 class Segment:
     """One sentence of agent speech and where its audio sits on the outbound play-position axis."""
@@ -52,7 +59,7 @@ class Reply:
     held: bool = False
     backlog: list[tuple[Segment, np.ndarray]] = field(default_factory=list)
     released: asyncio.Event = field(default_factory=asyncio.Event)
-    pieces: asyncio.Queue[Piece | None] = field(default_factory=asyncio.Queue)
+    pieces: asyncio.Queue[Piece | Apology | None] = field(default_factory=asyncio.Queue)
     segments: list[Segment] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     open_tool_calls: list[str] = field(default_factory=list)
@@ -66,6 +73,7 @@ class Reply:
     first_audio_at: float | None = None
     llm_first_token_ms: float | None = None
     tts_first_audio_ms: float | None = None
+    apologised: bool = False  # the local voice said sorry for this reply: its remaining sentences are dropped
     task: asyncio.Task[None] | None = None
     speaker: asyncio.Task[None] | None = None
 
@@ -76,15 +84,16 @@ class Reply:
     def spoken_text(self) -> str:
         return " ".join(s.text for s in self.segments)
 
-    def timing(self) -> TurnTiming:
-        """The stage latencies of this answer (see `TurnTiming`)."""
+    def timing(self, served_by: dict[str, str], usage: dict[str, dict[str, float]]) -> TurnTiming:
+        """The stage latencies of this answer, who served each stage and what it used (see `TurnTiming`)."""
         return TurnTiming(
             stt_ms=self.stt_ms, stt_run_ms=self.stt_run_ms, stt_speculative=self.stt_speculative,
             llm_speculative=self.llm_speculative,
             llm_first_token_ms=self.llm_first_token_ms,
             tts_first_audio_ms=self.tts_first_audio_ms,
             response_ms=None if self.first_audio_at is None or self.speech_end_at is None
-            else (self.first_audio_at - self.speech_end_at) * 1000)
+            else (self.first_audio_at - self.speech_end_at) * 1000,
+            served_by=served_by, usage=usage)
 
     def stop_tasks(self) -> None:
         """Mark the reply cancelled and cancel its LLM and speaker tasks."""

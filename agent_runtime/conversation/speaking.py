@@ -8,15 +8,18 @@ start playing and posts PlaybackDone once the reply's end position has played.
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextlib import aclosing
 
 import numpy as np
 
 from agent_runtime.conversation.events import AudioStarted, PlaybackDone
 from agent_runtime.conversation.host import ConversationHost
-from agent_runtime.conversation.reply import Reply, Segment
-from agent_runtime.providers.base import ProviderError
+from agent_runtime.conversation.reply import Apology, Reply, Segment
+from agent_runtime.providers.base import ProviderError, TextToSpeech
 from media.resample import StreamResampler
+
+log = logging.getLogger(__name__)
 
 
 class Speaker:
@@ -29,40 +32,64 @@ class Speaker:
         return out.played_total + out.queued_samples
 
     async def speak(self, reply: Reply) -> None:
-        """Synthesize the reply's pieces in order and queue their audio on the leg as it comes."""
-        loop = asyncio.get_running_loop()
+        """Synthesize the reply's pieces in order and queue their audio on the leg as it comes.
+
+        When the voice fails (its fallback too, if any), the local voice says sorry once and the reply's
+        remaining sentences are dropped (their text leaves the history): the caller never waits in silence."""
         host = self.host
-        tts = host.config.tts
         while True:
             item = await reply.pieces.get()
             if item is None:
                 break
+            if isinstance(item, Apology):
+                await self._apologise(reply, item.text)
+                continue
             text, message = item
             segment = Segment(text, message)
-            resampler = StreamResampler(tts.sample_rate, host.leg.sample_rate)
-            started = loop.time()
-            try:
-                audio = tts.synthesize(text, speed=host.config.speed)
-                async with aclosing(audio):
-                    async for chunk in audio:
-                        if reply.cancelled:
-                            return
-                        if reply.tts_first_audio_ms is None and len(chunk):
-                            reply.tts_first_audio_ms = (loop.time() - started) * 1000
-                        self.push(reply, segment, resampler.push(np.asarray(chunk, dtype=np.int16)))
-                if reply.cancelled:
-                    return
-                self.push(reply, segment, resampler.flush())
-            except ProviderError as exc:
-                host.provider_failed("tts", exc)
-                if segment.start is None and message is not None:
-                    message["content"] = message["content"].replace(text, "", 1).strip()
+            if not reply.apologised:
+                try:
+                    await self._say(reply, segment, host.stages.tts)
+                    continue
+                except ProviderError:
+                    pass  # reported by the guarded stage
+            if reply.cancelled:
+                return
+            if segment.start is None and message is not None:
+                message["content"] = message["content"].replace(text, "", 1).strip()
+            await self._apologise(reply, host.stages.language.apology())
         await reply.released.wait()  # a held reply's end is placed once its audio went out
         if reply.cancelled:
             return
         reply.all_queued = True
         reply.end_pos = self.play_position()
         self.wakeup.set()
+
+    async def _say(self, reply: Reply, segment: Segment, tts: TextToSpeech) -> None:
+        """One sentence, its audio queued as it comes; raises the voice's ProviderError."""
+        loop = asyncio.get_running_loop()
+        resampler = StreamResampler(tts.sample_rate, self.host.leg.sample_rate)
+        started = loop.time()
+        audio = tts.synthesize(segment.text, speed=self.host.config.speed)
+        async with aclosing(audio):  # type: ignore[type-var]
+            async for chunk in audio:
+                if reply.cancelled:
+                    return
+                if reply.tts_first_audio_ms is None and len(chunk):
+                    reply.tts_first_audio_ms = (loop.time() - started) * 1000
+                self.push(reply, segment, resampler.push(np.asarray(chunk, dtype=np.int16)))
+        if not reply.cancelled:
+            self.push(reply, segment, resampler.flush())
+
+    async def _apologise(self, reply: Reply, text: str | None) -> None:
+        """Say `text` once per reply with the local voice (a provider failed)."""
+        if reply.apologised or reply.cancelled or not text:
+            return
+        reply.apologised = True
+        voice = self.host.stages.language.local_voice()
+        try:
+            await self._say(reply, Segment(text, None), voice)
+        except ProviderError as exc:
+            log.error("the local voice failed too, the caller hears nothing: %s", exc)
 
     def push(self, reply: Reply, segment: Segment, samples: np.ndarray) -> None:
         if not len(samples) or reply.cancelled:
