@@ -11,6 +11,10 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Match, Route
+
+# The order methods are listed in `Allow`.
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +34,12 @@ _HTTP_CODES = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers  # e.g. Retry-After on a 429 or 503
 
 
 def error_response(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
@@ -50,16 +55,33 @@ def validation_message(exc: ValidationError) -> str:
 
 
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return error_response(exc.status, exc.code, exc.message)
+    return error_response(exc.status, exc.code, exc.message, exc.headers)
 
 
 async def _validation_error(request: Request, exc: ValidationError) -> JSONResponse:
     return error_response(422, "VALIDATION_ERROR", validation_message(exc))
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at this request's path (several routes share a path, each
+    with its own methods, so Starlette's own 405 names only the first one's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches({**request.scope, "method": next(iter(route.methods))})
+            if match == Match.FULL:
+                methods |= route.methods
+    return sorted(methods, key=lambda m: (_METHOD_ORDER.index(m) if m in _METHOD_ORDER else len(_METHOD_ORDER), m))
+
+
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "ERROR")
-    return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
+    return error_response(exc.status_code, code, str(exc.detail), headers or None)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
+from pydantic_core import core_schema
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route, get_route_path
+from starlette.types import Scope
 
 from control_api.auth import Principal, authenticate
 from control_api.errors import ApiError, validation_message
@@ -58,6 +60,12 @@ ERROR_STATUS: dict[str, int] = {
     "DATABASE_ERROR": 500,
     "PERSISTENCE_ERROR": 500,
     "UPSTREAM_SERVICE_TIMEOUT": 503,
+    # Accepting and refusing calls (docs/api.md, "Limits and refusals"): each comes with Retry-After but 409.
+    "CALL_NOT_LIVE": 409,
+    "RATE_LIMITED": 429,
+    "OVER_QUOTA": 429,
+    "OVER_CAPACITY": 503,
+    "SERVICE_UNAVAILABLE": 503,
 }
 
 
@@ -150,7 +158,9 @@ class Operation:
             return await self._respond(request)
         except SQLAlchemyError:
             log.exception("database error on %s %s", request.method, request.url.path)
-            raise ApiError(500, self.database_error, "The database failed to answer; try again") from None
+            status = error_status(self.database_error)
+            headers = {"Retry-After": "1"} if status == 503 else None
+            raise ApiError(status, self.database_error, "The database failed to answer; try again", headers) from None
 
     async def _respond(self, request: Request) -> Response:
         principal = None
@@ -172,17 +182,22 @@ class Operation:
     async def _parse_body(self, request: Request) -> BaseModel:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            _refused(request, "over_quota")
             raise ApiError(413, "PAYLOAD_TOO_LARGE", f"Body is larger than {MAX_BODY_BYTES} bytes")
         raw = bytearray()
         async for chunk in request.stream():
             raw += chunk
             if len(raw) > MAX_BODY_BYTES:
+                _refused(request, "over_quota")
                 raise ApiError(413, "PAYLOAD_TOO_LARGE", f"Body is larger than {MAX_BODY_BYTES} bytes")
+        if not raw.strip() and request.method == "PATCH":
+            raise ApiError(400, "BAD_REQUEST", "A JSON body is required: the fields to change")
         try:
             data = safe_json.parse(bytes(raw)) if raw.strip() else {}
         except safe_json.UnsafeJson as exc:
             if exc.code == "INVALID_JSON":
                 raise ApiError(400, "BAD_REQUEST", "Body is not valid JSON") from None
+            _refused(request, "bad_message")
             raise ApiError(400, "VALIDATION_ERROR", f"body: {exc.message}") from None
         assert self.body is not None
         try:
@@ -192,12 +207,30 @@ class Operation:
             raise (custom or ApiError(422, "VALIDATION_ERROR", validation_message(exc))) from None
 
 
+# Paths declared without parameters (`/phone-numbers/import`): a route with a parameter there
+# (`/phone-numbers/{number}`) does not take them, so another method on them is 405, not that route's 422.
+_LITERAL_PATHS: set[str] = set()
+
+
+def _refused(request: Request, reason: str) -> None:
+    """Count a refusal in /metrics (talkwire_refusals_total)."""
+    request.app.state.runtime.metrics.refused(reason)
+
+
 class ApiRoute(Route):
     """A Starlette route that carries its Operation, so the document can be built from the app's routes."""
 
     def __init__(self, operation: Operation) -> None:
         super().__init__(operation.path, operation.respond, methods=[operation.method], name=operation.handler.__name__)
         self.operation = operation
+        if not self.param_convertors:
+            _LITERAL_PATHS.add(operation.path)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match != Match.NONE and self.param_convertors and get_route_path(scope) in _LITERAL_PATHS:
+            return Match.NONE, {}
+        return match, child
 
 
 class Resource:
@@ -243,6 +276,25 @@ class Resource:
 
 # ---- the document ---------------------------------------------------------------------------------
 
+NO_NUL = "^[^\\u0000]*$"  # request strings never hold U+0000 (PostgreSQL text cannot): the document says so
+
+
+class _RequestJsonSchema(GenerateJsonSchema):
+    """Pydantic's JSON schema, plus what the request models refuse beyond it: NUL in strings and in keys."""
+
+    def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
+        value = super().str_schema(schema)
+        if self.mode == "validation" and "pattern" not in value and "format" not in value:
+            value["pattern"] = NO_NUL
+        return value
+
+    def dict_schema(self, schema: core_schema.DictSchema) -> JsonSchemaValue:
+        value = super().dict_schema(schema)
+        if self.mode == "validation":
+            value.setdefault("propertyNames", {"pattern": NO_NUL})
+        return value
+
+
 _PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 REF = "#/components/schemas/{model}"
 
@@ -262,7 +314,8 @@ def build_document(routes: Iterable[BaseRoute], *, title: str = "Talkwire contro
             models.append((op.query, "validation"))
         if op.response is not None:
             models.append((op.response, "serialization"))
-    keys, defs = models_json_schema(list(dict.fromkeys(models)), ref_template=REF)
+    keys, defs = models_json_schema(list(dict.fromkeys(models)), ref_template=REF,
+                                    schema_generator=_RequestJsonSchema)
     schemas = defs.get("$defs", {})
 
     paths: dict[str, dict[str, Any]] = {}

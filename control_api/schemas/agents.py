@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from typing_extensions import Annotated
 
 from control_api.analysis.fields import PROSPECT_COLUMNS
@@ -45,7 +45,13 @@ def _languages(value: Any) -> Any:
     return value
 
 
-Languages = Annotated[list[Annotated[str, Field(max_length=64)]], BeforeValidator(_languages), Field(max_length=50)]
+Languages = Annotated[
+    list[Annotated[str, Field(max_length=64)]], BeforeValidator(_languages), Field(max_length=50),
+    WithJsonSchema({"anyOf": [
+        {"type": "array", "items": {"type": "string", "maxLength": 64}, "maxItems": 50},
+        {"type": "string", "description": "comma-separated codes, e.g. \"hi,en\""},
+    ]}),
+]
 
 
 class _AgentFields(RequestModel):
@@ -201,7 +207,23 @@ def _known_column(store: bool | None, column: str | None) -> None:
                          f"{', '.join(sorted(PROSPECT_COLUMNS))})")
 
 
+def _column_when_stored(store_const: bool, negate: bool) -> dict[str, Any]:
+    """The document says what `_known_column` checks: a stored column is one of PROSPECT_COLUMNS."""
+    known = {"properties": {"prospect_column_name": {"enum": [*sorted(PROSPECT_COLUMNS), None]}}}
+    condition = {"properties": {"store_to_prospect": {"const": store_const}}, "required": ["store_to_prospect"]}
+    return {"if": condition, "else": known} if negate else {"if": condition, "then": known}
+
+
+# ... and what the handler checks: an enum lists its values.
+_ENUM_HAS_VALUES = {
+    "if": {"properties": {"data_type": {"const": "enum"}}, "required": ["data_type"]},
+    "then": {"required": ["enum_values"], "properties": {"enum_values": {"type": "array", "minItems": 1}}},
+}
+
+
 class DataCollectionCreate(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"allOf": [_column_when_stored(True, negate=False), _ENUM_HAS_VALUES]})
+
     key: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_\-.]*$")
     prompt: str = Field(min_length=1, max_length=10_000)
     data_type: DataType = "string"
@@ -220,6 +242,8 @@ class DataCollectionCreate(RequestModel):
 
 
 class DataCollectionUpdate(RequestModel):
+    model_config = ConfigDict(json_schema_extra=_column_when_stored(False, negate=True))
+
     prompt: str | None = Field(default=None, min_length=1, max_length=10_000)
     data_type: DataType | None = None
     enum_values: list[Annotated[str, Field(max_length=200)]] | None = Field(default=None, max_length=100)
@@ -281,6 +305,11 @@ HttpUrl = Annotated[
 
 
 class MediaHandlerCreate(RequestModel):
+    model_config = ConfigDict(json_schema_extra={  # the document says what the handler checks
+        "if": {"properties": {"route": {"const": "webhook"}}, "required": ["route"]},
+        "then": {"required": ["webhook_url"], "properties": {"webhook_url": {"type": "string"}}},
+    })
+
     reason: str = Field(min_length=1, max_length=200)
     route: Literal["vision", "webhook"]
     webhook_url: HttpUrl | None = None

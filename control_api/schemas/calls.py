@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, WithJsonSchema
+from typing_extensions import Annotated
 
 from control_api.schemas.common import E164, RequestModel, ResponseModel
 
@@ -22,9 +23,14 @@ class SipData(RequestModel):
 
 
 class CallCreate(RequestModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"agent_id": "919801d9-f357-4033-8ea0-97de12a989c2", "type": "web"}]}
-    )
+    model_config = ConfigDict(json_schema_extra={
+        "examples": [{"agent_id": "919801d9-f357-4033-8ea0-97de12a989c2", "type": "web"}],
+        # the document says what the handler checks: a SIP call names the number to call
+        "if": {"properties": {"type": {"const": "sip"}}, "required": ["type"]},
+        "then": {"required": ["sip_data"],
+                 "properties": {"sip_data": {"type": "object", "required": ["to"],
+                                             "properties": {"to": {"type": "string"}}}}},
+    })
 
     agent_id: str = Field(min_length=1, max_length=64)
     type: Literal["web", "sip"]
@@ -46,7 +52,8 @@ class CallCreated(ResponseModel):
 
 
 class CallListQuery(RequestModel):
-    agent_id: str | None = Field(default=None, max_length=64)
+    agent_id: Annotated[str, WithJsonSchema({"type": "string", "format": "uuid"})] | None = Field(
+        default=None, max_length=64)
     status: CallStatus | None = None
     limit: int = Field(default=100, ge=1, le=500)
     offset: int = Field(default=0, ge=0, le=10_000_000)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -30,13 +31,27 @@ def _reject_nul(value: Any, where: str = "") -> None:
             _reject_nul(item, f"{where}.{i}" if where else str(i))
 
 
+def _is_flag(annotation: Any) -> bool:
+    """`bool` or `bool | None`."""
+    if annotation is bool:
+        return True
+    return get_origin(annotation) in (Union, UnionType) and set(get_args(annotation)) <= {bool, type(None)}
+
+
 class RequestModel(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     @model_validator(mode="before")
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
-        _reject_nul(data)
+        if isinstance(data, dict):  # unknown keys are ignored, so only the declared fields are checked
+            declared = {key: value for key, value in data.items() if key in cls.model_fields}
+            _reject_nul(declared)
+            for key, value in declared.items():  # true/false only: no 0, 1 or "yes" read as a flag
+                if not isinstance(value, bool) and value is not None and _is_flag(cls.model_fields[key].annotation):
+                    raise ValueError(f"{key}: must be true or false")
+        else:
+            _reject_nul(data)
         return data
 
 

@@ -12,13 +12,21 @@ from pydantic import ConfigDict, Field
 from typing_extensions import Annotated
 
 from control_api.schemas.common import RequestModel, ResponseModel
+from presets.validation import _PARAM_NAME as PARAM_NAME  # the document states the rule validate_tool applies
+from presets.validation import PARAMETER_TYPES
 
 Channel = Literal["voice_web", "voice_telephony", "chat", "whatsapp"]
 
 
 class ToolParameter(RequestModel):
-    name: str = Field(min_length=1, max_length=64)
-    type: str = Field(default="string", max_length=32, examples=["string"])
+    model_config = ConfigDict(json_schema_extra={  # the document says what validate_tool checks
+        "if": {"properties": {"type": {"const": "array"}}, "required": ["type"]},
+        "else": {"properties": {"items": {"type": "null"}}},
+    })
+
+    name: str = Field(min_length=1, max_length=64, json_schema_extra={"pattern": PARAM_NAME.pattern})
+    type: str = Field(default="string", max_length=32, examples=["string"],
+                      json_schema_extra={"enum": list(PARAMETER_TYPES)})
     description: str | None = Field(default=None, max_length=2_000)
     required: bool = False
     enum: list[Any] | None = Field(default=None, max_length=200)
@@ -62,9 +70,10 @@ class ToolCreate(_ToolFields):
 
 
 class ToolUpdate(_ToolFields):
-    name: str | None = Field(default=None, min_length=1, max_length=64)
-    description: str | None = Field(default=None, min_length=1, max_length=4_000)
-    type: Literal["server", "client"] | None = None
+    # Absent: unchanged. Not nullable: the tool always has a name, a description and a type.
+    name: str = Field(default=None, min_length=1, max_length=64)  # type: ignore[assignment]
+    description: str = Field(default=None, min_length=1, max_length=4_000)  # type: ignore[assignment]
+    type: Literal["server", "client"] = None  # type: ignore[assignment]
     parameters: list[ToolParameter] | None = Field(default=None, max_length=64)
 
 
