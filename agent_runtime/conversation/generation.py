@@ -15,7 +15,12 @@ from agent_runtime.conversation.host import ConversationHost
 from agent_runtime.conversation.reply import Apology, Reply
 from agent_runtime.providers.base import ProviderError, TextDelta, ToolCallRequest
 from agent_runtime.sentences import SentenceSplitter
-from agent_runtime.tools_api import END_CALL_DEFINITION, BuiltinOutcome, ToolOutcomeLike, run_builtin
+from agent_runtime.tools_api import (
+    END_CALL_DEFINITION,
+    BuiltinOutcome,
+    ToolOutcomeLike,
+    run_builtin,
+)
 
 log = logging.getLogger(__name__)
 

@@ -10,17 +10,25 @@ reply's later sentences, for STT the utterance. When the fallback fails too, or 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from agent_runtime.providers.base import LanguageModel, LLMChunk, ProviderError, SpeechToText, TextToSpeech
 from agent_runtime.conversation.usage import Meter, vendor_of
+from agent_runtime.providers.base import (
+    LanguageModel,
+    LLMChunk,
+    ProviderError,
+    SpeechToText,
+    TextToSpeech,
+)
 from media.resample import StreamResampler, resample
 
 FailureSink = Callable[[str, Exception, str, str | None], None]  # stage, error, provider, fallback
 P = TypeVar("P")
+log = logging.getLogger(__name__)
 
 
 class _Guarded(Generic[P]):
@@ -118,7 +126,7 @@ class GuardedLLM(_Guarded[LanguageModel]):
         return bool(getattr(self.primary, "speculative", False))
 
     async def stream(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
-                     temperature: float | None = None, top_p: float | None = None) -> AsyncIterator[LLMChunk]:
+                     temperature: float | None = None, top_p: float | None = None) -> AsyncGenerator[LLMChunk, None]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.turn_deadline_s
         provider, said = self.current, ""
@@ -167,6 +175,10 @@ class GuardedTTS(_Guarded[TextToSpeech]):
     def sample_rate(self) -> int:
         return self.primary.sample_rate
 
+    @sample_rate.setter
+    def sample_rate(self, rate: int) -> None:  # the primary's (a voice that can make the leg's own rate)
+        self.primary.sample_rate = rate
+
     async def synthesize(self, text: str, *, speed: float | None = None) -> AsyncIterator[np.ndarray]:
         provider = self.current
         sent = 0  # samples of this sentence already yielded (the fallback says it again from the start)
@@ -203,5 +215,5 @@ async def _close(iterator: AsyncIterator[Any]) -> None:
     if close is not None:
         try:
             await close()
-        except Exception:  # a provider failing to clean up must not mask the reply
-            pass
+        except Exception as exc:  # a provider failing to clean up must not mask the reply
+            log.debug("closing a provider stream failed: %s", exc)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import numpy as np
 
@@ -168,6 +169,24 @@ class Hearing:
         self.speculation = speculation
         post = self.host.post
         speculation.task.add_done_callback(lambda task: task.cancelled() or post(SpeculationDone(speculation)))
+
+    def speculation_done(self, speculation: Speculation, start_held: Callable[[str], Reply]) -> None:
+        """The speculative transcript is there and the caller is still silent: start the reply on it, held
+        (`start_held(text)`), when the agent's LLM allows it."""
+        host = self.host
+        if (speculation is not self.speculation or host.state is not State.USER_SPEAKING
+                or speculation.reply is not None
+                or not host.config.speculative_reply or not host.stages.llm.speculative):
+            return
+        text, _run_ms = speculation.task.result()
+        if isinstance(text, ProviderError) or not text.strip():
+            return
+        speculation.reply = start_held(text.strip())
+
+    async def show_partial(self, partial: Partial) -> None:
+        """What the caller is saying so far, to the client, while they still speak."""
+        if self.host.state is State.USER_SPEAKING and partial.utterance == self.utterance and partial.text:
+            await self.host.send({"type": "transcription", "role": "user", "text": partial.text, "is_final": False})
 
     def drop_speculation(self) -> None:
         speculation, self.speculation = self.speculation, None

@@ -67,7 +67,7 @@ class CallLanguage:
             self._set_stt(self.current)
         if self.current is not None:
             self._set_tts(self.current)
-        if not is_english(self.current):
+        if self.current is not None and not is_english(self.current):
             self.updates.put_nowait(LanguageSwitch(None, self.current, "agent"))
 
     def heard(self, reported: str | None, source: str) -> None:

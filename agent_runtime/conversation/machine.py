@@ -27,15 +27,22 @@ from agent_runtime.conversation.messages import MessageHandler, MessageRouter
 from agent_runtime.conversation.reply import Reply, ReplyKind
 from agent_runtime.conversation.silence import SilenceTimers
 from agent_runtime.conversation.speaking import Speaker
-from agent_runtime.conversation.speculation import Speculation
 from agent_runtime.conversation.stages import Stages
 from agent_runtime.conversation.state import State
-from agent_runtime.history import History
-from agent_runtime.providers.base import ProviderError, VoiceActivityDetector
-from agent_runtime.tools_api import CallContext, ConversationTools
 from agent_runtime.conversation.tasks import Tasks
-from agent_runtime.updates import ActionRequested, Ended, ProviderFailure, StateChanged, ToolActivity, TranscriptTurn
-from agent_runtime.updates import Update, Usage
+from agent_runtime.history import History
+from agent_runtime.providers.base import VoiceActivityDetector
+from agent_runtime.tools_api import CallContext, ConversationTools
+from agent_runtime.updates import (
+    ActionRequested,
+    Ended,
+    ProviderFailure,
+    StateChanged,
+    ToolActivity,
+    TranscriptTurn,
+    Update,
+    Usage,
+)
 from media.end_reason import EndReason
 from media.frames import AudioFrame
 from media.leg import Leg
@@ -246,12 +253,11 @@ class Conversation:
         elif isinstance(event, ev.SpeechEnd):
             await self._on_speech_end(event)
         elif isinstance(event, ev.Partial):
-            if self._state is State.USER_SPEAKING and event.utterance == self._hearing.utterance and event.text:
-                await self.send({"type": "transcription", "role": "user", "text": event.text, "is_final": False})
+            await self._hearing.show_partial(event)
         elif isinstance(event, ev.Transcript):
             await self._on_transcript(event)
         elif isinstance(event, ev.SpeculationDone):
-            self._on_speculation_done(event.speculation)
+            self._hearing.speculation_done(event.speculation, self._start_held_reply)
         elif isinstance(event, ev.SttFailed):
             if event.utterance == self._hearing.utterance and self._state is State.THINKING:
                 await self._after_failure()  # the failure was reported by the guarded stage
@@ -328,22 +334,13 @@ class Conversation:
         reply.speech_end_at, reply.stt_ms = event.speech_end_at, event.stt_ms
         reply.stt_run_ms, reply.stt_speculative = event.stt_run_ms, event.speculative
 
-    def _on_speculation_done(self, speculation: Speculation) -> None:
-        """The speculative transcript is there and the caller is still silent: start the reply on it, held."""
-        config = self.config
-        if (speculation is not self._hearing.speculation or self._state is not State.USER_SPEAKING
-                or speculation.reply is not None
-                or not config.speculative_reply or not self.stages.llm.speculative):
-            return
-        text, _run_ms = speculation.task.result()
-        if isinstance(text, ProviderError) or not text.strip():
-            return
+    def _start_held_reply(self, text: str) -> Reply:
+        """A reply on a speculative transcript, its audio and tools held until the turn ends."""
         self._generator.flush_context()
-        reply = Reply(ReplyKind.ANSWER, held=True, llm_speculative=True,
-                      user_message=self.history.add_user(text.strip()))
+        reply = Reply(ReplyKind.ANSWER, held=True, llm_speculative=True, user_message=self.history.add_user(text))
         reply.speaker = self.spawn(self._speaker.speak(reply), "tts")
         self._start_llm_reply(reply)
-        speculation.reply = reply
+        return reply
 
     async def _on_playback_done(self, reply: Reply) -> None:
         self._reply = None

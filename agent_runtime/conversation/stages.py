@@ -11,7 +11,12 @@ import logging
 from typing import Any
 
 from agent_runtime.agent_config import AgentConfig
-from agent_runtime.conversation.guarded import FailureSink, GuardedLLM, GuardedSTT, GuardedTTS
+from agent_runtime.conversation.guarded import (
+    FailureSink,
+    GuardedLLM,
+    GuardedSTT,
+    GuardedTTS,
+)
 from agent_runtime.conversation.language import CallLanguage
 from agent_runtime.conversation.usage import Meter, Totals, since, vendor_of
 from agent_runtime.providers.base import StreamingSpeechToText

@@ -27,7 +27,12 @@ import numpy as np
 from agent_runtime.conversation.events import Partial, Transcript
 from agent_runtime.conversation.host import ConversationHost
 from agent_runtime.conversation.usage import Meter, vendor_of
-from agent_runtime.providers.base import ProviderError, SttEvent, SttStream, StreamingSpeechToText
+from agent_runtime.providers.base import (
+    ProviderError,
+    StreamingSpeechToText,
+    SttEvent,
+    SttStream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +107,7 @@ class StreamingHearing:
 
     async def _read(self, stream: SttStream) -> None:
         try:
-            async with aclosing(stream.events()) as events:
+            async with aclosing(stream.events()) as events:  # type: ignore[type-var]
                 async for event in events:
                     if stream is self._stream:
                         self._on_event(event)

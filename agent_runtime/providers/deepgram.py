@@ -210,6 +210,7 @@ def parse_message(text: str) -> SttEvent | None:
 class DeepgramSTT:
     """`SpeechToText` and `StreamingSpeechToText` over Deepgram's live WebSocket."""
 
+    vendor = "DEEPGRAM"
     partials = False  # per-utterance partials would send the same audio again: streams give them for free
     speculative = False  # a paid API: no transcriptions that may be thrown away
 

@@ -101,6 +101,7 @@ class VoiceDirectory:
 class ElevenLabsTTS:
     """`TextToSpeech` over ElevenLabs' streaming endpoint; the first chunk is yielded as soon as it arrives."""
 
+    vendor = "ELEVENLABS"
     sample_rates = SAMPLE_RATES
 
     def __init__(self, voice: str, directory: VoiceDirectory, *, model_id: str = DEFAULT_MODEL,

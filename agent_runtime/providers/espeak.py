@@ -2,7 +2,9 @@
 
 Each utterance runs one `espeak-ng --stdout` subprocess (text on stdin, so no text is ever read as a
 command-line option); its WAV output is streamed back as it is produced. Voices are espeak-ng voice ids
-(`en-us`, `en-gb`, `fr`, ...), optionally with a variant (`en-us+f3`).
+(`en-us`, `en-gb`, `fr`, ...), optionally with a variant (`en-us+f3`). Its voice id for a language is the
+language's code for the Indian languages (`hi`, `bn`, `gu`, `kn`, `ml`, `mr`, `pa`, `ta`, `te`, `ur`): a call
+that switches to one of them speaks it offline (conversation/language.py).
 """
 from __future__ import annotations
 
@@ -80,6 +82,7 @@ def _data_offset(header: bytes) -> int | None:
 class EspeakTTS:
     """`TextToSpeech` with espeak-ng; `speed` scales the default 175 words per minute."""
 
+    vendor = "ESPEAK"
     sample_rate = SAMPLE_RATE
 
     def __init__(self, voice: str = "en-us") -> None:

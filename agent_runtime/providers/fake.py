@@ -25,6 +25,7 @@ DEFAULT_TRANSCRIPT = "hello there"
 class FakeSTT:
     """Returns a fixed transcript for any audio; `transcripts` are used in turn, the last one repeating."""
 
+    vendor = "FAKE"
     def __init__(self, transcript: str | Sequence[str] = DEFAULT_TRANSCRIPT, sample_rate: int = 16000) -> None:
         self.sample_rate = sample_rate
         self._script = [transcript] if isinstance(transcript, str) else list(transcript) or [""]
@@ -48,6 +49,7 @@ class FakeSTT:
 class FakeLLM:
     """Echoes the last user message. Yields between words so cancellation and interleaving are real."""
 
+    vendor = "FAKE"
     def __init__(self, prefix: str = "You said: ", empty_reply: str = "I am listening.", *,
                  speculative: bool = False) -> None:
         # Instant, so nothing to gain from starting replies at the caller's pause (see base.py); tests of
@@ -81,6 +83,7 @@ _TONES: dict[tuple[int, float, float], np.ndarray] = {}  # FakeTTS waveforms by 
 class FakeTTS:
     """A 16 kHz tone with a syllable-rate envelope, of the length speaking the text would take."""
 
+    vendor = "FAKE"
     MS_PER_CHAR = 60.0
     CHUNK_MS = 200
 

@@ -143,6 +143,7 @@ def fit_context(history: list[dict[str, str]], count_tokens: Callable[[str], int
 class LocalLLM:
     """`LanguageModel` on the embedded SmolLM2 GGUF."""
 
+    vendor = "LOCAL"
     speculative = True  # a reply started at the caller's pause and dropped costs only CPU (see base.py)
 
     def __init__(self, model: str = "smollm2-135m-instruct", n_threads: int = 1,

@@ -36,6 +36,7 @@ def _headers(api_key: str | None) -> dict[str, str]:
 class OpenAISTT:
     """`SpeechToText` over `/audio/transcriptions`: one request per utterance."""
 
+    vendor = "OPENAI"
     partials = False
     speculative = False
 
@@ -80,6 +81,7 @@ class OpenAISTT:
 class OpenAITTS:
     """`TextToSpeech` over `/audio/speech` as raw PCM, yielded as it streams in."""
 
+    vendor = "OPENAI"
     sample_rate = PCM_RATE
 
     def __init__(self, voice: str, model: str, base_url: str, api_key: str | None = None, *,

@@ -241,6 +241,7 @@ def _configured_rate(model_path: str) -> int:
 class PiperTTS:
     """`TextToSpeech` with a Piper voice (`joe`: en_US, male, 22050 Hz) or any Piper .onnx (`model_path`)."""
 
+    vendor = "PIPER"
     sample_rate = SAMPLE_RATE
 
     def __init__(self, voice: str = "joe", *, model_path: str | None = None) -> None:

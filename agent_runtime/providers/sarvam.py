@@ -59,6 +59,7 @@ def _json(response: httpx.Response, what: str) -> dict[str, Any]:
 class SarvamSTT:
     """`SpeechToText` over Sarvam's REST endpoint: one request per utterance, 16 kHz WAV."""
 
+    vendor = "SARVAM"
     partials = False  # a paid request per partial: not worth it
     speculative = False
 
@@ -104,6 +105,7 @@ class SarvamSTT:
 class SarvamTTS:
     """`TextToSpeech` with a bulbul speaker; `language` ("hi-IN") is the target language (default en-IN)."""
 
+    vendor = "SARVAM"
     sample_rates = TTS_SAMPLE_RATES
 
     def __init__(self, speaker: str, api_key: str, base_url: str = DEFAULT_BASE_URL, *, model: str = TTS_MODEL,

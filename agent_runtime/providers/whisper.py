@@ -75,6 +75,7 @@ def _load(model_path: str, compute_type: str, cpu_threads: int) -> Any:
 class WhisperSTT:
     """`SpeechToText` with a shared faster-whisper model. English by default (tiny.en is English-only)."""
 
+    vendor = "WHISPER"
     sample_rate = 16000
     speculative = True  # ~0.5 s per utterance: worth starting at the caller's pause (see base.py)
 
@@ -88,11 +89,17 @@ class WhisperSTT:
         self.partials = partials
         self.compute_type = compute_type
         self.beam_size = beam_size
-        self.language = language
+        self.language = language  # None: the model identifies it (a multilingual model), see detected_language
+        self.detected_language: str | None = None  # what the model identified for the last final transcript
         # One thread on a machine of two cores or fewer: it leaves a core to the event loop (the media path),
         # the LLM and TTS. Two threads are ~10 % faster on an idle machine (290 vs 330 ms for 2.7 s of
         # speech) but slower as soon as anything else runs (430 vs 365 ms beside a SIP benchmark).
         self.cpu_threads = cpu_threads or (1 if (os.cpu_count() or 1) <= 2 else 2)
+
+    @property
+    def multilingual(self) -> bool:
+        """Whether the model can identify and hear other languages (an `.en` model cannot)."""
+        return not model_name(self.model_path).endswith(".en")
 
     def _model(self) -> Any:
         return _load(self.model_path or default_model_path(), self.compute_type, self.cpu_threads)
@@ -114,10 +121,16 @@ class WhisperSTT:
         # hallucination loop; a partial takes the single greedy pass, which is all it needs.
         temperature = [0.0, 0.2, 0.4] if final else [0.0]
         try:
-            segments, _info = self._model().transcribe(
-                pcm, language=self.language, beam_size=self.beam_size, temperature=temperature,
+            language = self.language.replace("_", "-").split("-")[0].lower() if self.language else None
+            if language is not None and not self.multilingual:
+                language = "en"
+            segments, info = self._model().transcribe(
+                pcm, language=language, beam_size=self.beam_size, temperature=temperature,
                 without_timestamps=True, condition_on_previous_text=False, vad_filter=False)
-            return " ".join(segment.text.strip() for segment in segments).strip()
+            text = " ".join(segment.text.strip() for segment in segments).strip()
+            if final:
+                self.detected_language = getattr(info, "language", None) if language is None else None
+            return text
         except ProviderError:
             raise
         except Exception as exc:  # CTranslate2 and tokenizer failures surface as assorted types
