@@ -15,7 +15,9 @@ from control_api.schemas.common import HeaderMap, RequestModel, ResponseModel
 SPEECH_TO_SPEECH = frozenset({"AZURE_REALTIME", "OPENAI_REALTIME", "GEMINI_LIVE"})
 
 
-class ModelChoice(RequestModel):
+class ModelFallback(RequestModel):
+    """`{provider, model}`: a language model (also the one that takes over when the agent's fails)."""
+
     provider: str = Field(min_length=1, max_length=64, examples=["LOCAL"])
     model: str = Field(min_length=1, max_length=200, examples=["smollm2-135m-instruct"])
 
@@ -28,14 +30,26 @@ class ModelChoice(RequestModel):
         return value
 
 
-class VoiceChoice(RequestModel):
+class ModelChoice(ModelFallback):
+    fallback: ModelFallback | None = None  # serves the rest of a turn when this model fails
+
+
+class VoiceFallback(RequestModel):
     provider: str = Field(min_length=1, max_length=64, examples=["PIPER"])
     name: str = Field(min_length=1, max_length=200, examples=["joe"])
 
 
-class TranscriptionChoice(RequestModel):
+class VoiceChoice(VoiceFallback):
+    fallback: VoiceFallback | None = None  # serves the rest of a turn when this voice fails
+
+
+class TranscriptionFallback(RequestModel):
     provider: str = Field(min_length=1, max_length=64, examples=["WHISPER"])
     model: str = Field(min_length=1, max_length=200, examples=["tiny.en"])
+
+
+class TranscriptionChoice(TranscriptionFallback):
+    fallback: TranscriptionFallback | None = None  # transcribes the utterance when this model fails
 
 
 def _languages(value: Any) -> Any:
