@@ -9,12 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agent_runtime.providers.base import ProviderRegistry
+from control_api.call_admission import CallAdmission
 from control_api.live_calls import LiveCalls
 from control_api.media_store import MediaStore
 from control_api.metrics import Metrics
 from control_api.settings import Settings
 from control_api.storage import Database
 from media.pacing import MediaClock
+
+LOCAL_WORKER = "local"  # the worker name of a process that is not a member of a deployment
+
+
+def worker_name(settings: Settings) -> str:
+    """This process's name in call records (`extra_details.worker`): TALKWIRE_MEMBER_ID, else "local"."""
+    return settings.member_id or LOCAL_WORKER
 
 
 @dataclass
@@ -26,3 +34,9 @@ class CallServices:
     metrics: Metrics = field(default_factory=Metrics)
     media: MediaStore | None = None  # uploads during live calls
     calls: LiveCalls = field(default_factory=LiveCalls)
+    worker: str = ""  # this process's name in call records; default worker_name(settings)
+    admission: CallAdmission = field(init=False)  # rate limits, quota and capacity for new calls
+
+    def __post_init__(self) -> None:
+        self.worker = self.worker or worker_name(self.settings)
+        self.admission = CallAdmission(self.settings, self.calls, self.metrics)

@@ -25,7 +25,12 @@ from agent_runtime.updates import Ended
 from control_api.call_actions import CallActions
 from control_api.call_agent import AgentRecord, build_agent_config
 from control_api.call_services import CallServices
-from control_api.call_timeline import ClientEventRecord, TimelineWriter
+from control_api.call_timeline import (
+    ClientEventBudget,
+    ClientEventRecord,
+    TimelineWriter,
+)
+from control_api.db_retry import retrying
 from control_api.storage import calls as call_store
 from control_api.storage.agents import load_agent_tools, load_media_handlers
 from media.end_reason import EndReason
@@ -35,6 +40,10 @@ from media.recording import CallRecorder
 log = logging.getLogger(__name__)
 
 RECORDING_RATE = 16000  # recordings are at most this rate (SIP legs record at their 8 kHz)
+RECORDINGS_DIR = "recordings"  # under the data directory
+TIMELINE_FULL = {"type": "error", "code": "OVER_QUOTA",
+                 "message": "This call's timeline is full (TALKWIRE_MAX_TIMELINE_ROWS_PER_CALL / "
+                            "TALKWIRE_MAX_TIMELINE_BYTES_PER_CALL): the event was not recorded"}
 CONNECT_TIMEOUT = 30.0
 
 Direction = Literal["inbound", "outbound"]
@@ -59,6 +68,7 @@ class CallSession:
         self.details = details
         self.agent_id = str(agent["id"])
         self.task: asyncio.Task[None] | None = None
+        self._refusals: set[asyncio.Task[None]] = set()  # data-channel error messages being sent
         settings = services.settings
         self.executor = ToolExecutor(
             tools,
@@ -81,7 +91,8 @@ class CallSession:
         )
         self.client_events.install(self._conversation)
         self.call = Call(leg, self._conversation, ready=ready, ready_timeout=ready_timeout)
-        self.timeline = TimelineWriter(services.db, services.metrics, client_id, call_id, self._perform)
+        budget = ClientEventBudget(settings.max_timeline_rows_per_call, settings.max_timeline_bytes_per_call)
+        self.timeline = TimelineWriter(services.db, services.metrics, client_id, call_id, self._perform, budget)
         self.actions = CallActions(services, client_id, leg, self._conversation, self.executor,
                                    self.client_events, self.timeline)
 
@@ -104,9 +115,9 @@ class CallSession:
 
     async def _run(self) -> None:
         services, leg = self.services, self.leg
-        recordings = services.settings.data_dir / "recordings"
-        recordings.mkdir(parents=True, exist_ok=True)
-        path = recordings / f"{self.call_id}.wav"
+        recording = f"{RECORDINGS_DIR}/{self.call_id}.wav"  # stored relative to the data directory
+        path = services.settings.data_dir / recording
+        path.parent.mkdir(parents=True, exist_ok=True)
         recorder = CallRecorder(path, min(leg.sample_rate, RECORDING_RATE))
         leg.attach_tap(recorder)
         metrics = services.metrics
@@ -116,7 +127,8 @@ class CallSession:
                                                          name=f"persist:{self.call_id}")
         reason: str = EndReason.ERROR
         try:
-            await call_store.set_recording(services.db, self.call_id, str(path))
+            await retrying(f"call {self.call_id}: start", lambda: call_store.mark_running(
+                services.db, self.call_id, recording=recording, worker=services.worker))
             handlers: list[Mapping[str, Any]] = [*await load_media_handlers(services.db, self.agent_id)]
             self.client_events.replace_media_handlers(handlers)
             await self._continue_session()
@@ -138,9 +150,12 @@ class CallSession:
         try:
             self.services.metrics.call_finished(self.leg.kind, call_store.final_status(reason), reason)
             details = self.details(reason) if self.details is not None else None
-            await call_store.finish_call(self.services.db, self.call_id, end_reason=reason, extra_details=details)
-        except LookupError:  # the record went with its agent (deleting an agent deletes its calls)
+            await retrying(f"call {self.call_id}: finish", lambda: call_store.finish_call(
+                self.services.db, self.call_id, end_reason=reason, extra_details=details))
+        except LookupError:  # the record was deleted meanwhile (its client was)
             log.info("call %s: ended (%s) after its record was deleted", self.call_id, reason)
+        except Exception:
+            log.exception("call %s: could not finish its record (%s)", self.call_id, reason)
         finally:
             self.services.calls.remove(self.call_id, self)
 
@@ -182,7 +197,14 @@ class CallSession:
 
     def _record_client_event(self, kind: str, data: dict[str, Any]) -> None:
         """Client events join the conversation's updates, so the timeline keeps their order (the queue is the
-        conversation's; the timeline writer reads both kinds from it)."""
+        conversation's; the timeline writer reads both kinds from it). Past the call's timeline budget nothing
+        is written and the caller is told on the data channel."""
+        if not self.timeline.budget.admit({"kind": kind, **data}):
+            self.services.metrics.refused("over_quota")
+            task = asyncio.get_running_loop().create_task(self.leg.send_event(dict(TIMELINE_FULL)))
+            self._refusals.add(task)
+            task.add_done_callback(self._refusals.discard)
+            return
         cast("asyncio.Queue[object]", self.call.updates).put_nowait(ClientEventRecord(kind, data))
 
 

@@ -4,15 +4,22 @@
                                                 └──► metrics (turn timings, provider errors)
                                                 └──► tool actions, handed to `perform` in timeline order
 
-Updates are written in the order they came, one at a time, until `Ended`; a write that fails is logged and
-the call goes on (a crash loses nothing already written).
+Updates are written in the order they came. When several are waiting (a busy process: the database's one writer
+is slower than the call), they are written together, up to BATCH_MAX in one transaction; an action ends a batch,
+so it is on the timeline before it is carried out. A write that fails is retried with backoff
+(`control_api.db_retry`), never dropped while the database can be reached; a crash loses nothing already written.
+
+Client events (context updates, actions, media, …) have a per-call budget of rows and bytes (`ClientEventBudget`,
+TALKWIRE_MAX_TIMELINE_ROWS_PER_CALL / _BYTES_PER_CALL): past it the call session refuses them, nothing is written.
 """
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from agent_runtime.updates import (
     ActionRequested,
@@ -23,11 +30,16 @@ from agent_runtime.updates import (
     TranscriptTurn,
     TurnTiming,
 )
+from control_api.db_retry import retrying
 from control_api.metrics import Metrics
 from control_api.storage import Database
 from control_api.storage import calls as call_store
 
 log = logging.getLogger(__name__)
+
+BATCH_MAX = 50  # timeline entries written in one transaction at most
+
+Entry = tuple[str, Mapping[str, Any]]  # (kind, payload) of one timeline row
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,51 +58,97 @@ class Updates(Protocol):
 
     async def get(self) -> object: ...
 
+    def get_nowait(self) -> object:
+        """The next update if one is waiting, else raise asyncio.QueueEmpty."""
+        ...
+
+
+class ClientEventBudget:
+    """How many client events (rows) and how many bytes of them (their JSON) one call may add to its timeline;
+    0 turns a limit off."""
+
+    def __init__(self, max_rows: int, max_bytes: int) -> None:
+        self.max_rows = max_rows
+        self.max_bytes = max_bytes
+        self.rows = 0
+        self.bytes = 0
+
+    def admit(self, data: Mapping[str, Any]) -> bool:
+        """Count `data` in and say True, or False (counting nothing) when it would go past a limit."""
+        size = len(json.dumps(data, default=str, ensure_ascii=False).encode())
+        if (self.max_rows and self.rows + 1 > self.max_rows) or (self.max_bytes and self.bytes + size > self.max_bytes):
+            return False
+        self.rows += 1
+        self.bytes += size
+        return True
+
 
 class TimelineWriter:
-    def __init__(self, db: Database, metrics: Metrics, client_id: str, call_id: str, perform: Perform) -> None:
+    def __init__(self, db: Database, metrics: Metrics, client_id: str, call_id: str, perform: Perform,
+                 budget: ClientEventBudget | None = None) -> None:
         """`perform(action)` carries out a tool action (transfers) once it is on the timeline."""
         self.db = db
         self.metrics = metrics
         self.client_id = client_id
         self.call_id = call_id
         self.perform = perform
+        self.budget = budget or ClientEventBudget(0, 0)
 
     async def run(self, updates: Updates) -> None:
         """Write `updates` to the timeline, in order, until Ended."""
         while True:
-            update = await updates.get()
-            if isinstance(update, Ended):
+            batch = [await updates.get()]
+            while len(batch) < BATCH_MAX and not isinstance(batch[-1], (Ended, ActionRequested)):
+                try:
+                    batch.append(updates.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            entries = [entry for update in batch for entry in self.entries(update)]
+            if entries:
+                await self._store(entries)
+            last = batch[-1]
+            if isinstance(last, ActionRequested):
+                try:
+                    await self.perform(last.action)
+                except Exception:
+                    log.exception("call %s: could not carry out %r", self.call_id, last.action)
+            elif isinstance(last, Ended):
                 return
-            try:
-                await self.write(update)
-            except Exception:
-                log.exception("call %s: could not store %r", self.call_id, update)
 
     async def event(self, kind: str, payload: Mapping[str, Any]) -> None:
-        await call_store.append_event(self.db, self.client_id, self.call_id, kind, payload)
+        await self._store([(kind, payload)])
 
-    async def write(self, update: object) -> None:
+    async def _store(self, entries: list[Entry]) -> None:
+        try:
+            await retrying(f"call {self.call_id}: timeline write",
+                           lambda: call_store.append_events(self.db, self.client_id, self.call_id, entries))
+        except LookupError:
+            log.info("call %s: record gone, %d timeline entries not stored", self.call_id, len(entries))
+        except Exception:
+            log.exception("call %s: could not store %d timeline entries", self.call_id, len(entries))
+
+    def entries(self, update: object) -> list[Entry]:
+        """The timeline rows of one update (none for Ended), with its metrics observed."""
         if isinstance(update, TranscriptTurn):
             extra = {"interrupted": True} if update.interrupted else {}
-            role: Literal["user", "agent"] = "agent" if update.role == "agent" else "user"
-            await call_store.add_transcript_turn(self.db, self.client_id, self.call_id, role, update.text, **extra)
-        elif isinstance(update, ToolActivity):
-            await self.event("tool", update.record)
-        elif isinstance(update, BargeIn):
-            await self.event("barge_in", {"played_ms": update.played_ms})
-        elif isinstance(update, TurnTiming):
+            role = "agent" if update.role == "agent" else "user"
+            return [("transcript", {"role": role, "text": update.text, **extra})]
+        if isinstance(update, ToolActivity):
+            return [("tool", update.record)]
+        if isinstance(update, BargeIn):
+            return [("barge_in", {"played_ms": update.played_ms})]
+        if isinstance(update, TurnTiming):
             self.metrics.observe_timing(update)
-            await self.event("timing", {
+            return [("timing", {
                 "stt_ms": update.stt_ms, "stt_run_ms": update.stt_run_ms,
                 "stt_speculative": update.stt_speculative, "llm_speculative": update.llm_speculative,
                 "llm_first_token_ms": update.llm_first_token_ms,
-                "tts_first_audio_ms": update.tts_first_audio_ms, "response_ms": update.response_ms})
-        elif isinstance(update, ProviderFailure):
+                "tts_first_audio_ms": update.tts_first_audio_ms, "response_ms": update.response_ms})]
+        if isinstance(update, ProviderFailure):
             self.metrics.provider_error(update.stage)
-            await self.event("provider_error", {"stage": update.stage, "message": update.message})
-        elif isinstance(update, ActionRequested):
-            await self.event("action", update.action)
-            await self.perform(update.action)
-        elif isinstance(update, ClientEventRecord):
-            await self.event("client", {"kind": update.kind, **update.data})
+            return [("provider_error", {"stage": update.stage, "message": update.message})]
+        if isinstance(update, ActionRequested):
+            return [("action", update.action)]
+        if isinstance(update, ClientEventRecord):
+            return [("client", {"kind": update.kind, **update.data})]
+        return []

@@ -19,6 +19,9 @@ from media.leg import Leg
 
 class LiveCall(Protocol):
     @property
+    def client_id(self) -> str: ...
+
+    @property
     def leg(self) -> Leg: ...
 
     @property
@@ -37,6 +40,15 @@ class LiveCalls:
 
     def __len__(self) -> int:
         return sum(1 for call in self._calls.values() if call is not None)
+
+    @property
+    def occupied(self) -> int:
+        """Live calls and reservations: the places taken on this worker."""
+        return len(self._calls)
+
+    def count_of(self, client_id: str) -> int:
+        """The live calls of one client (tenant)."""
+        return sum(1 for call in self._calls.values() if call is not None and call.client_id == client_id)
 
     def get(self, call_id: str) -> LiveCall | None:
         return self._calls.get(call_id)

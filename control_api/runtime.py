@@ -10,6 +10,10 @@
         runtime.media       # control_api.media_store.MediaStore: uploads during live calls
         runtime.sip         # control_api.sip_dispatch.SipDispatcher (None when TALKWIRE_SIP_BIND=off)
         runtime.bootstrap   # the default client and its keys, for the start-up banner and demo page
+
+On start, calls this worker left open when it last stopped without finishing them (killed, power lost) are
+closed as `failed` / `worker_lost` (`storage.call_recovery`; a member of a deployment does it for its member name,
+`cluster.node`), and a sweep fails web calls never connected (`call_sweeper`) while the server runs.
 """
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ from agent_runtime.providers.base import ProviderRegistry
 from agent_runtime.providers.catalog import build_registry, preload
 from agent_runtime.providers.catalog import shutdown as shutdown_providers
 from agent_runtime.tools.netguard import tls_context
-from control_api.call_services import CallServices
+from control_api.call_services import CallServices, worker_name
+from control_api.call_sweeper import UnconnectedCallSweeper
 from control_api.demo_agents import provider_choices, seed_demo_agents
 from control_api.live_calls import LiveCalls
 from control_api.media_store import MediaStore
@@ -30,6 +35,7 @@ from control_api.metrics import Metrics
 from control_api.settings import Settings
 from control_api.sip_dispatch import SipDispatcher
 from control_api.storage import Database
+from control_api.storage.call_recovery import close_abandoned
 from control_api.storage.clients import DefaultClient, ensure_default_client
 from media.end_reason import EndReason
 from media.pacing import MediaClock, settle_heap
@@ -104,6 +110,10 @@ class Runtime:
                 vendors=settings.vendor_config(),
             )
             await seed_demo_agents(db, bootstrap.client_id, provider_choices(providers))
+            if not settings.redis_url:  # a member of a deployment does this for its own name (cluster.node)
+                lost = await close_abandoned(db, worker_name(settings))
+                if lost:
+                    log.warning("%d call(s) left open by an earlier run closed as worker_lost", len(lost))
             tls_context()  # the webhook clients' shared TLS context: built now, not during the first call
             warming = asyncio.get_running_loop().create_task(preload_and_settle(providers), name="preload-providers")
             clock.start()
@@ -111,12 +121,15 @@ class Runtime:
             services = CallServices(settings=settings, db=db, clock=clock, providers=providers, metrics=metrics,
                                     media=MediaStore(settings.data_dir / "media"))
             runtime = cls(services, bootstrap)
+            sweeper = UnconnectedCallSweeper(db, settings.web_connect_timeout)
             try:
                 runtime.sip = await SipDispatcher.start(services)
+                sweeper.start()
                 settle_heap()
                 yield runtime
             finally:
                 warming.cancel()
+                await sweeper.stop()
                 await services.calls.end_all(EndReason.SERVER_SHUTDOWN)
                 if runtime.sip is not None:
                     await runtime.sip.close()

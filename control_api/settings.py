@@ -102,6 +102,18 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(default=1.0, gt=0)  # a member publishes its presence and load this often
     heartbeat_ttl: float = Field(default=3.0, gt=0)  # a member silent this long has left the deployment
 
+    # --- calls: accepting, refusing and ending them (docs/configuration.md, "Calls, limits and quotas")
+    web_connect_timeout: float = Field(default=60.0, gt=0)  # a created web call never connected fails after this
+    max_calls_per_client: int = Field(default=100, ge=0)  # live calls of one tenant on this process; 0: no limit
+    calls_per_minute_per_key: float = Field(default=60.0, ge=0)  # POST /calls/create per publishable key; 0: off
+    calls_burst_per_key: int = Field(default=20, ge=0)
+    calls_per_minute_per_ip: float = Field(default=30.0, ge=0)  # POST /calls/create per client IP (publishable)
+    calls_burst_per_ip: int = Field(default=10, ge=0)
+    offers_per_minute_per_ip: float = Field(default=60.0, ge=0)  # offers to the worker URL per client IP
+    offers_burst_per_ip: int = Field(default=20, ge=0)
+    max_timeline_rows_per_call: int = Field(default=1000, ge=0)  # client events one call may add to its timeline
+    max_timeline_bytes_per_call: int = Field(default=1024 * 1024, ge=0)  # and their total JSON size
+
     # --- campaigns and post-call analysis (docs/campaigns.md)
     dialer_max_cps: float = Field(default=5.0, gt=0)  # new campaign calls per second, server-wide
     dialer_id: str | None = None  # this process's name in claims; default: host name and data dir

@@ -5,7 +5,8 @@
         answered ──► `in-progress`, start_call(leg, direction="outbound")
         not answered ──► `failed` with extra_details.outcome / sip_status, whatever the reason
         ended ──► `completed` or `failed` by the end reason (media.end_reason), with outcome, sip_status, duration
-    INVITE to one of our numbers ──► resolve(number): unknown 404, not active 480, else the number's agent
+    INVITE to one of our numbers ──► resolve(number): unknown (or its agent deleted) 404, number or agent not
+        active 480, else the number's agent
         ──► record `in-progress`, start_call(leg, direction="inbound") (the agent's inbound welcome)
 
 Call records of phone calls: type `sip_call`, `provider_call_id` = the SIP Call-ID, `phone_from`/`phone_to`,
@@ -31,7 +32,14 @@ from control_api.storage.phone_numbers import find_dialled_number
 from control_api.storage.sip_trunks import trunk_of_number
 from media.end_reason import EndReason
 from signalling.sip import (
-    CallResult, Decision, InboundInvite, SipLeg, SipUserAgent, Trunk, TrunkError, parse_hostport,
+    CallResult,
+    Decision,
+    InboundInvite,
+    SipLeg,
+    SipUserAgent,
+    Trunk,
+    TrunkError,
+    parse_hostport,
 )
 
 log = logging.getLogger(__name__)
@@ -95,6 +103,7 @@ class SipDispatcher:
         self.services = services
         self.ua: SipUserAgent | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._ringing: dict[str, tuple[SipLeg, asyncio.Task[None]]] = {}  # outbound calls not yet answered
 
     @classmethod
     async def start(cls, services: CallServices) -> SipDispatcher | None:
@@ -132,10 +141,11 @@ class SipDispatcher:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self.services.calls.end_all(EndReason.SERVER_SHUTDOWN)  # calls answered while shutting down
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # ---- outbound -------------------------------------------------------------------------------------
 
@@ -168,7 +178,7 @@ class SipDispatcher:
         call = await call_store.create_call(
             db, client_id=client_id, agent_id=agent_id, type="sip_call", direction="outbound",
             status="triggered", prospect_id=prospect_id, prospect_name=name, phone_from=caller,
-            phone_to=to_number, campaign_id=campaign_id)
+            phone_to=to_number, campaign_id=campaign_id, worker=self.services.worker)
         timeout = ring_timeout if ring_timeout is not None else self.services.settings.sip_ring_timeout
         try:
             leg = await self.ua.dial(to_number, trunk, from_number=caller, display_name=name,
@@ -180,8 +190,27 @@ class SipDispatcher:
                                          extra_details={"outcome": str(reason), "sip_status": None, "duration": 0})
             raise SipUnavailable(f"The SIP user agent cannot place a call now: {exc}") from None
         await call_store.update_call(db, call.id, provider_call_id=leg.call_id)
-        self._spawn(self._follow_outbound(call.id, client_id, agent_id, leg), f"sip-call:{call.id}")
+        task = self._spawn(self._follow_outbound(call.id, client_id, agent_id, leg), f"sip-call:{call.id}")
+        self._ringing[call.id] = (leg, task)
+        task.add_done_callback(lambda _: self._ringing.pop(call.id, None))
         return call.id
+
+    def ringing(self, call_id: str) -> bool:
+        """Whether `call_id` is an outbound call of this process still ringing (or being set up)."""
+        return call_id in self._ringing
+
+    async def hang_up_ringing(self, call_id: str, reason: EndReason) -> None:
+        """CANCEL a ringing outbound call (a call answered meanwhile is hung up) and wait until its record is
+        finished or its conversation has started."""
+        found = self._ringing.get(call_id)
+        if found is None:
+            return
+        leg, task = found
+        await leg.hangup(reason)
+        await asyncio.wait([task])
+        live = self.services.calls.get(call_id)
+        if live is not None:
+            await live.finished()
 
     async def _follow_outbound(self, call_id: str, client_id: str, agent_id: str, leg: SipLeg) -> None:
         db = self.services.db
@@ -222,7 +251,7 @@ class SipDispatcher:
         """Number → agent: 404 for a number we do not have (or one no agent answers), 480 for a number or
         agent that is not active."""
         dialled = await find_dialled_number(self.services.db, number_variants(invite.to_user))
-        if dialled is None or dialled.agent is None:
+        if dialled is None or dialled.agent is None or dialled.agent.deleted_at is not None:
             return Decision.reject(404)
         number, agent = dialled.number, dialled.agent
         if not number.is_active or not agent.active:
@@ -240,7 +269,7 @@ class SipDispatcher:
             call = await call_store.create_call(
                 db, client_id=route.client_id, agent_id=route.agent_id, type="sip_call", direction="inbound",
                 status="in-progress", prospect_name=leg.display_name, phone_from=leg.remote_number or None,
-                phone_to=route.number, provider_call_id=leg.call_id)
+                phone_to=route.number, provider_call_id=leg.call_id, worker=self.services.worker)
             await self._start_call(call.id, route.client_id, agent, leg, "inbound")
         except Exception:
             log.exception("inbound call %s: could not start the agent", leg.call_id)

@@ -166,12 +166,13 @@ async def test_a_status_and_its_timeline_entry_are_stored_together(api: Api, mon
         with pytest.raises(RuntimeError):
             await call_store.finish_call(db, call_id, end_reason="remote_hangup", extra_details={"a": 1})
     detail = await api.ok("GET", f"/calls/{call_id}")
-    assert (detail["status"], detail["end_reason"], detail["extra_details"]) == ("in-progress", None, {})
+    assert (detail["status"], detail["end_reason"], detail["extra_details"]) == ("in-progress", None, {"worker": "local"})
     assert detail["ended_at"] is None and [e["kind"] for e in detail["timeline"]] == []
 
     await call_store.finish_call(db, call_id, end_reason="remote_hangup", extra_details={"a": 1})
     detail = await api.ok("GET", f"/calls/{call_id}")
-    assert (detail["status"], detail["end_reason"], detail["extra_details"]) == ("completed", "remote_hangup", {"a": 1})
+    assert (detail["status"], detail["end_reason"], detail["extra_details"]) == (
+        "completed", "remote_hangup", {"worker": "local", "a": 1})
     assert [e["data"] for e in detail["timeline"]] == [{"from": "in-progress", "to": "completed",
                                                         "reason": "remote_hangup"}]
 

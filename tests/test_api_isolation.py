@@ -73,6 +73,7 @@ def requests_for(ids: dict[str, str]) -> dict[tuple[str, str], tuple[str, dict |
         ("GET", "/calls"): (f"/calls?agent_id={a}", None),
         ("GET", "/calls/{id}"): (f"/calls/{ids['call']}", None),
         ("GET", "/calls/{id}/recording"): (f"/calls/{ids['call']}/recording", None),
+        ("POST", "/calls/{id}/end"): (f"/calls/{ids['call']}/end", None),
         ("GET", "/discovery/models"): ("/discovery/models", None),
         ("GET", "/discovery/voices"): ("/discovery/voices", None),
         ("GET", "/discovery/transcription-models"): ("/discovery/transcription-models", None),

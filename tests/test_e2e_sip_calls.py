@@ -272,7 +272,7 @@ async def test_busy_callee_fails_the_call_through_the_from_numbers_stored_trunk(
         record, _ = await api.follow(call_id)
     assert await sipp.wait() == 0, sipp.explain()
     assert record["status"] == "failed" and record["end_reason"] == "busy"
-    assert record["extra_details"] == {"outcome": "busy", "sip_status": 486, "duration": 0}
+    assert record["extra_details"] == {"worker": "local", "outcome": "busy", "sip_status": 486, "duration": 0}
     assert record["phone_from"] == "+15550001111" and record["duration"] is None
     assert statuses(record) == [("triggered", "failed")]
     messages = sipp.messages()
@@ -287,7 +287,7 @@ async def test_no_answer_is_cancelled_after_the_ring_timeout(settings, tmp_path)
         record, _ = await api.follow(call_id)
     assert await sipp.wait() == 0, sipp.explain()
     assert record["status"] == "failed"
-    assert record["extra_details"] == {"outcome": "no_answer", "sip_status": 487, "duration": 0}
+    assert record["extra_details"] == {"worker": "local", "outcome": "no_answer", "sip_status": 487, "duration": 0}
     assert "CANCEL sip:+15551230003@127.0.0.1" in sipp.messages()
 
 

@@ -146,8 +146,8 @@ async def update_agent(ctx: Ctx) -> AgentUpdated:
 
 @api.delete("/assistant/{id}", response=AgentDeleted, errors=("AGENT_NOT_FOUND",))
 async def delete_agent(ctx: Ctx) -> AgentDeleted:
-    """Delete an agent with its widget, data collection, media handlers and tool attachments."""
-    agent = or_404(await delete_owned(ctx.db, Agent, ctx.client_id, ctx.uuid("id")), *AGENT_404)
+    """Delete an agent: it is gone from the API and takes no more calls; its calls stay readable."""
+    agent = or_404(await agent_store.delete_agent(ctx.db, ctx.client_id, ctx.uuid("id")), *AGENT_404)
     return AgentDeleted(id=agent.id, name=agent.name)
 
 

@@ -1,8 +1,8 @@
-"""Calls: `POST /calls/create`, `GET /calls`, `GET /calls/{id}` and the call's recording.
+"""Calls: `POST /calls/create`, `GET /calls`, `GET /calls/{id}`, the call's recording, `POST /calls/{id}/end`.
 
 A web call is a record plus a worker URL: the browser SDK posts its WebRTC offer to `worker_url`, and the
 media worker joins that leg to the agent. SIP calls go through `create_sip_call`, the one seam the SIP
-dialer replaces.
+dialer replaces. New calls pass `call_admission` first (rate limits, the tenant's quota, this process's capacity).
 """
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 from starlette.responses import FileResponse
 
 from control_api.auth import or_404
+from control_api.call_admission import client_address
 from control_api.openapi import Ctx, Resource, api_error
+from control_api.schemas.call_control import CallEnded
 from control_api.schemas.calls import (
     AgentRef,
     AgentWithClient,
@@ -36,6 +38,7 @@ from control_api.storage import calls as call_store
 from control_api.storage.models import Agent, Call, Prospect
 from control_api.storage.owned import get_owned
 from control_api.storage.phone_numbers import find_number
+from media.end_reason import EndReason
 
 api = Resource("Calls")
 
@@ -72,14 +75,18 @@ async def create_sip_call(ctx: Ctx, agent: Agent, data: SipData, to_number: str,
     response=CallCreated,
     auth="publishable",
     errors=("AGENT_NOT_FOUND", "PROSPECT_NOT_FOUND", "CALL_NOT_FOUND", "INSUFFICIENT_SCOPE",
-            "UPSTREAM_SERVICE_TIMEOUT"),
+            "UPSTREAM_SERVICE_TIMEOUT", "RATE_LIMITED", "OVER_QUOTA", "OVER_CAPACITY"),
+    database_error="SERVICE_UNAVAILABLE",
 )
 async def create_call(ctx: Ctx) -> CallCreated:
     """Start a call: "web" returns the worker URL the browser SDK connects to; "sip" dials a phone.
 
     Publishable keys may create web calls only. Without `prospect_id` an anonymous prospect (lead) is
     created. `call_id` of an earlier web call of the same prospect continues that session: the agent goes on
-    with its history and context, without a second welcome.
+    with its history and context, without a second welcome. An inactive (`active: false`) or deleted agent
+    takes no call (AGENT_NOT_FOUND). Refusals come with `Retry-After`: 429 RATE_LIMITED (publishable key: per
+    key and per client address), 429 OVER_QUOTA (your live calls at their cap), 503 OVER_CAPACITY (the server
+    is full), 503 SERVICE_UNAVAILABLE (the database failed to answer).
     """
     body: CallCreate = ctx.body
     dial: tuple[SipData, str] | None = None  # a phone call: its sip_data and the number to dial
@@ -92,6 +99,12 @@ async def create_call(ctx: Ctx) -> CallCreated:
     db, client_id = ctx.db, ctx.client_id
     agent = or_404(await get_owned(db, Agent, client_id, parse_uuid(body.agent_id)),
                    "AGENT_NOT_FOUND", "Agent not found")
+    if not agent.active:
+        raise api_error("AGENT_NOT_FOUND", "Agent is inactive (active: false): it takes no calls")
+    assert ctx.principal is not None
+    await ctx.runtime.services.admission.admit_create(
+        client_id=client_id, key_id=ctx.principal.key_id, publishable=not ctx.principal.is_secret,
+        client_ip=client_address(ctx.request))
     prospect_id = None
     if body.prospect_id is not None:
         prospect = or_404(await get_owned(db, Prospect, client_id, parse_uuid(body.prospect_id)),
@@ -122,6 +135,7 @@ async def create_call(ctx: Ctx) -> CallCreated:
         status="in-progress",
         prospect_id=prospect_id,
         prospect_name=body.sip_data.name if body.sip_data else None,
+        worker=ctx.runtime.services.worker,
     )
     if previous is not None:
         await call_store.update_call(ctx.db, call.id, continues_call_id=previous.id)
@@ -231,12 +245,48 @@ async def get_recording(ctx: Ctx) -> FileResponse:
     call = or_404(await get_owned(ctx.db, Call, ctx.client_id, ctx.uuid("id")), *CALL_404)
     if not call.recording_path:
         raise api_error("RECORDING_NOT_FOUND", "This call has no recording")
-    path = Path(call.recording_path)
-    if not path.is_absolute():
-        path = ctx.settings.data_dir / path
-    if not await asyncio.to_thread(path.is_file):
+    path = await asyncio.to_thread(recording_file, ctx.settings.data_dir, call.recording_path)
+    if path is None:
         raise api_error("RECORDING_NOT_FOUND", "The recording file is missing")
     return FileResponse(path, media_type="audio/wav", filename=f"{call.id}.wav")
+
+
+
+def recording_file(data_dir: Path, stored: str) -> Path | None:
+    """The WAV of a stored recording path: absolute as it is; relative to the data directory (how calls store
+    it); records from before that stored the data directory in the path too (`data/recordings/…` for the
+    default relative `--data-dir`), relative to the working directory. None when no such file exists."""
+    path = Path(stored)
+    candidates = [path] if path.is_absolute() else [data_dir / path, path]
+    return next((candidate for candidate in candidates if candidate.is_file()), None)
+
+
+# ---- control ----------------------------------------------------------------------------------------
+
+END_WAIT = 10.0  # seconds POST /calls/{id}/end waits for the record to be finished
+
+
+@api.post("/calls/{id}/end", response=CallEnded, errors=("CALL_NOT_FOUND", "CALL_NOT_LIVE"))
+async def end_call(ctx: Ctx) -> CallEnded:
+    """End a live call now (web or phone, also while a phone still rings): the record ends `completed`
+    with `end_reason` "api_hangup" (a phone call not yet answered: `failed`, outcome as SIP reports it).
+
+    Not in the seed. 409 CALL_NOT_LIVE when the call is not live on this server (finished, or a web call
+    whose browser has not connected yet)."""
+    call = or_404(await get_owned(ctx.db, Call, ctx.client_id, ctx.uuid("id")), *CALL_404)
+    live = ctx.runtime.services.calls.get(call.id)
+    sip = ctx.runtime.sip
+    if live is not None:
+        await live.leg.hangup(EndReason.API_HANGUP)
+        over = asyncio.ensure_future(live.finished())
+    elif sip is not None and sip.ringing(call.id):
+        over = asyncio.ensure_future(sip.hang_up_ringing(call.id, EndReason.API_HANGUP))
+    else:
+        raise api_error("CALL_NOT_LIVE", f"The call is not live (status {call.status})")
+    await asyncio.wait([over], timeout=END_WAIT)  # answered with the record as it is then, finished or not
+    ended = or_404(await get_owned(ctx.db, Call, ctx.client_id, call.id), *CALL_404)
+    return CallEnded(success=True, call_id=ended.id, status=ended.status, end_reason=ended.end_reason,
+                     ended_at=ended.ended_at)
 
 
 routes = api.routes

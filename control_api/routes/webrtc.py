@@ -6,19 +6,26 @@ unguessable call id is the capability (the seed's SDK sends no key here); it is 
 within OFFER_WINDOW of the call's creation.
 
 Errors: unknown call → 404 CALL_NOT_FOUND; finished or expired → 410 CALL_ENDED; a second offer for a
-connected call → 409 CALL_ALREADY_CONNECTED; malformed body or SDP → 400 INVALID_SDP / VALIDATION_ERROR.
+connected call → 409 CALL_ALREADY_CONNECTED; malformed body or SDP → 400 INVALID_SDP / VALIDATION_ERROR; too
+many offers from one address → 429 RATE_LIMITED, the tenant's live calls at their cap → 429 OVER_QUOTA, this
+process full → 503 OVER_CAPACITY, the database failing → 503 SERVICE_UNAVAILABLE (each with Retry-After).
 """
 from __future__ import annotations
 
 import json
+import logging
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from control_api.call_admission import client_address
 from control_api.call_services import CallServices
 from control_api.errors import ApiError
 from control_api.web_calls import answer_offer, connectable_call
+
+log = logging.getLogger(__name__)
 
 MAX_OFFER_BYTES = 256 * 1024
 
@@ -49,8 +56,14 @@ async def read_offer(request: Request) -> str:
 async def offer(request: Request) -> JSONResponse:
     services: CallServices = request.app.state.runtime.services
     agent_id, call_id = parse_worker_param(request.query_params.get("agent"))
-    call = await connectable_call(services, agent_id, call_id)
-    answer = await answer_offer(services, call, await read_offer(request))
+    try:
+        call = await connectable_call(services, agent_id, call_id)
+        await services.admission.admit_offer(client_ip=client_address(request))
+        answer = await answer_offer(services, call, await read_offer(request))
+    except SQLAlchemyError as exc:
+        log.warning("offer for call %s: the database failed (%s)", call_id, exc)
+        raise ApiError(503, "SERVICE_UNAVAILABLE", "The server is busy; try again",
+                       {"Retry-After": "1"}) from None
     return JSONResponse({"sdp": answer, "type": "answer"})
 
 

@@ -9,10 +9,20 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from control_api.storage import Database
-from control_api.storage.models import Agent, AgentTool, Base, DataCollection, MediaHandler, Tool, Widget
+from control_api.storage.models import (
+    Agent,
+    AgentTool,
+    Base,
+    DataCollection,
+    MediaHandler,
+    PhoneNumber,
+    Tool,
+    Widget,
+    utcnow,
+)
 from control_api.storage.owned import Check, get_owned, list_owned, owned, update_owned
 
 
@@ -57,7 +67,8 @@ async def list_agents(db: Database, client_id: str) -> list[Agent]:
 
 async def active_agent_names(db: Database, client_id: str) -> list[tuple[str, str]]:
     """(id, name) of the client's active agents, oldest first."""
-    query = (select(Agent.id, Agent.name).where(Agent.client_id == client_id, Agent.active.is_(True))
+    query = (select(Agent.id, Agent.name).where(Agent.client_id == client_id, Agent.active.is_(True),
+                                                Agent.deleted_at.is_(None))
              .order_by(Agent.created_at, Agent.id))
     async with db.session() as session:
         return [(agent_id, name) for agent_id, name in await session.execute(query)]
@@ -80,6 +91,21 @@ async def create_agent(db: Database, client_id: str, fields: Mapping[str, Any]) 
 
 async def update_agent(db: Database, client_id: str, agent_id: str, fields: Mapping[str, Any]) -> Agent | None:
     return await update_owned(db, Agent, client_id, agent_id, fields)
+
+
+async def delete_agent(db: Database, client_id: str, agent_id: str) -> Agent | None:
+    """Delete the client's agent softly (`deleted_at`), so its calls stay readable: gone from the API, it takes
+    no more calls; its widget, data collection, media handlers and tool attachments are deleted and its phone
+    numbers unassigned, as before. None when it is not the client's (or deleted already)."""
+    async with db.session() as session:
+        agent = await owned(session, Agent, client_id, agent_id)
+        if agent is None:
+            return None
+        agent.deleted_at = agent.updated_at = utcnow()
+        for child in (Widget, DataCollection, MediaHandler, AgentTool):
+            await session.execute(delete(child).where(child.agent_id == agent.id))
+        await session.execute(update(PhoneNumber).where(PhoneNumber.agent_id == agent.id).values(agent_id=None))
+    return agent
 
 
 async def seed_first_agents(

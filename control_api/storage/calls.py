@@ -11,7 +11,7 @@ A finished call never changes status again. Which final status a call gets is it
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -51,10 +51,12 @@ async def create_call(
     campaign_id: str | None = None,
     provider_call_id: str | None = None,
     call_id: str | None = None,
+    worker: str | None = None,
 ) -> Call:
     """Insert a call; without `prospect_id` a prospect (lead) is created for it in the same transaction.
 
-    The caller checks that `agent_id` and `prospect_id` belong to `client_id`.
+    `worker` names the process that runs the call (`extra_details.worker`): the one whose restart closes it if
+    it is left open. The caller checks that `agent_id` and `prospect_id` belong to `client_id`.
     """
     now = utcnow()
     async with db.session() as session:
@@ -77,6 +79,7 @@ async def create_call(
             provider_call_id=provider_call_id,
             call_triggered_at=now,
             answered_at=now if status == "in-progress" else None,
+            extra_details={"worker": worker} if worker is not None else {},
         )
         if call_id is not None:
             call.id = call_id
@@ -183,6 +186,17 @@ async def finish_call(
                                     None if end_reason is None else str(end_reason))
 
 
+async def fail_unconnected(db: Database, call_id: str) -> bool:
+    """Fail a web call that never connected (no session ever started: no recording) with `not_connected`;
+    False when it connected or finished meanwhile (checked under the call's lock)."""
+    async with db.session() as session:
+        call = await _locked_call(session, call_id)
+        if call.status in FINAL_STATUSES or call.recording_path is not None:
+            return False
+        await _change_status(session, call, "failed", str(EndReason.NOT_CONNECTED))
+        return True
+
+
 async def _locked_call(session: AsyncSession, call_id: str) -> Call:
     call = await session.get(Call, call_id, with_for_update=True)
     if call is None:
@@ -215,6 +229,18 @@ async def set_recording(db: Database, call_id: str, path: str) -> None:
         call.recording_path = path
 
 
+async def mark_running(db: Database, call_id: str, *, recording: str, worker: str) -> None:
+    """The call's session started on `worker`, recording to `recording` (a path relative to the data
+    directory): from now on the call is that worker's (`extra_details.worker`), and it has connected."""
+    async with db.session() as session:
+        call = await session.get(Call, call_id)
+        if call is None:
+            raise LookupError(f"no call {call_id}")
+        call.recording_path = recording
+        if (call.extra_details or {}).get("worker") != worker:
+            call.extra_details = {**(call.extra_details or {}), "worker": worker}
+
+
 async def update_call(db: Database, call_id: str, **fields: Any) -> Call:
     """Set plain columns (e.g. provider_call_id, phone_from) on a call."""
     async with db.session() as session:
@@ -241,6 +267,21 @@ async def append_event(
         if locked is None:
             raise LookupError(f"no call {call_id}")
         return await _append(session, client_id, call_id, kind, payload)
+
+
+async def append_events(db: Database, client_id: str, call_id: str,
+                        entries: Sequence[tuple[str, Mapping[str, Any] | None]]) -> list[CallEvent]:
+    """Append several timeline entries, in order, in one transaction (a busy call's queued updates are
+    written together: one lock and one commit instead of one per entry)."""
+    async with db.session() as session:
+        locked = await session.scalar(select(Call.id).where(Call.id == call_id).with_for_update())
+        if locked is None:
+            raise LookupError(f"no call {call_id}")
+        last = await session.scalar(select(func.max(CallEvent.seq)).where(CallEvent.call_id == call_id)) or 0
+        events = [CallEvent(client_id=client_id, call_id=call_id, seq=last + i, kind=kind, payload=dict(payload or {}))
+                  for i, (kind, payload) in enumerate(entries, start=1)]
+        session.add_all(events)
+    return events
 
 
 async def _append(session: AsyncSession, client_id: str, call_id: str, kind: str,

@@ -3,6 +3,9 @@
 Every tenant table carries `client_id`. These helpers are the one place that rule is applied to a single
 row: another client's row reads exactly like a missing one (None), so the API answers both with the same
 404 and never confirms that an id exists elsewhere.
+
+A row with `deleted_at` set (a deleted agent: `storage.agents.delete_agent`) reads like a missing one here too,
+while the rows that refer to it (the agent's calls) stay readable.
 """
 from __future__ import annotations
 
@@ -24,7 +27,13 @@ async def owned(session: AsyncSession, model: type[Row], client_id: str, object_
     if not object_id:
         return None
     columns = model.__table__.c
-    return await session.scalar(select(model).where(columns.id == str(object_id), columns.client_id == client_id))
+    return await session.scalar(select(model).where(columns.id == str(object_id), columns.client_id == client_id,
+                                                    *_not_deleted(model)))
+
+
+def _not_deleted(model: type[Base]) -> list[ColumnElement[bool]]:
+    columns = model.__table__.c
+    return [columns.deleted_at.is_(None)] if "deleted_at" in columns else []
 
 
 async def get_owned(db: Database, model: type[Row], client_id: str, object_id: str | None) -> Row | None:
@@ -35,7 +44,8 @@ async def get_owned(db: Database, model: type[Row], client_id: str, object_id: s
 async def list_owned(db: Database, model: type[Row], client_id: str, *where: ColumnElement[bool]) -> list[Row]:
     """The client's rows of `model` (narrowed by `where`), oldest first."""
     columns = model.__table__.c
-    query = select(model).where(columns.client_id == client_id, *where).order_by(columns.created_at, columns.id)
+    query = (select(model).where(columns.client_id == client_id, *_not_deleted(model), *where)
+             .order_by(columns.created_at, columns.id))
     async with db.session() as session:
         return list((await session.scalars(query)).all())
 
