@@ -2,7 +2,7 @@
 
 `redis_url` skips the test unless TALKWIRE_TEST_REDIS_URL is set (`eval "$(scripts/start_redis.sh)"` sets it,
 as scripts/test.sh does). `cluster_keys` is a namespace of the test's own, whose keys are deleted afterwards, so
-tests share one server without seeing each other. Import the fixtures into a test module to use them.
+tests share one server without seeing each other. conftest.py imports them, so every test module has them.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
+async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url, decode_responses=True)
     try:
         yield client
@@ -35,11 +35,11 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-async def cluster_keys(redis: Redis) -> AsyncIterator[Keyspace]:
+async def cluster_keys(redis_client: Redis) -> AsyncIterator[Keyspace]:
     keys = Keyspace("twtest-" + secrets.token_hex(4))
     try:
         yield keys
     finally:
-        stale = [key async for key in redis.scan_iter(match=f"{keys.namespace}:*", count=1000)]
+        stale = [key async for key in redis_client.scan_iter(match=f"{keys.namespace}:*", count=1000)]
         if stale:
-            await redis.delete(*stale)
+            await redis_client.delete(*stale)

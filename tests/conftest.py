@@ -30,6 +30,7 @@ from control_api.app import create_app
 from control_api.cli import bind_socket, make_server
 from control_api.settings import Settings
 from control_api.storage import Database
+from cluster_fixtures import cluster_keys, redis_client, redis_url  # noqa: F401  (Redis fixtures, many workers)
 
 # Every server a test starts runs its SIP user agent on a free UDP port, so test runs side by side never fight
 # over 127.0.0.1:5060 (covers Settings() built in tests and `talkwire` subprocesses, which inherit it).

@@ -114,7 +114,7 @@ async def kamailio(workdir: Path, member_ports: list[int]) -> AsyncIterator[int]
             proc.terminate()
             try:
                 await asyncio.wait_for(proc.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 proc.kill()
                 await proc.wait()
         log.close()

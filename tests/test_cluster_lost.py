@@ -18,7 +18,6 @@ from control_api.storage import cluster as cluster_store
 from control_api.storage.calls import CallStatus
 from control_api.storage.models import Agent, Client
 from media.end_reason import EndReason
-from tests.cluster_fixtures import cluster_keys, redis, redis_url  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
@@ -55,19 +54,19 @@ async def seed_calls(db: Database, calls: list[tuple[str | None, CallStatus]]) -
 
 
 async def test_open_calls_of_a_dead_member_are_marked_worker_lost_after_the_grace(
-        db: Database, redis: Redis, cluster_keys: Keyspace) -> None:
+        db: Database, redis_client: Redis, cluster_keys: Keyspace) -> None:
     alive, dead_live, dead_ringing, dead_done, local = await seed_calls(db, [
         ("alive", "in-progress"), ("dead", "in-progress"), ("dead", "triggered"), ("dead", "completed"),
         (None, "in-progress")])
     assert await cluster_store.open_call_workers(db) == {"alive", "dead"}
-    await Presence(redis, cluster_keys, MemberState(id="alive", url="http://alive", sip=None, capacity=0),
+    await Presence(redis_client, cluster_keys, MemberState(id="alive", url="http://alive", sip=None, capacity=0),
                    lambda: {"sip": 1}, interval=1, ttl=30).publish()
-    directory = CallDirectory(redis, cluster_keys)
+    directory = CallDirectory(redis_client, cluster_keys)
     await directory.add("dead", dead_live)
-    await hand_off_marker(redis, cluster_keys)
+    await hand_off_marker(redis_client, cluster_keys)
 
     now = [100.0]
-    sweeper = LostMemberSweeper(redis, cluster_keys, db, grace=3.0, clock=lambda: now[0])
+    sweeper = LostMemberSweeper(redis_client, cluster_keys, db, grace=3.0, clock=lambda: now[0])
     assert await sweeper.sweep() == {}  # missing, but not yet for the grace period
     now[0] += 2.9
     assert await sweeper.sweep() == {}
@@ -85,24 +84,24 @@ async def test_open_calls_of_a_dead_member_are_marked_worker_lost_after_the_grac
         call = await call_store.get_call(db, call_id)
         assert call is not None and call.status == status
     assert await directory.owner_id(dead_live) is None
-    assert await redis.exists(cluster_keys.inbox("dead")) == 0
+    assert await redis_client.exists(cluster_keys.inbox("dead")) == 0
     assert await sweeper.sweep() == {}  # nothing left to mark
     assert await cluster_store.mark_worker_lost(db, "dead") == []  # and marking again changes nothing
 
 
-async def hand_off_marker(redis: Redis, keys: Keyspace) -> None:
+async def hand_off_marker(redis_client: Redis, keys: Keyspace) -> None:
     """A stale inbox of the dead member (the sweep drops it)."""
-    await redis.xadd(keys.inbox("dead"), {"request": "{}"})
+    await redis_client.xadd(keys.inbox("dead"), {"request": "{}"})
 
 
-async def test_a_member_back_within_the_grace_keeps_its_calls(db: Database, redis: Redis,
+async def test_a_member_back_within_the_grace_keeps_its_calls(db: Database, redis_client: Redis,
                                                                cluster_keys: Keyspace) -> None:
     [call_id] = await seed_calls(db, [("flaky", "in-progress")])
     now = [0.0]
-    sweeper = LostMemberSweeper(redis, cluster_keys, db, grace=3.0, clock=lambda: now[0])
+    sweeper = LostMemberSweeper(redis_client, cluster_keys, db, grace=3.0, clock=lambda: now[0])
     await sweeper.sweep()
     now[0] += 2.0
-    flaky = Presence(redis, cluster_keys, MemberState(id="flaky", url="http://flaky", sip=None, capacity=0),
+    flaky = Presence(redis_client, cluster_keys, MemberState(id="flaky", url="http://flaky", sip=None, capacity=0),
                      lambda: {"sip": 1}, interval=1, ttl=30)
     await flaky.publish()  # e.g. Redis restarted and the member's next heartbeat came
     await sweeper.sweep()

@@ -18,7 +18,6 @@ from control_api.settings import Settings
 from control_api.storage import Database
 from control_api.storage import calls as call_store
 from control_api.storage.models import Agent, Client
-from tests.cluster_fixtures import cluster_keys, redis, redis_url  # noqa: F401  (fixtures)
 
 
 class Dialer:
@@ -43,7 +42,7 @@ def member_settings(settings: Settings, redis_url: str, member_id: str, **fields
                                        "heartbeat_interval": 0.1, "heartbeat_ttl": 0.5, **fields})
 
 
-async def test_members_place_hand_off_register_drain_and_leave(settings: Settings, db: Database, redis: Redis,
+async def test_members_place_hand_off_register_drain_and_leave(settings: Settings, db: Database, redis_client: Redis,
                                                                redis_url: str, cluster_keys: Keyspace) -> None:
     load: dict[str, Counter[str]] = {"m1": Counter(), "m2": Counter()}
     dialers = {"m1": Dialer(), "m2": Dialer()}
@@ -54,7 +53,7 @@ async def test_members_place_hand_off_register_drain_and_leave(settings: Setting
                                sip="127.0.0.1:5072", load=lambda: dict(load["m2"]), dialer=dialers["m2"],
                                namespace=cluster_keys.namespace) as m2:
         members = {m.id: m for m in (m1, m2)}
-        assert m1.healthy and {m.id for m in await live_members(redis, cluster_keys)} == {"m1", "m2"}
+        assert m1.healthy and {m.id for m in await live_members(redis_client, cluster_keys)} == {"m1", "m2"}
 
         # m1 places two phone calls: one lands on each member; each is dialed once by its member.
         placements = [await m1.place(), await m1.place()]
@@ -78,13 +77,13 @@ async def test_members_place_hand_off_register_drain_and_leave(settings: Setting
             load[owner.id]["sip"] += 1
             await owner.call_started(call_id, placement.reservation)
         await asyncio.sleep(0.3)
-        states = {m.id: m for m in await live_members(redis, cluster_keys)}
+        states = {m.id: m for m in await live_members(redis_client, cluster_keys)}
         assert {k: (s.calls, s.reserved) for k, s in states.items()} == {"m1": (1, 0), "m2": (1, 0)}
         found = await m2.directory.owner("call-0")
         assert found is not None and found.id == dialers_owner(dialers, "call-0")
 
         # m2 drains: no more placements on it; its call ends and the drain completes.
-        drained = asyncio.create_task(m2.drain(lambda: sum(load["m2"].values()), timeout=5))
+        drained = asyncio.create_task(m2.drain(lambda: sum(load["m2"].values()), within=5))
         await asyncio.sleep(0.2)
         assert (await m1.place()).member_id == "m1"
         ended = next(r.call_id for r in dialers["m2"].requests)
@@ -92,7 +91,7 @@ async def test_members_place_hand_off_register_drain_and_leave(settings: Setting
         await m2.call_ended(ended)
         assert await drained is True
         assert await m1.directory.owner_id(ended) is None
-    assert await live_members(redis, cluster_keys) == []  # both left cleanly
+    assert await live_members(redis_client, cluster_keys) == []  # both left cleanly
 
 
 def dialers_owner(dialers: dict[str, Dialer], call_id: str) -> str:

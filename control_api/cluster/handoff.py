@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 DIALED_MARK_SECONDS = 7 * 24 * 3600  # how long a dialed call id is remembered (far beyond any retry)
 INBOX_MAX_ENTRIES = 10_000  # an inbox keeps at most about this many entries (acknowledged ones go first)
+
+# XREADGROUP's answer (RESP2) on a client that decodes replies (decode_responses=True, as ClusterMember opens it):
+# [(stream, [(entry id, {field: value}), ...]), ...]
+StreamReplies = list[tuple[str, list[tuple[str, dict[str, str]]]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +69,7 @@ async def hand_off(redis: Redis, keys: Keyspace, member_id: str, request: DialRe
 
 
 class Inbox:
-    """This member's side: reads its inbox and dials each call once."""
+    """This member's side: reads its inbox and dials each call once (on a client with decode_responses=True)."""
 
     def __init__(self, redis: Redis, keys: Keyspace, member_id: str, dialer: OutboundDialer, *,
                  block_ms: int = 1000, batch: int = 32) -> None:
@@ -90,8 +94,9 @@ class Inbox:
     async def read_once(self, *, pending: bool = False, block_ms: int | None = None) -> int:
         """Read and handle one batch: new entries, or (pending=True) this member's unacknowledged ones."""
         await self._ensure_group()
-        replies = await self.redis.xreadgroup(INBOX_GROUP, self.member_id, {self.stream: "0" if pending else ">"},
-                                              count=self.batch, block=None if pending else block_ms)
+        replies = cast(StreamReplies, await self.redis.xreadgroup(
+            INBOX_GROUP, self.member_id, {self.stream: "0" if pending else ">"}, count=self.batch,
+            block=None if pending else block_ms))
         handled = 0
         for _stream, entries in replies or []:
             for entry_id, fields in entries:
@@ -99,10 +104,9 @@ class Inbox:
                 handled += 1
         return handled
 
-    async def _handle(self, entry_id: str | bytes, fields: dict[str | bytes, str | bytes]) -> None:
-        raw = fields.get("request", fields.get(b"request"))
+    async def _handle(self, entry_id: str, fields: dict[str, str]) -> None:
         try:
-            request = DialRequest.decode(raw.decode() if isinstance(raw, bytes) else str(raw))
+            request = DialRequest.decode(fields.get("request", ""))
         except (TypeError, ValueError) as exc:
             log.error("inbox entry %s is not a dial request (%s); dropped", entry_id, exc)
         else:

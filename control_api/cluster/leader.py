@@ -11,8 +11,12 @@ that session ends. `kill -9` of the holder closes its socket and the next member
 seconds, with no lease to run out. The dialer's own state (claims of prospects) is in the same database, so
 the lock and what it protects fail together. A holder cut off from the database stops within two `check`
 periods; the server lets the lock go only when TCP keepalive gives the session up (`KEEPALIVE_*`, about 8 s),
-so the old holder has stopped before another can start. On SQLite (one process) there is nothing to share:
-fn simply runs.
+so the old holder has stopped before another can start. When the server itself ends the session (an operator's
+pg_terminate_backend, a server restart) the lock is free at once and the old holder stops at its next check:
+for up to `check` seconds two holders may both run. The dialer tolerates that by design: each claim of
+prospects is one transaction that locks the campaign and re-checks its caps (control_api/storage/dialer.py), so
+no prospect is claimed twice and no cap is exceeded; the lock only keeps the work (and the pacing) in one place.
+On SQLite (one process) there is nothing to share: fn simply runs.
 """
 from __future__ import annotations
 

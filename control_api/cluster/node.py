@@ -5,7 +5,7 @@
         member.hand_off(placement, request) an outbound phone call to the member placed on
         member.call_started / call_ended    the call directory and the published load
         member.healthy                      False while Redis is out of reach: refuse new calls
-        member.drain(live, timeout)         SIGTERM: take no more calls, wait for live ones
+        member.drain(live, within)          SIGTERM: take no more calls, wait for live ones
     background: heartbeat (presence), the inbox (when a dialer is given), the lost-member sweep
 
 At start the member first marks lost any open call left under its own name by an earlier run (a fixed
@@ -14,6 +14,7 @@ TALKWIRE_MEMBER_ID restarted after a crash); a generated name is new each start 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -45,6 +46,7 @@ class ClusterMember:
         self.directory = CallDirectory(redis, keys)
         self.sweeper = LostMemberSweeper(redis, keys, db, interval=presence.interval, grace=presence.ttl)
         self._tasks: list[asyncio.Task[None]] = []
+        self._call_ended = asyncio.Event()
 
     @property
     def id(self) -> str:
@@ -118,19 +120,26 @@ class ClusterMember:
             log.warning("call %s: not in the call directory (%s)", call_id, exc)
 
     async def call_ended(self, call_id: str) -> None:
+        """A call here ended (its load no longer counts it): unregister it."""
         self.presence.poke()
+        self._call_ended.set()
         try:
             await self.directory.remove(self.id, call_id)
         except RedisError as exc:
             log.warning("call %s: still in the call directory (%s)", call_id, exc)
 
-    async def drain(self, live: Callable[[], int], timeout: float) -> bool:
-        """Take no more calls and wait up to `timeout` s for the live ones to end; whether they all did."""
+    async def drain(self, live: Callable[[], int], within: float) -> bool:
+        """Take no more calls and wait up to `within` s for the live ones to end (`live()` counts them; each
+        `call_ended` looks again); whether they all did."""
         try:
             await self.presence.set_draining(True)
         except RedisError as exc:
             log.warning("cluster: could not publish draining (%s)", exc)
-        deadline = time.monotonic() + timeout
-        while live() > 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                while live() > 0:
+                    self._call_ended.clear()
+                    with contextlib.suppress(TimeoutError):  # look again now and then, whoever forgot to tell
+                        async with asyncio.timeout(1.0):
+                            await self._call_ended.wait()
         return live() == 0

@@ -112,8 +112,8 @@ async def live_members(redis: Redis, keys: Keyspace) -> list[MemberState]:
     """Every member whose heartbeat has not run out, by id, with its live reservations counted."""
     raw = await redis.register_script(scripts.LIVE_MEMBERS)(keys=[], args=[keys.namespace])
     members: list[MemberState] = []
-    for flat, reserved in zip(raw[0::2], raw[1::2]):
-        fields = {text(k): text(v) for k, v in zip(flat[0::2], flat[1::2])}
+    for flat, reserved in zip(raw[0::2], raw[1::2], strict=True):
+        fields = {text(k): text(v) for k, v in zip(flat[0::2], flat[1::2], strict=True)}
         state = MemberState.from_fields(fields, reserved=int(reserved))
         if state is not None:
             members.append(state)

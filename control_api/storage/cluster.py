@@ -20,7 +20,8 @@ OPEN_STATUSES = ("triggered", "in-progress")
 
 def _worker() -> ColumnElement[str]:
     """extra_details.worker as text (`->>` on PostgreSQL, `json_extract` on SQLite)."""
-    return Call.extra_details["worker"].as_string()
+    worker: ColumnElement[str] = Call.extra_details["worker"].as_string()
+    return worker
 
 
 async def open_call_workers(db: Database) -> set[str]:
