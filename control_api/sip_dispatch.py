@@ -5,8 +5,9 @@
         answered ──► `in-progress`, start_call(leg, direction="outbound")
         not answered ──► `failed` with extra_details.outcome / sip_status, whatever the reason
         ended ──► `completed` or `failed` by the end reason (media.end_reason), with outcome, sip_status, duration
-    INVITE to one of our numbers ──► resolve(number): unknown (or its agent deleted) 404, number or agent not
-        active 480, else the number's agent
+    INVITE to one of our numbers ──► resolve(invite): the To user, else a Diversion user (sip_routing); unknown
+        (or its agent deleted) 404, number or agent not active 480, else the number's agent; the INVITE's X-
+        headers go to the record (extra_details.sip_headers) and to the agent as a system message
         ──► record `in-progress`, start_call(leg, direction="inbound") (the agent's inbound welcome)
 
 Call records of phone calls: type `sip_call`, `provider_call_id` = the SIP Call-ID, `phone_from`/`phone_to`,
@@ -24,7 +25,8 @@ from typing import Any
 
 from control_api.call_agent import AgentRecord
 from control_api.call_services import CallServices
-from control_api.call_session import Direction, start_call
+from control_api.call_session import CallSession, Direction, start_call
+from control_api.sip_routing import InviteFacts, dialled_candidates
 from control_api.storage import calls as call_store
 from control_api.storage.agents import load_agent
 from control_api.storage.models import SipTrunk
@@ -58,6 +60,7 @@ class InboundRoute:
     client_id: str
     agent_id: str
     number: str
+    facts: InviteFacts = InviteFacts()  # the INVITE's X- headers and the Diversion that routed it
 
 
 def parse_bind(text: str) -> tuple[str, int]:
@@ -89,13 +92,6 @@ def call_details(leg: SipLeg, reason: str) -> dict[str, Any]:
         "sip_status": leg.sip_status,
         "duration": round(leg.duration),
     }
-
-
-def number_variants(user: str) -> list[str]:
-    """The Request-URI user part as stored numbers may spell it: trunks send `+15551234567` or `15551234567`."""
-    user = user.strip()
-    digits = user.lstrip("+")
-    return list(dict.fromkeys([user, "+" + digits])) if digits.isdigit() else [user]
 
 
 class SipDispatcher:
@@ -241,8 +237,8 @@ class SipDispatcher:
         self.services.metrics.calls.labels(leg.kind, "failed", outcome).inc()
 
     async def _start_call(self, call_id: str, client_id: str, agent: AgentRecord, leg: SipLeg,
-                          direction: Direction) -> None:
-        await start_call(self.services, leg, call_id=call_id, client_id=client_id, agent=agent,
+                          direction: Direction) -> CallSession:
+        return await start_call(self.services, leg, call_id=call_id, client_id=client_id, agent=agent,
                          direction=direction, details=lambda reason: call_details(leg, reason))
 
     # ---- inbound --------------------------------------------------------------------------------------
@@ -250,13 +246,16 @@ class SipDispatcher:
     async def resolve(self, invite: InboundInvite) -> Decision:
         """Number → agent: 404 for a number we do not have (or one no agent answers), 480 for a number or
         agent that is not active."""
-        dialled = await find_dialled_number(self.services.db, number_variants(invite.to_user))
-        if dialled is None or dialled.agent is None or dialled.agent.deleted_at is not None:
-            return Decision.reject(404)
-        number, agent = dialled.number, dialled.agent
-        if not number.is_active or not agent.active:
-            return Decision.reject(480)
-        return Decision.accept(InboundRoute(number.client_id, agent.id, number.number))
+        for variants, diverted in dialled_candidates(invite):  # the To user, then the Diversion users
+            dialled = await find_dialled_number(self.services.db, variants)
+            if dialled is None or dialled.agent is None or dialled.agent.deleted_at is not None:
+                continue
+            number, agent = dialled.number, dialled.agent
+            if not number.is_active or not agent.active:
+                return Decision.reject(480)
+            return Decision.accept(InboundRoute(number.client_id, agent.id, number.number,
+                                                InviteFacts.of(invite, diverted)))
+        return Decision.reject(404)
 
     async def on_incoming(self, leg: SipLeg) -> None:
         route: InboundRoute = leg.context
@@ -269,8 +268,12 @@ class SipDispatcher:
             call = await call_store.create_call(
                 db, client_id=route.client_id, agent_id=route.agent_id, type="sip_call", direction="inbound",
                 status="in-progress", prospect_name=leg.display_name, phone_from=leg.remote_number or None,
-                phone_to=route.number, provider_call_id=leg.call_id, worker=self.services.worker)
-            await self._start_call(call.id, route.client_id, agent, leg, "inbound")
+                phone_to=route.number, provider_call_id=leg.call_id, worker=self.services.worker,
+                details=route.facts.details())
+            session = await self._start_call(call.id, route.client_id, agent, leg, "inbound")
+            context = route.facts.context_message()
+            if context is not None:
+                session.conversation.add_context(context)
         except Exception:
             log.exception("inbound call %s: could not start the agent", leg.call_id)
             if not leg.ended.done():

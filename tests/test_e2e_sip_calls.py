@@ -437,6 +437,35 @@ async def test_inbound_calls_to_our_numbers(settings, tmp_path):
     assert agent_said[:1] == ["Acme support, how can I help?"], record["timeline"]
 
 
+async def test_a_forwarded_call_routes_on_its_diversion_and_the_agent_sees_the_x_headers(settings, tmp_path):
+    """The To user is no number of ours; the second Diversion header names one: its agent answers. The INVITE's
+    X- headers are on the record and in the live conversation's context, marked as data."""
+    async with serving(settings) as api:
+        agent_id = await api.agent(inbound_welcome_message="Forwarded line, hello.")
+        await api.ok("POST", "/phone-numbers/import", json={"phone_number": "+15557772222", "agent_id": agent_id,
+                                                            "trunk": {"host": "127.0.0.1", "port": 5060}})
+        remote = f"127.0.0.1:{api.sip_port}"
+        caller = await start_sipp(tmp_path, "uac_diverted.xml", remote=remote,
+                                  keys={"diverted": "15557772222"}, extra=["-s", "+15559990000"])
+        calls: list[dict[str, Any]] = []
+        while not calls:  # the call is live for 4 s: read what its conversation was given
+            await asyncio.sleep(0.1)
+            calls = (await api.ok("GET", "/calls"))["calls"]
+        live = None
+        while live is None:
+            await asyncio.sleep(0.05)
+            live = api.server.app.state.runtime.calls.get(calls[0]["id"])
+        context = live.conversation.pending_context + list(live.conversation.history.items)
+        assert await caller.wait() == 0, caller.explain()
+        record, _ = await api.follow(calls[0]["id"])
+    assert record["agent_id"] == agent_id and record["phone_to"] == "+15557772222"
+    assert record["extra_details"]["diverted_from"] == "15557772222"
+    assert record["extra_details"]["sip_headers"] == {"X-Customer-Id": "C-4711", "X-Queue": "billing"}
+    assert record["status"] == "completed", record
+    told = [m["content"] for m in context if m.get("role") == "system" and "X-Customer-Id: C-4711" in m["content"]]
+    assert len(told) == 1 and "forwarded from 15557772222" in told[0] and "X-Queue: billing" in told[0]
+
+
 # ---- the user agent's life with the server ----------------------------------------------------------------
 
 async def test_shutdown_cancels_a_ringing_call_and_fails_its_record(settings, tmp_path):

@@ -52,6 +52,7 @@ async def create_call(
     provider_call_id: str | None = None,
     call_id: str | None = None,
     worker: str | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> Call:
     """Insert a call; without `prospect_id` a prospect (lead) is created for it in the same transaction.
 
@@ -79,7 +80,7 @@ async def create_call(
             provider_call_id=provider_call_id,
             call_triggered_at=now,
             answered_at=now if status == "in-progress" else None,
-            extra_details={"worker": worker} if worker is not None else {},
+            extra_details={**(details or {}), **({"worker": worker} if worker is not None else {})},
         )
         if call_id is not None:
             call.id = call_id
