@@ -101,6 +101,7 @@ class Settings(BaseSettings):
     drain_timeout: float = Field(default=300.0, ge=0)  # SIGTERM: how long live calls may go on before exit
     heartbeat_interval: float = Field(default=1.0, gt=0)  # a member publishes its presence and load this often
     heartbeat_ttl: float = Field(default=3.0, gt=0)  # a member silent this long has left the deployment
+    cluster_secret: str | None = None  # signs requests between members (control_api/cluster/internal_auth.py)
 
     # --- calls: accepting, refusing and ending them (docs/configuration.md, "Calls, limits and quotas")
     web_connect_timeout: float = Field(default=60.0, gt=0)  # a created web call never connected fails after this

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from control_api.cluster import scripts
+from control_api.cluster.admission import RETRY_AFTER_SECONDS
 from control_api.cluster.keys import Keyspace, text
-
-RETRY_AFTER_SECONDS = 2  # what a 503 "no member has room" suggests the client waits
 
 
 class NoRoom(Exception):
