@@ -14,6 +14,7 @@ Off unless TALKWIRE_REDIS_URL is set; then `ClusterMember.open` (node.py) runs t
     admission.py  whether this process takes one more call (draining, Redis lost, TALKWIRE_MAX_CALLS); also
                   without Redis
     internal_auth.py  requests between members, signed with TALKWIRE_CLUSTER_SECRET
+    limiter.py    RedisLimiter: the rate limits' token buckets shared by the deployment
 
 See docs/deployment.md, "Many workers".
 """

@@ -7,6 +7,7 @@
     {ns}:dialed:{call_id}     string: set once the call was taken for dialing (a repeated hand-off never dials)
     {ns}:calls                hash: live call id -> the member running it
     {ns}:calls:{id}           set: the live call ids of that member (to forget them when it dies)
+    {ns}:bucket:{rule}:{key}  hash: a deployment-wide token bucket (tokens, at)
 
 One Redis (with a replica for failover if wanted), not Redis Cluster: the placement script reads keys it only
 finds while it runs, which Redis Cluster forbids across slots. Two deployments may share a Redis by namespace
@@ -46,6 +47,9 @@ class Keyspace:
 
     def member_calls(self, member_id: str) -> str:
         return f"{self.namespace}:calls:{member_id}"
+
+    def bucket(self, rule: str, key: str) -> str:
+        return f"{self.namespace}:bucket:{rule}:{key}"
 
 
 def text(value: str | bytes | int) -> str:

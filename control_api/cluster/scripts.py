@@ -66,3 +66,20 @@ redis.call('ZADD', rkey, now + ttl, rid)
 redis.call('PEXPIRE', rkey, ttl * 2)
 return {best, best_url, best_sip, best_load}
 """
+
+# One token bucket shared by every member. KEYS: the bucket hash. ARGV: tokens per second, burst. Returns the
+# seconds until a token is back as a string ("0": a token was taken); Lua numbers would come back truncated.
+TAKE_TOKEN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(b[1]) or burst
+local at = tonumber(b[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return tostring(wait)
+"""
