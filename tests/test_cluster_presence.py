@@ -146,7 +146,8 @@ async def test_a_reservation_counts_until_taken_up_or_run_out(redis_client: Redi
 async def test_a_cancelled_placement_frees_its_place(redis_client: Redis, cluster_keys: Keyspace) -> None:
     await presence(redis_client, cluster_keys, "a", capacity=1, ttl=30).publish()
     placer = Placer(redis_client, cluster_keys)
-    placement = await placer.place()
+    placement = await placer.place("call-1")  # named by the call it is for
+    assert placement.reservation == "call-1"
     await placer.cancel(placement)
     assert (await placer.place()).member_id == "a"
 

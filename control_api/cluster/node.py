@@ -101,9 +101,10 @@ class ClusterMember:
         except RedisError as exc:
             log.warning("cluster: could not leave cleanly (%s); the heartbeat will run out", exc)
 
-    async def place(self) -> Placement:
-        """A place on the least-loaded member (perhaps this one). NoRoom: none has room, or Redis is out."""
-        return await self.placer.place()
+    async def place(self, reservation: str | None = None) -> Placement:
+        """A place on the least-loaded member (perhaps this one), named `reservation` (pass the call id). NoRoom:
+        none has room, or Redis is out."""
+        return await self.placer.place(reservation)
 
     async def hand_off(self, placement: Placement, request: DialRequest) -> None:
         await hand_off(self.redis, self.keys, placement.member_id, request)

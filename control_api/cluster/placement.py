@@ -44,9 +44,10 @@ class Placer:
         self.reservation_ttl = reservation_ttl
         self._place = redis.register_script(scripts.PLACE)
 
-    async def place(self) -> Placement:
-        """Reserve a place on the least-loaded member with room; NoRoom when there is none."""
-        reservation = secrets.token_hex(8)
+    async def place(self, reservation: str | None = None) -> Placement:
+        """Reserve a place on the least-loaded member with room; NoRoom when there is none. `reservation` names
+        the place (the call's id is a good name: the member taking the call up knows it); default: random."""
+        reservation = reservation or secrets.token_hex(8)
         found = await self._place(keys=[], args=[self.keys.namespace, reservation,
                                                  int(self.reservation_ttl * 1000)])
         if not found:
