@@ -93,6 +93,16 @@ class Settings(BaseSettings):
     sip_ring_timeout: float = 60.0
     rtp_port_min: int = 20000
     rtp_port_max: int = 30000
+    # Inbound admission (docs/sip.md, "Who may call"): trusted sources (IPs/CIDRs; stored trunks' hosts count too)
+    # and digest credentials of callers from elsewhere (user:password,...); anyone else gets 403.
+    sip_allow_from: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.0/8", "::1"])
+    sip_inbound_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    sip_inbound_realm: str = "talkwire"
+    sip_invites_per_second: float = Field(default=5.0, ge=0)  # new INVITEs per source IP; 0: no limit
+    sip_invite_burst: int = Field(default=20, ge=1)
+    sip_max_inbound_calls: int = Field(default=1000, ge=0)  # inbound calls set up or live; 0: no cap
+    sip_max_unacked: int = Field(default=50, ge=0)  # inbound dialogs whose 200 OK is not ACKed; 0: no cap
+    sip_register_expires: int = Field(default=3600, ge=60)  # Expires we ask registrars for
 
     # --- many workers (docs/deployment.md, "Many workers"); without a Redis URL: one process, as always
     redis_url: str | None = None  # redis://host:port/db: this process is a member of a deployment
@@ -129,7 +139,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("ice_host_addresses", "azure_deployments", "openai_stt_models", "openai_tts_voices",
-                     mode="before")
+                     "sip_allow_from", "sip_inbound_users", mode="before")
     @classmethod
     def _parse_lists(cls, value: Any) -> Any:
         return _json_or_csv(value)

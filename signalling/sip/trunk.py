@@ -17,6 +17,7 @@ class Trunk:
     username: str | None = None
     password: str | None = None
     default_caller_id: str | None = None  # the user part of the trunk URI, when it looks like a number
+    register: bool = False  # keep our Contact registered with this trunk (inbound calls arrive on the binding)
 
     @property
     def hostport(self) -> str:
@@ -28,7 +29,7 @@ class Trunk:
 
     @classmethod
     def parse(cls, text: str) -> "Trunk":
-        """`sip:alice:secret@127.0.0.1:5070;transport=udp` (user, password and port optional)."""
+        """`sip:alice:secret@127.0.0.1:5070;transport=udp;register=yes` (user, password, port optional)."""
         try:
             uri = parse_uri(text)
         except SipParseError as exc:
@@ -39,7 +40,8 @@ class Trunk:
         if transport != "udp":
             raise TrunkError(f"only UDP trunks are supported, got transport={transport}")
         caller = uri.user if uri.user and uri.user.lstrip("+").isdigit() else None
-        return cls(uri.host, uri.port or 5060, uri.user, uri.password, caller)
+        register = (uri.params.get("register") or "no").lower() in ("yes", "true", "1")
+        return cls(uri.host, uri.port or 5060, uri.user, uri.password, caller, register)
 
 
 def parse_hostport(text: str, default_port: int = 5060) -> tuple[str, int]:

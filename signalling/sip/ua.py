@@ -18,6 +18,7 @@ from typing import Any
 
 from media.end_reason import EndReason
 from media.pacing import MediaClock
+from signalling.sip.admission import Admission
 from signalling.sip.background import Background
 from signalling.sip.builder import ALLOW, MessageBuilder, Reply, capability_headers
 from signalling.sip.calls import CallTable
@@ -64,13 +65,14 @@ class SipUserAgent:
     async def start(cls, bind: tuple[str, int] = ("127.0.0.1", 5060), public_address: str | None = None,
                     rtp_ports: tuple[int, int] = (20000, 30000), clock: MediaClock | None = None,
                     on_incoming: OnIncoming | None = None, resolver: Resolver | None = None,
-                    timers: Timers = DEFAULT_TIMERS, linger: float = 5.0) -> SipUserAgent:
+                    timers: Timers = DEFAULT_TIMERS, linger: float = 5.0,
+                    admission: Admission | None = None) -> SipUserAgent:
         """Bind the SIP socket and start the media task.
 
         `public_address` ("host" or "host:port") goes into Via, Contact and SDP when behind NAT.
         `resolver(invite)` decides inbound calls (`InboundInvite`: user parts, headers, source); accepted legs
         go to `on_incoming` (a callable, sync or async, or an asyncio.Queue). `linger`: how long an ended call
-        still answers retransmissions and absorbs late RTP.
+        still answers retransmissions and absorbs late RTP. `admission`: who may call us (None: everyone).
         """
         host, port = bind
         public_host: str | None = None
@@ -81,6 +83,7 @@ class SipUserAgent:
         ua = cls(public_host=public_host or host, public_port=public_port or port, rtp_host=host, rtp_ports=rtp_ports,
                  clock=clock or MediaClock(), own_clock=clock is None, resolver=resolver, on_incoming=on_incoming,
                  timers=timers, linger=linger)
+        ua.uas.admission = admission
         await ua.endpoint.listen(host, port)
         bound_host, bound_port = ua.endpoint.local_address
         if public_host is None:

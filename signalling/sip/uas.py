@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from media.end_reason import EndReason
+from signalling.sip.admission import Admission
 from signalling.sip.background import Background
 from signalling.sip.builder import ALLOW, MessageBuilder, Reply
 from signalling.sip.calls import CallTable
@@ -45,6 +46,7 @@ class Uas:
         self.rtp_ports = rtp_ports
         self.resolver = resolver
         self.on_incoming = on_incoming
+        self.admission: Admission | None = None  # who may call us (None: everyone)
 
     # ---- INVITE
     def on_invite(self, req: Request, addr: Address, txn: ServerTransaction, reply: Reply) -> None:
@@ -57,6 +59,10 @@ class Uas:
             return
         if req.call_id in self.calls.legs:
             reply(482)  # a second INVITE for a call we already have (a fork or a loop)
+            return
+        refusal = self.admission.check(req, addr, txn, self.calls.legs.values()) if self.admission else None
+        if refusal is not None:
+            reply(refusal.status, to_tag=new_tag(), extra=list(refusal.headers))
             return
         reply(100)
         self.background.spawn(self._answer(req, addr, txn), f"sip-inbound-{req.call_id}")
