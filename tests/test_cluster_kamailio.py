@@ -19,7 +19,7 @@ import pytest
 
 from conftest import LiveServer, make_keys, run_live_server
 from control_api.settings import Settings
-from sipp.harness import SIPP, free_udp_port, udp_port_in_use
+from sipp.harness import SIPP, free_udp_port, start_sipp, udp_port_in_use
 
 KAMAILIO = shutil.which("kamailio") or (
     "/usr/sbin/kamailio" if Path("/usr/sbin/kamailio").exists() else None)
@@ -91,7 +91,7 @@ async def member(base: Path, template: Path) -> AsyncIterator[Member]:
 
 
 @asynccontextmanager
-async def kamailio(workdir: Path, member_ports: list[int]) -> AsyncIterator[int]:
+async def kamailio(workdir: Path, member_ports: list[int], ping_interval: int = 1) -> AsyncIterator[int]:
     """Kamailio with the shipped config on a free loopback port, the members as dispatcher set 1."""
     members = workdir / "members.list"
     members.write_text("".join(f"1 sip:127.0.0.1:{port} 0 0 duid=m{i}\n" for i, port in enumerate(member_ports)))
@@ -100,7 +100,7 @@ async def kamailio(workdir: Path, member_ports: list[int]) -> AsyncIterator[int]
     proc = await asyncio.create_subprocess_exec(
         str(KAMAILIO), "-f", str(CONFIG), "-DD", "-E", "-n", "2", "-l", f"udp:127.0.0.1:{port}",
         "-P", str(workdir / "kamailio.pid"), "-Y", str(workdir), "-w", str(workdir),
-        "-A", f'DISPATCHER_LIST="{members}"', "-A", "PING_INTERVAL=1", "-A", "MEMBER_TIMEOUT=1000",
+        "-A", f'DISPATCHER_LIST="{members}"', "-A", f"PING_INTERVAL={ping_interval}", "-A", "MEMBER_TIMEOUT=1000",
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     try:
         for _ in range(200):
@@ -228,3 +228,48 @@ async def test_kamailio_spreads_calls_over_members_and_routes_around_a_stopped_o
         await call_through(tmp_path / "one", port, 6)
         assert await a.inbound_calls() == 3 + 6
         assert await a.outcomes() == ["remote_hangup"] * 9
+
+
+FULL_MEMBER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="a member that is full: 503 to every INVITE">
+  <recv request="INVITE" />
+  <send>
+    <![CDATA[
+SIP/2.0 503 Service Unavailable
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Retry-After: 2
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK" />
+</scenario>
+"""
+
+
+async def test_a_call_refused_by_a_full_member_goes_to_the_next(tmp_path: Path,
+                                                                 migrated_sqlite_template: Path) -> None:
+    """A member that answers 503 (full, draining, cut off from Redis) stays in the rotation (it is alive) but each
+    call it refuses is tried on the next member, so the caller never hears the refusal."""
+    full_dir = tmp_path / "full"
+    full_dir.mkdir()
+    (full_dir / "full.xml").write_text(FULL_MEMBER)
+    full = await start_sipp(full_dir, str(full_dir / "full.xml"), extra=["-m", "100"])
+    try:
+        async with member(tmp_path / "a", migrated_sqlite_template) as a:
+            await a.answer_number()
+            # No OPTIONS probes during the test (the stand-in only speaks INVITE): routing alone is under test.
+            async with kamailio(tmp_path, [full.port, a.sip_port], ping_interval=3600) as port:
+                await call_through(tmp_path / "calls", port, 4)
+            assert await a.inbound_calls() == 4
+        tried_next = (tmp_path / "kamailio.log").read_text(errors="replace").count("member failed for")
+        assert tried_next == 2  # round-robin sent every other call to the full member first
+    finally:
+        if full.proc.returncode is None:
+            full.proc.kill()
+            await full.proc.wait()
