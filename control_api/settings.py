@@ -112,6 +112,7 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(default=1.0, gt=0)  # a member publishes its presence and load this often
     heartbeat_ttl: float = Field(default=3.0, gt=0)  # a member silent this long has left the deployment
     cluster_secret: str | None = None  # signs requests between members (control_api/cluster/internal_auth.py)
+    member_url: str | None = None  # how other members reach this one directly; default http://host:port
 
     # --- calls: accepting, refusing and ending them (docs/configuration.md, "Calls, limits and quotas")
     web_connect_timeout: float = Field(default=60.0, gt=0)  # a created web call never connected fails after this

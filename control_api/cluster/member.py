@@ -23,6 +23,7 @@ class MemberState:
     draining: bool = False
     calls_by_leg: Mapping[str, int] = field(default_factory=dict)  # e.g. {"web": 3, "sip": 12}
     started_at: float = 0.0  # unix seconds
+    direct_url: str | None = None  # how other members reach it without the proxy (TALKWIRE_MEMBER_URL)
     reserved: int = 0  # placements on it not yet started (read from Redis, not published by the member)
 
     @property
@@ -35,6 +36,7 @@ class MemberState:
             "id": self.id, "url": self.url, "sip": self.sip or "", "capacity": str(self.capacity),
             "draining": "1" if self.draining else "0", "calls": str(self.calls),
             "legs": json.dumps(dict(self.calls_by_leg), sort_keys=True), "started_at": repr(self.started_at),
+            "direct": self.direct_url or "",
         }
 
     @classmethod
@@ -45,6 +47,7 @@ class MemberState:
             return cls(id=fields["id"], url=fields["url"], sip=fields["sip"] or None,
                        capacity=int(fields["capacity"]), draining=fields["draining"] == "1",
                        calls_by_leg={str(k): int(v) for k, v in legs.items()},
-                       started_at=float(fields["started_at"]), reserved=reserved)
+                       started_at=float(fields["started_at"]), direct_url=fields.get("direct") or None,
+                       reserved=reserved)
         except (KeyError, ValueError, TypeError, AttributeError):
             return None

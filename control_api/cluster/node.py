@@ -66,8 +66,9 @@ class ClusterMember:
         member_id = settings.member_id or generated_member_id()
         redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=10)
         keys = Keyspace(namespace)
+        direct = (settings.member_url or f"http://{settings.host}:{settings.port}").rstrip("/")
         state = MemberState(id=member_id, url=url.rstrip("/"), sip=sip, capacity=settings.max_calls,
-                            started_at=time.time())
+                            started_at=time.time(), direct_url=direct)
         member = cls(redis, keys, Presence(redis, keys, state, load, interval=settings.heartbeat_interval,
                                            ttl=settings.heartbeat_ttl), db)
         try:
