@@ -92,3 +92,38 @@ async def test_an_english_only_local_voice_gives_way_to_espeaks_voice_of_the_lan
     h.conversation.stages.language.heard("en", "TEST")  # no detection: nothing changes
     assert isinstance(tts.primary, EspeakTTS)
     await h.finish()
+
+
+class DetectingSTT(FakeSTT):
+    """A per-utterance recogniser that reports the language it heard (as Sarvam, or a multilingual Whisper)."""
+
+    vendor = "DETECTING"
+    multilingual = True
+
+    def __init__(self, transcript: str, detected: str) -> None:
+        super().__init__(transcript)
+        self.language: str | None = "en-US"
+        self.detected_language: str | None = None
+        self.languages_asked: list[str | None] = []
+        self._detected = detected
+
+    async def transcribe(self, audio: np.ndarray, *, final: bool = True) -> str:
+        self.languages_asked.append(self.language)
+        self.detected_language = self._detected
+        return await super().transcribe(audio, final=final)
+
+
+@virtual
+async def test_a_per_utterance_recogniser_that_reports_the_language_pivots_too() -> None:
+    stt, tts, llm = DetectingSTT(HINDI, "hi-IN"), LanguageTTS(), FakeLLM()
+    h = Harness(stt=stt, tts=tts, llm=llm, language="en-US", enable_lid_detection=True,
+                lid_allowed_languages="hi,en".split(","))
+    await h.leg.feed(turn())
+    await h.wait_final("agent")
+    await h.wait_listening()
+    await h.leg.feed(turn())
+    await h.wait_final("agent", 2)
+    assert stt.languages_asked == [None, "hi"]  # identification first, then the identified language
+    assert tts.language == "hi" and system_prompt(llm, 1).endswith("Answer in Hindi.")
+    await h.finish()
+    assert LanguageSwitch("en-US", "hi", "DETECTING") in h.taken_updates()

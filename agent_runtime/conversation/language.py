@@ -62,7 +62,7 @@ class CallLanguage:
         if self.detecting:
             for stt in self.stt.providers:
                 if hasattr(stt, "language") and getattr(stt, "multilingual", True):
-                    stt.language = None  # type: ignore[attr-defined]  # the provider detects it
+                    stt.language = None  # the provider detects it
         elif self.current is not None:  # None: the providers keep their own setting
             self._set_stt(self.current)
         if self.current is not None:
@@ -116,12 +116,12 @@ class CallLanguage:
     def _set_stt(self, language: str | None) -> None:
         for stt in self.stt.providers:
             if hasattr(stt, "language"):
-                stt.language = language  # type: ignore[attr-defined]
+                stt.language = language
 
     def _set_tts(self, language: str | None) -> None:
         voice = self._agent_voice
         if hasattr(voice, "language"):  # vendors that take the language (ElevenLabs, Sarvam, …)
-            voice.language = language  # type: ignore[attr-defined]
+            voice.language = language
         elif isinstance(voice, espeak.EspeakTTS):
             voice.voice = espeak_voice(language)
         elif vendor_of(voice) != "FAKE" and not is_english(language) and espeak.available():
