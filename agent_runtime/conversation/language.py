@@ -105,13 +105,13 @@ class CallLanguage:
         return message
 
     def local_voice(self) -> TextToSpeech:
-        """The voice that apologises when providers fail: the server's local one, else espeak-ng in the
-        call's language, else the agent's own."""
-        if self.config.local_tts is not None:
-            return self.config.local_tts
-        if espeak.available():
+        """The voice that apologises when providers fail: the server's local one (espeak-ng's voice of the
+        call's language when that is not English: the local voice may speak English only), else espeak-ng,
+        else the agent's own."""
+        local = self.config.local_tts
+        if espeak.available() and (local is None or not is_english(self.current)):
             return espeak.EspeakTTS(espeak_voice(self.current))
-        return self._agent_voice
+        return local or self._agent_voice
 
     def _set_stt(self, language: str | None) -> None:
         for stt in self.stt.providers:
@@ -119,6 +119,9 @@ class CallLanguage:
                 stt.language = language
 
     def _set_tts(self, language: str | None) -> None:
+        fallback = self.tts.fallback
+        if fallback is not None and hasattr(fallback, "language"):
+            fallback.language = language
         voice = self._agent_voice
         if hasattr(voice, "language"):  # vendors that take the language (ElevenLabs, Sarvam, …)
             voice.language = language
