@@ -10,7 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from agent_runtime.providers.base import LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
+from agent_runtime.providers.base import (
+    LanguageModel,
+    SpeechToText,
+    TextToSpeech,
+    VoiceActivityDetector,
+)
 
 DEFAULT_SILENCE_ALERT = "Are you still there?"
 DEFAULT_ERROR_MESSAGE = "Sorry, I had a problem."
@@ -77,7 +82,7 @@ class AgentConfig:
     lid_allowed_languages: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_agent(cls, agent: Mapping[str, Any], **providers: Any) -> "AgentConfig":
+    def from_agent(cls, agent: Mapping[str, Any], **providers: Any) -> AgentConfig:
         """Build from the seed's agent fields (unknown fields ignored, nulls take the defaults)."""
         names = {f.name for f in fields(cls)}
         values = {k: v for k, v in agent.items() if k in names and v is not None}
