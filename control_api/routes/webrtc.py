@@ -57,8 +57,8 @@ async def offer(request: Request) -> JSONResponse:
     services: CallServices = request.app.state.runtime.services
     agent_id, call_id = parse_worker_param(request.query_params.get("agent"))
     try:
+        await services.admission.admit_offer(client_ip=client_address(request))  # before any database read
         call = await connectable_call(services, agent_id, call_id)
-        await services.admission.admit_offer(client_ip=client_address(request))
         answer = await answer_offer(services, call, await read_offer(request))
     except SQLAlchemyError as exc:
         log.warning("offer for call %s: the database failed (%s)", call_id, exc)
