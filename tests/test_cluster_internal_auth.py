@@ -1,22 +1,7 @@
-"""The local rule for one more call (draining, Redis lost, at TALKWIRE_MAX_CALLS) and the signature of requests
-between members."""
+"""The signature of requests between members: only a fresh request signed with the deployment's secret passes."""
 from __future__ import annotations
 
-from control_api.cluster.admission import OVER_CAPACITY, refusal
 from control_api.cluster.internal_auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers, verify
-
-
-def test_one_more_call_is_refused_only_for_a_reason() -> None:
-    assert refusal(0, max_calls=0) is None
-    assert refusal(10_000, max_calls=0) is None  # no limit
-    assert refusal(1, max_calls=2) is None
-    full = refusal(2, max_calls=2)
-    assert full is not None and full.code == OVER_CAPACITY and "2 live calls" in full.message
-    assert full.retry_after > 0
-    draining = refusal(0, max_calls=2, draining=True)
-    assert draining is not None and "shutting down" in draining.message
-    cut_off = refusal(0, max_calls=0, cluster_healthy=False)
-    assert cut_off is not None and "Redis" in cut_off.message
 
 
 def test_a_signed_request_names_its_sender_and_nothing_else_passes() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 from redis.asyncio import Redis
@@ -46,12 +47,13 @@ async def test_members_place_hand_off_register_drain_and_leave(settings: Setting
                                                                redis_url: str, cluster_keys: Keyspace) -> None:
     load: dict[str, Counter[str]] = {"m1": Counter(), "m2": Counter()}
     dialers = {"m1": Dialer(), "m2": Dialer()}
-    async with ClusterMember.open(member_settings(settings, redis_url, "m1"), db, url="http://m1.test/",
-                                  sip="127.0.0.1:5071", load=lambda: dict(load["m1"]), dialer=dialers["m1"],
-                                  namespace=cluster_keys.namespace) as m1, \
-            ClusterMember.open(member_settings(settings, redis_url, "m2"), db, url="http://m2.test",
-                               sip="127.0.0.1:5072", load=lambda: dict(load["m2"]), dialer=dialers["m2"],
-                               namespace=cluster_keys.namespace) as m2:
+
+    def join(name: str, sip: str) -> AbstractAsyncContextManager[ClusterMember]:
+        return ClusterMember.open(member_settings(settings, redis_url, name), db, member_id=name,
+                                  url=f"http://{name}.test/", sip=sip, load=lambda: dict(load[name]),
+                                  dialer=dialers[name], namespace=cluster_keys.namespace)
+
+    async with join("m1", "127.0.0.1:5071") as m1, join("m2", "127.0.0.1:5072") as m2:
         members = {m.id: m for m in (m1, m2)}
         assert m1.healthy and {m.id for m in await live_members(redis_client, cluster_keys)} == {"m1", "m2"}
 
@@ -112,14 +114,14 @@ async def test_a_restarted_member_marks_its_earlier_runs_open_calls_lost(setting
     call = await call_store.create_call(db, client_id=client_id, agent_id=agent_id, type="web_call",
                                         direction="inbound", status="in-progress")
     await call_store.update_call(db, call.id, extra_details={"worker": "m1"})
-    async with ClusterMember.open(member_settings(settings, redis_url, "m1"), db, url="http://m1.test", sip=None,
-                                  load=dict, namespace=cluster_keys.namespace):
+    async with ClusterMember.open(member_settings(settings, redis_url, "m1"), db, member_id="m1",
+                                  url="http://m1.test", sip=None, load=dict, namespace=cluster_keys.namespace):
         record = await call_store.get_call(db, call.id)
         assert record is not None and (record.status, record.end_reason) == ("failed", "worker_lost")
 
 
 async def test_a_member_starts_without_redis_and_is_not_healthy(settings: Settings, db: Database) -> None:
     lost = member_settings(settings, "redis://127.0.0.1:1/0", "m1")
-    async with ClusterMember.open(lost, db, url="http://m1.test", sip=None, load=dict,
+    async with ClusterMember.open(lost, db, member_id="m1", url="http://m1.test", sip=None, load=dict,
                                   namespace="nowhere") as member:
         assert not member.healthy

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from control_api.cluster.keys import Keyspace
-from control_api.cluster.member import MemberState
+from control_api.cluster.member import MemberState, generated_member_id
 from control_api.cluster.placement import NoRoom, Placer
 from control_api.cluster.presence import Presence, live_members
 
@@ -155,3 +155,8 @@ async def test_a_cancelled_placement_frees_its_place(redis_client: Redis, cluste
 async def test_no_member_no_room(redis_client: Redis, cluster_keys: Keyspace) -> None:
     with pytest.raises(NoRoom):
         await Placer(redis_client, cluster_keys).place()
+
+
+def test_a_generated_member_name_is_new_each_time() -> None:
+    names = {generated_member_id() for _ in range(50)}
+    assert len(names) == 50 and all("-" in name for name in names)

@@ -11,8 +11,6 @@ Off unless TALKWIRE_REDIS_URL is set; then `ClusterMember.open` (node.py) runs t
     directory.py  which member runs a live call
     lost.py       survivors mark the open calls of a dead member failed / worker_lost
     leader.py     run_while_leader: one holder of the campaign dialer per deployment (PostgreSQL advisory lock)
-    admission.py  whether this process takes one more call (draining, Redis lost, TALKWIRE_MAX_CALLS); also
-                  without Redis
     forwarding.py a request about a call another member runs, sent on to that member
     internal_auth.py  requests between members, signed with TALKWIRE_CLUSTER_SECRET
     limiter.py    RedisLimiter: the rate limits' token buckets shared by the deployment

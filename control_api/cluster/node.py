@@ -1,6 +1,6 @@
 """This process as a member of a deployment: the cluster parts joined and run for the server's lifetime.
 
-    async with ClusterMember.open(settings, db, url=..., sip=..., load=..., dialer=...) as member:
+    async with ClusterMember.open(settings, db, member_id=..., url=..., sip=..., load=..., dialer=...) as member:
         member.place()                      POST /calls/create: which member takes a call (NoRoom → 503)
         member.hand_off(placement, request) an outbound phone call to the member placed on
         member.call_started / call_ended    the call directory and the published load
@@ -27,7 +27,7 @@ from control_api.cluster.directory import CallDirectory
 from control_api.cluster.handoff import DialRequest, Inbox, OutboundDialer, hand_off
 from control_api.cluster.keys import DEFAULT_NAMESPACE, Keyspace
 from control_api.cluster.lost import LostMemberSweeper
-from control_api.cluster.member import MemberState, generated_member_id
+from control_api.cluster.member import MemberState
 from control_api.cluster.placement import Placement, Placer
 from control_api.cluster.presence import LoadFn, Presence
 from control_api.settings import Settings
@@ -58,12 +58,13 @@ class ClusterMember:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, settings: Settings, db: Database, *, url: str, sip: str | None, load: LoadFn,
-                   dialer: OutboundDialer | None = None,
+    async def open(cls, settings: Settings, db: Database, *, member_id: str, url: str, sip: str | None,
+                   load: LoadFn, dialer: OutboundDialer | None = None,
                    namespace: str = DEFAULT_NAMESPACE) -> AsyncIterator[ClusterMember]:
+        """Join as `member_id`: the name this process writes in its call records (`extra_details.worker`), so the
+        survivors find them; TALKWIRE_MEMBER_ID, else `member.generated_member_id()` once per start."""
         if not settings.redis_url:
             raise ValueError("cluster mode needs TALKWIRE_REDIS_URL")
-        member_id = settings.member_id or generated_member_id()
         redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=10)
         keys = Keyspace(namespace)
         direct = (settings.member_url or f"http://{settings.host}:{settings.port}").rstrip("/")

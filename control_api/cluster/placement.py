@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from control_api.cluster import scripts
-from control_api.cluster.admission import RETRY_AFTER_SECONDS
 from control_api.cluster.keys import Keyspace, text
+
+
+RETRY_AFTER_SECONDS = 5  # what a 503 "no member has room" suggests (as a member at capacity does)
 
 
 class NoRoom(Exception):
