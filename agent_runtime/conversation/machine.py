@@ -49,9 +49,6 @@ from media.leg import Leg
 
 log = logging.getLogger(__name__)
 
-TOOL_PROTOCOL_MESSAGES = ("client_tool_ack", "client_tool_result", "client_tool_error")
-
-
 class Conversation:
     def __init__(
         self,
@@ -93,10 +90,7 @@ class Conversation:
         self._speaker = Speaker(self)
         self._silence = SilenceTimers(self.post)
         self._dtmf = DtmfCollector(self.run_soon, self._on_dtmf_entry)
-        handle_client_message = getattr(tools, "handle_client_message", None)
-        if handle_client_message is not None:
-            for kind in TOOL_PROTOCOL_MESSAGES:
-                self.handlers[kind] = handle_client_message
+        self._messages.attach_tools(tools)
         self.handlers.setdefault("dtmf", self._dtmf.on_message)
 
     # ---- public -----------------------------------------------------------------------------------
@@ -344,9 +338,7 @@ class Conversation:
 
     async def _on_playback_done(self, reply: Reply) -> None:
         self._reply = None
-        for message in reply.messages:
-            if not message.get("content") and not message.get("tool_calls"):
-                self.history.remove(message)
+        reply.drop_empty_messages(self.history)
         text = reply.spoken_text()
         if text:
             await self.send({"type": "transcription", "role": "agent", "text": text, "is_final": True})
@@ -373,9 +365,7 @@ class Conversation:
         if self._reply is not None:
             await self.interrupt("agent_transfer")
         self.spawn(self.stages.aclose(), "close-providers")
-        self.config = config
-        self.stages = Stages(config, self.updates, self.provider_failed, self.stages.meter)
-        self.stages.language.start()
+        self.config, self.stages = config, self.stages.for_agent(config)
         self._hearing.use_stages()
         welcome = config.welcome_message
         if welcome:

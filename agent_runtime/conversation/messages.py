@@ -13,6 +13,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+TOOL_PROTOCOL_MESSAGES = ("client_tool_ack", "client_tool_result", "client_tool_error")
 MessageHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -22,6 +23,13 @@ class MessageRouter:
         self._send = send
         self.handlers: dict[str, MessageHandler] = {}
         self.fallback: MessageHandler | None = None  # `client_*` types without a handler
+
+    def attach_tools(self, tools: object) -> None:
+        """Route the client-tool protocol's messages to the tools layer, when it takes them."""
+        handle_client_message = getattr(tools, "handle_client_message", None)
+        if handle_client_message is not None:
+            for kind in TOOL_PROTOCOL_MESSAGES:
+                self.handlers[kind] = handle_client_message
 
     async def dispatch(self, message: object) -> None:
         kind = message.get("type") if isinstance(message, dict) else None

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from agent_runtime.history import History
 from agent_runtime.updates import TurnTiming
 
 
@@ -80,6 +81,12 @@ class Reply:
     def __post_init__(self) -> None:
         if not self.held:
             self.released.set()
+
+    def drop_empty_messages(self, history: History) -> None:
+        """The reply has played: its history messages that got no words and no tool calls go."""
+        for message in self.messages:
+            if not message.get("content") and not message.get("tool_calls"):
+                history.remove(message)
 
     def spoken_text(self) -> str:
         return " ".join(s.text for s in self.segments)

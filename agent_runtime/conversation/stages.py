@@ -37,6 +37,13 @@ class Stages:
         self.meter.watch_llms(self.llm.providers)
         self.language = CallLanguage(config, self.stt, self.tts, updates)
         self._turn_start: Totals = {}
+        self._updates, self._on_failure = updates, on_failure
+
+    def for_agent(self, config: AgentConfig) -> Stages:
+        """agent_transfer: the new agent's stages, in its language, counting on this call's meter."""
+        stages = Stages(config, self._updates, self._on_failure, self.meter)
+        stages.language.start()
+        return stages
 
     @property
     def streaming_stt(self) -> StreamingSpeechToText | None:
