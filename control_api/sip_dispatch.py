@@ -27,6 +27,7 @@ from control_api.call_agent import AgentRecord
 from control_api.call_services import CallServices
 from control_api.call_session import CallSession, Direction, start_call
 from control_api.sip_routing import InviteFacts, dialled_candidates
+from control_api.sip_trunking import Trunking
 from control_api.storage import calls as call_store
 from control_api.storage.agents import load_agent
 from control_api.storage.models import SipTrunk
@@ -100,6 +101,7 @@ class SipDispatcher:
         self.ua: SipUserAgent | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._ringing: dict[str, tuple[SipLeg, asyncio.Task[None]]] = {}  # outbound calls not yet answered
+        self.trunking = Trunking(services.settings, services.db, services.metrics)  # admission, registrations
 
     @classmethod
     async def start(cls, services: CallServices) -> SipDispatcher | None:
@@ -117,10 +119,12 @@ class SipDispatcher:
                 clock=services.clock,
                 resolver=dispatcher.resolve,
                 on_incoming=dispatcher.on_incoming,
+                admission=dispatcher.trunking.admission,
             )
         except OSError as exc:
             raise OSError(exc.errno, f"cannot bind the SIP user agent to {bind[0]}:{bind[1]} ({exc.strerror}); "
                                      "set TALKWIRE_SIP_BIND to a free address, or to 'off' to run without SIP") from exc
+        await dispatcher.trunking.start(dispatcher.ua)
         log.info("SIP user agent on %s:%s", *dispatcher.ua.local_address)
         return dispatcher
 
@@ -131,6 +135,7 @@ class SipDispatcher:
 
     async def close(self) -> None:
         """Hang up the calls still ringing (their records fail with the outcome), close the sockets."""
+        await self.trunking.close()
         if self.ua is not None:
             await self.ua.close()
         if self._tasks:

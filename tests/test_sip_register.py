@@ -42,7 +42,7 @@ async def test_register_with_digest_then_the_call_on_the_binding_reaches_the_age
 
     ua = await SipUserAgent.start(bind=("127.0.0.1", 0), rtp_ports=(20000, 29999), resolver=resolve,
                                   on_incoming=calls, linger=0.2, timers=Timers(t1=0.25))
-    sipp = await start_sipp(tmp_path, "registrar.xml", keys={"expires": "6", "number": "+15557770000"},
+    sipp = await start_sipp(tmp_path, "registrar.xml", keys={"expires": "12", "number": "+15557770000"},
                             extra=["-rtp_echo"])
     trunk = Trunk.parse(f"sip:alice:secret@127.0.0.1:{sipp.port};register=yes")
     reg = Registration(ua.transactions, ua.builder, ua.endpoint.resolve, trunk, expires=3600, retry_min=0.5)
@@ -74,3 +74,53 @@ async def test_register_with_digest_then_the_call_on_the_binding_reaches_the_age
             sipp.proc.kill()
             await sipp.wait(5)
     assert reg.status.state == "unregistered"
+
+
+async def test_a_stored_trunk_with_register_shows_its_registration_and_its_calls_reach_the_agent(settings, tmp_path):
+    """The server side: `register: true` on a stored trunk registers at once (state in GET /sip-trunks and in
+    /metrics); the trunk's host is the only trusted source (TALKWIRE_SIP_ALLOW_FROM empty), and the call it
+    sends to the binding is answered by the number's agent."""
+    from test_e2e_sip_calls import serving
+
+    sipp = await start_sipp(tmp_path, "registrar.xml", keys={"expires": "12", "number": "+15557770000"},
+                            extra=["-rtp_echo"])
+    try:
+        async with serving(settings, sip_bind="127.0.0.1:0", sip_allow_from=[]) as api:
+            agent_id = await api.agent(inbound_welcome_message="Registered line, hello.")
+            trunk = await api.ok("POST", "/sip-trunks", json={"host": "127.0.0.1", "port": sipp.port,
+                                                              "username": "alice", "password": "secret",
+                                                              "register": True})
+            assert trunk["register"] is True and trunk["registration"]["state"] in ("registering", "failed")
+            await api.ok("POST", "/phone-numbers/import", json={"phone_number": "+15557770000", "agent_id": agent_id,
+                                                                "use_existing_credentials": True})
+            seen: list[dict] = []
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while loop.time() < deadline:
+                listed = (await api.ok("GET", "/sip-trunks"))["trunks"][0]["registration"]
+                if not seen or seen[-1]["state"] != listed["state"]:
+                    seen.append(listed)
+                if listed["state"] == "registered":
+                    break
+                await asyncio.sleep(0.1)
+            assert [s["state"] for s in seen][-2:] == ["failed", "registered"], seen
+            assert seen[-2]["last_error"] == "503 Service Unavailable" and seen[-1]["last_error"] is None
+            assert seen[-1]["expires_at"] is not None
+            metrics = (await api.request("GET", "/metrics")).text
+            assert 'talkwire_sip_registrations{state="registered"} 1.0' in metrics
+            calls: list = []
+            while loop.time() < deadline + 20 and not calls:
+                calls = (await api.ok("GET", "/calls"))["calls"]
+                await asyncio.sleep(0.2)
+            assert len(calls) == 1
+            record, _ = await api.follow(calls[0]["id"])
+            assert await sipp.wait(20) == 0, sipp.explain()  # the refresh was challenged and granted too
+        assert record["direction"] == "inbound" and record["agent_id"] == agent_id
+        assert record["phone_to"] == "+15557770000" and record["status"] == "completed"
+        agent_said = [t["text"] for t in record["transcript"] if t["role"] == "agent"]
+        assert agent_said[:1] == ["Registered line, hello."], record["transcript"]
+        print("registration as GET /sip-trunks showed it:", seen)
+    finally:
+        if sipp.proc.returncode is None:
+            sipp.proc.kill()
+            await sipp.wait(5)

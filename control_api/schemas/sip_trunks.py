@@ -4,6 +4,7 @@ Talkwire's stand-in for the seed's VoBiz credentials. Passwords are write-only: 
 """
 from __future__ import annotations
 
+import warnings
 from datetime import datetime
 from typing import Literal
 
@@ -11,8 +12,13 @@ from pydantic import Field
 
 from control_api.schemas.common import RequestModel, ResponseModel
 
-Host = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9.\-:\[\]]+$", examples=["sip.example.net"])
+# A DNS name (labels of at most 63 characters: a longer one cannot even be looked up) or an IP literal.
+HOST_PATTERN = r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*|([A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}\.?)$"
+Host = Field(min_length=1, max_length=253, pattern=HOST_PATTERN, examples=["sip.example.net"])
 Transport = Literal["udp", "tcp", "tls"]
+
+# The API field `register` shadows ABCMeta.register of the model classes, which nothing here uses.
+warnings.filterwarnings("ignore", message='Field name "register" in "Trunk', category=UserWarning)
 
 
 class TrunkCreate(RequestModel):
@@ -22,15 +28,24 @@ class TrunkCreate(RequestModel):
     transport: Transport = "udp"
     username: str | None = Field(default=None, max_length=200)
     password: str | None = Field(default=None, max_length=200)
+    register: bool = Field(default=False, description="Keep our Contact registered with the trunk (REGISTER with "
+                                                      "the trunk's credentials); inbound calls arrive on the binding")
 
 
 class TrunkUpdate(RequestModel):
     name: str | None = Field(default=None, max_length=200)
-    host: str | None = Field(default=None, min_length=1, max_length=255, pattern=r"^[A-Za-z0-9.\-:\[\]]+$")
+    host: str | None = Field(default=None, min_length=1, max_length=253, pattern=HOST_PATTERN)
     port: int | None = Field(default=None, ge=1, le=65535)
     transport: Transport | None = None
     username: str | None = Field(default=None, max_length=200)
     password: str | None = Field(default=None, max_length=200)
+    register: bool | None = None
+
+
+class RegistrationOut(ResponseModel):
+    state: Literal["unregistered", "registering", "registered", "failed"]
+    expires_at: datetime | None = Field(description="When the binding runs out (registered only)")
+    last_error: str | None = Field(description="What the registrar answered the last failed attempt, or why it failed")
 
 
 class TrunkOut(ResponseModel):
@@ -42,6 +57,9 @@ class TrunkOut(ResponseModel):
     transport: str
     username: str | None
     has_password: bool
+    register: bool = False
+    registration: RegistrationOut | None = Field(
+        default=None, description="This server's registration with the trunk; null when `register` is off or SIP is off")
     created_at: datetime
     updated_at: datetime
 

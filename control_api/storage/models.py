@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -260,6 +261,7 @@ class SipTrunk(Base):
     transport: Mapped[str] = mapped_column(String(8), default="udp")
     username: Mapped[str | None] = mapped_column(String(200))
     password: Mapped[str | None] = mapped_column(String(200))  # never returned by the API
+    register: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # keep a REGISTER binding
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 

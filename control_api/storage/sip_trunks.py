@@ -32,3 +32,10 @@ async def trunk_of_number(db: Database, client_id: str, number: str) -> SipTrunk
         PhoneNumber.client_id == client_id, PhoneNumber.number == number)
     async with db.session() as session:
         return await session.scalar(query)
+
+
+async def all_trunks(db: Database) -> list[SipTrunk]:
+    """Every stored trunk of every client: their hosts are trusted sources of inbound calls, and the ones with
+    `register` keep a registration."""
+    async with db.session() as session:
+        return list(await session.scalars(select(SipTrunk).order_by(SipTrunk.created_at, SipTrunk.id)))

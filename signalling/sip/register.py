@@ -60,6 +60,7 @@ class Registration:
 
     def start(self) -> None:
         if self._task is None:
+            self.status = RegistrationStatus("registering", None, None)
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"sip-register-{self.trunk.host}")
 
     async def close(self, timeout: float = 2.0) -> None:

@@ -1,0 +1,139 @@
+"""The server's side of trunks for the SIP user agent: who may call us (admission from settings, with the stored
+trunks' hosts as trusted sources) and which trunks we stay registered with.
+
+    trunking = Trunking(settings, db, metrics)     # before the user agent starts: `trunking.admission`
+    await trunking.start(ua)                       # resolve trunk hosts, start registrations; refreshed every minute
+    await trunking.refresh()                       # at once, e.g. after a trunk was stored, changed or deleted
+    trunking.registration(trunk_id)                # RegistrationStatus | None (GET /sip-trunks)
+    await trunking.close()                         # unregister (Expires: 0), stop
+
+Trunk hosts are resolved off the event loop (the loop's resolver runs in a thread); a host that does not resolve
+is skipped until the next refresh. See docs/sip.md, "Who may call" and "Registration".
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Iterable
+
+from control_api.metrics import Metrics
+from control_api.settings import Settings
+from control_api.storage import Database
+from control_api.storage.models import SipTrunk
+from control_api.storage.sip_trunks import all_trunks
+from signalling.sip import SipUserAgent, Trunk, TrunkError
+from signalling.sip.admission import Admission, AdmissionPolicy, parse_networks, parse_users
+from signalling.sip.register import STATES, Registration, RegistrationStatus
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 60.0
+DEFAULT_TRUNK = "default"  # the registration key of TALKWIRE_SIP_TRUNK
+
+
+def admission_policy(settings: Settings) -> AdmissionPolicy:
+    return AdmissionPolicy(
+        allow_from=parse_networks(settings.sip_allow_from),
+        users=parse_users(settings.sip_inbound_users),
+        realm=settings.sip_inbound_realm,
+        invites_per_second=settings.sip_invites_per_second,
+        invite_burst=settings.sip_invite_burst,
+        max_inbound_calls=settings.sip_max_inbound_calls,
+        max_unacked=settings.sip_max_unacked,
+    )
+
+
+def registering_trunk(row: SipTrunk) -> Trunk:
+    return Trunk(row.host, row.port or 5060, row.username or None, row.password or None, register=True)
+
+
+class Trunking:
+    def __init__(self, settings: Settings, db: Database, metrics: Metrics) -> None:
+        self.settings = settings
+        self.db = db
+        self.admission = Admission(admission_policy(settings))
+        self.registrations: dict[str, Registration] = {}
+        self._ua: SipUserAgent | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._default = self._default_trunk()
+        for state in STATES:
+            metrics.sip_registrations.labels(state).set_function(lambda s=state: self._count(s))
+
+    def _default_trunk(self) -> Trunk | None:
+        if not self.settings.sip_trunk:
+            return None
+        try:
+            return Trunk.parse(self.settings.sip_trunk)
+        except TrunkError:
+            return None  # reported when a call is dialled through it
+
+    def _count(self, state: str) -> int:
+        return sum(1 for reg in self.registrations.values() if reg.status.state == state)
+
+    def registration(self, trunk_id: str) -> RegistrationStatus | None:
+        reg = self.registrations.get(trunk_id)
+        return reg.status if reg is not None else None
+
+    async def start(self, ua: SipUserAgent) -> None:
+        self._ua = ua
+        await self.refresh()
+        self._task = asyncio.get_running_loop().create_task(self._refresh_loop(), name="sip-trunk-refresh")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.gather(*(reg.close() for reg in self.registrations.values()), return_exceptions=True)
+        self.registrations.clear()
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("refreshing the SIP trunks failed")
+
+    async def refresh(self) -> None:
+        """Re-read the stored trunks: trusted sources for admission, registrations started, changed or stopped."""
+        async with self._lock:
+            rows = await all_trunks(self.db)
+            hosts = [(row.host, row.port or 5060) for row in rows]
+            if self._default is not None:
+                hosts.append((self._default.host, self._default.port))
+            self.admission.set_trunk_sources(await resolve_all(hosts))
+            wanted = {row.id: registering_trunk(row) for row in rows if row.register}
+            if self._default is not None and self._default.register:
+                wanted[DEFAULT_TRUNK] = self._default
+            await self._reconcile(wanted)
+
+    async def _reconcile(self, wanted: dict[str, Trunk]) -> None:
+        ua = self._ua
+        if ua is None:
+            return
+        for key in [k for k, reg in self.registrations.items() if wanted.get(k) != reg.trunk]:
+            await self.registrations.pop(key).close()
+        for key, trunk in wanted.items():
+            if key not in self.registrations:
+                reg = Registration(ua.transactions, ua.builder, ua.endpoint.resolve, trunk,
+                                   expires=self.settings.sip_register_expires)
+                self.registrations[key] = reg
+                reg.start()
+
+
+async def resolve_all(hosts: Iterable[tuple[str, int]]) -> set[str]:
+    """The IP addresses of `hosts` (IP literals as they are), resolved concurrently off the loop."""
+    loop = asyncio.get_running_loop()
+
+    async def one(host: str, port: int) -> list[str]:
+        try:
+            infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM), 10)
+        except (OSError, asyncio.TimeoutError) as exc:
+            log.warning("SIP trunk host %s does not resolve: %s", host, exc)
+            return []
+        return [str(info[4][0]) for info in infos]
+
+    found = await asyncio.gather(*(one(host, port) for host, port in set(hosts)))
+    return {address for addresses in found for address in addresses}
