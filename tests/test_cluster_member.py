@@ -14,11 +14,14 @@ from redis.asyncio import Redis
 from control_api.cluster.handoff import DialRequest
 from control_api.cluster.keys import Keyspace
 from control_api.cluster.node import ClusterMember
+from control_api.cluster.outbound import ClusterOutboundCalls
+from control_api.cluster.placement import NoRoom
 from control_api.cluster.presence import live_members
 from control_api.settings import Settings
 from control_api.storage import Database
 from control_api.storage import calls as call_store
 from control_api.storage.models import Agent, Client
+from media.end_reason import EndReason
 
 
 class Dialer:
@@ -125,3 +128,55 @@ async def test_a_member_starts_without_redis_and_is_not_healthy(settings: Settin
     async with ClusterMember.open(lost, db, member_id="m1", url="http://m1.test", sip=None, load=dict,
                                   namespace="nowhere") as member:
         assert not member.healthy
+
+
+async def test_outbound_calls_are_recorded_on_the_chosen_member_and_followed_to_their_end(
+        settings: Settings, db: Database, redis_url: str, cluster_keys: Keyspace) -> None:
+    client_id, agent_id = await seed_agent(db)
+    dialers = {"m1": Dialer(), "m2": Dialer()}
+
+    def join(name: str) -> AbstractAsyncContextManager[ClusterMember]:
+        return ClusterMember.open(member_settings(settings, redis_url, name, max_calls=1), db, member_id=name,
+                                  url=f"http://{name}.test", sip=None, load=dict, dialer=dialers[name],
+                                  namespace=cluster_keys.namespace)
+
+    async with join("m1") as m1, join("m2"):
+        calls = ClusterOutboundCalls(m1, db, poll=0.05)
+        ids = [await calls.dial(client_id=client_id, agent_id=agent_id, to_number=f"+1555010{i}",
+                                from_number="+15550199", campaign_id=None) for i in range(2)]
+        with pytest.raises(NoRoom):  # one place each, both reserved
+            await calls.dial(client_id=client_id, agent_id=agent_id, to_number="+15550109")
+        for _ in range(100):
+            if all(d.requests for d in dialers.values()):
+                break
+            await asyncio.sleep(0.02)
+        workers = set()
+        for call_id in ids:
+            record = await call_store.get_call(db, call_id)
+            assert record is not None and record.status == "triggered" and record.phone_to.startswith("+1555010")
+            worker = record.extra_details["worker"]
+            workers.add(worker)
+            request = next(r for r in dialers[worker].requests if r.call_id == call_id)  # dialed by its member
+            assert request.reservation == call_id and request.from_number == "+15550199"
+        assert workers == {"m1", "m2"}
+
+        # The member that dialed reports the outcome in the record; whoever placed the call sees it end.
+        waiting = asyncio.create_task(calls.wait_ended(ids[0]))
+        await call_store.set_status(db, ids[0], "in-progress")
+        await call_store.finish_call(db, ids[0], end_reason=EndReason.REMOTE_HANGUP)
+        end = await asyncio.wait_for(waiting, 5)
+        assert (end.answered, end.end_reason) == (True, EndReason.REMOTE_HANGUP)
+        await call_store.finish_call(db, ids[1], end_reason=EndReason.NO_ANSWER)
+        end = await calls.wait_ended(ids[1])
+        assert (end.answered, end.end_reason) == (False, EndReason.NO_ANSWER)
+
+
+async def seed_agent(db: Database) -> tuple[str, str]:
+    async with db.session() as session:
+        client = Client(name="test")
+        session.add(client)
+        await session.flush()
+        agent = Agent(client_id=client.id, name="agent")
+        session.add(agent)
+        await session.flush()
+        return client.id, agent.id

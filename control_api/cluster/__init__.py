@@ -8,6 +8,7 @@ Off unless TALKWIRE_REDIS_URL is set; then `ClusterMember.open` (node.py) runs t
     presence.py   the heartbeat (TTL'd presence and load) and the live-member list
     placement.py  the least-loaded member with room, reserved atomically
     handoff.py    outbound phone calls handed to the chosen member's inbox, dialed exactly once
+    outbound.py   outbound phone calls (API or campaign dialer) placed on a member and followed to their end
     directory.py  which member runs a live call
     lost.py       survivors mark the open calls of a dead member failed / worker_lost
     leader.py     run_while_leader: one holder of the campaign dialer per deployment (PostgreSQL advisory lock)
