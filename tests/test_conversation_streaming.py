@@ -10,6 +10,7 @@ from test_conversation_machine import RATE, Harness, silence, speech, virtual
 
 from agent_runtime.conversation import State
 from agent_runtime.providers.base import ProviderError, SttEvent
+from agent_runtime.providers.fake import FakeSTT, FakeTTS
 from agent_runtime.updates import ProviderFailure, TurnTiming, Usage
 
 
@@ -72,16 +73,32 @@ async def test_a_stream_that_fails_hands_the_turn_to_the_per_utterance_path_and_
 
 
 @virtual
-async def test_a_stream_with_no_result_at_all_is_a_failure_after_the_stage_timeout() -> None:
+async def test_a_stream_that_says_nothing_gives_way_to_the_fallback_at_the_stage_timeout() -> None:
     stt = StreamingFakeSTT("late words")
     stt.answer_finalize, stt.partial_after_s = False, None
-    h = Harness(stt=stt, stage_timeout_ms=3000)
+    h = Harness(stt=stt, stt_fallback=FakeSTT("heard by the fallback"), stage_timeout_ms=3000)
     loop = asyncio.get_running_loop()
-    await h.leg.feed(np.concatenate((np.full(int(0.1 * RATE), 1000, dtype=np.int16), silence(0.8))))
+    await h.leg.feed(np.concatenate((speech(0.6), silence(0.8))))
     ended = loop.time()
     await h.wait_final("user")
     assert 2.5 < loop.time() - ended < 3.5
-    assert h.finals("user") == ["late words"] and stt.transcribed == 1
+    assert h.finals("user") == ["heard by the fallback"] and stt.transcribed == 0  # not waited for twice
+    await h.wait_listening()
+    await h.leg.feed(speech(0.6))
+    assert len(stt.streams) == 2  # a stalled stream is not kept
+    await h.finish()
+
+
+@virtual
+async def test_a_stream_that_says_nothing_without_fallback_gets_the_apology() -> None:
+    stt = StreamingFakeSTT("late words")
+    stt.answer_finalize, stt.partial_after_s = False, None
+    local = FakeTTS(frequency=300.0)
+    h = Harness(stt=stt, local_tts=local, stage_timeout_ms=3000)
+    await h.leg.feed(np.concatenate((speech(0.6), silence(0.8))))
+    await h.leg.wait_for(lambda _: bool(local.requests), 10)
+    await h.wait_listening()
+    assert h.finals("user") == [] and stt.transcribed == 0
     await h.finish()
 
 

@@ -209,10 +209,20 @@ class Hearing:
             self._detector.reset()
             self.host.post(SpeechEnd(audio, asyncio.get_running_loop().time()))
 
-    def transcribe_utterance(self, utterance: int, speech_end_at: float) -> None:
-        """The stream failed this turn: its audio goes to the per-utterance STT (and its fallback)."""
-        if utterance == self.utterance and self.carry is not None and self.host.state is State.THINKING:
-            self.stt_task = self.host.spawn(self._transcribe(self.carry, utterance, speech_end_at), "stt")
+    def transcribe_utterance(self, utterance: int, speech_end_at: float, error: ProviderError,
+                             stalled: bool) -> None:
+        """The stream gave nothing this turn: its audio goes to the per-utterance STT. A stream that broke is
+        tried again there (a new connection); one that stalled is not waited for twice: the fallback, if any,
+        hears it, else the turn fails (the caller hears the apology)."""
+        if utterance != self.utterance or self.carry is None or self.host.state is not State.THINKING:
+            return
+        stt = self.host.stages.stt
+        if stalled:
+            if stt.fallback is None:
+                self.host.post(SttFailed(error, utterance))
+                return
+            stt.failed_over = True
+        self.stt_task = self.host.spawn(self._transcribe(self.carry, utterance, speech_end_at), "stt")
 
     def speech_resumed_during_stt(self) -> None:
         """The caller went on talking while their last utterance was being transcribed: keep that audio

@@ -10,8 +10,10 @@ How the vendor's endpointing combines with the local one: whichever decides firs
 vendor's `speech_final` (or an `UtteranceEnd` after finals) while the local detector still hears the
 caller's turn ends it at once (its 300 ms endpointing beats the local 500 ms silence wait); when the local
 silence wait ends first, the stream is asked to `finalize()` and the turn takes the finals that answer, or
-what it has after `FINALIZE_WAIT_S` (`stage_timeout_ms` when nothing at all came: then it is a failure and
-the utterance's audio goes to the per-utterance path, the provider's own `transcribe` and its fallback). The
+what it has after `FINALIZE_WAIT_S` (`stage_timeout_ms` when nothing at all came: then the stream stalled).
+A stream that breaks hands the utterance's audio to the per-utterance path (the provider's own `transcribe`,
+on a new connection, then the fallback); one that stalled is dropped and the fallback hears the utterance at
+once, or, with none, the turn fails and the caller hears the apology. The
 local VAD alone decides speech starts, so barge-in never waits for the network. Interim results are shown
 as partials.
 """
@@ -49,8 +51,10 @@ class TurnOwner(Protocol):
         """The vendor ended the caller's turn while the local detector still hears it: end it now."""
         ...
 
-    def transcribe_utterance(self, utterance: int, speech_end_at: float) -> None:
-        """The stream gave nothing for this turn: transcribe its audio the per-utterance way."""
+    def transcribe_utterance(self, utterance: int, speech_end_at: float, error: ProviderError,
+                             stalled: bool) -> None:
+        """The stream gave nothing for this turn (`error`; `stalled`: it said nothing, rather than broke):
+        transcribe its audio the per-utterance way."""
         ...
 
 
@@ -121,7 +125,7 @@ class StreamingHearing:
         self._backlog, self._backlog_samples = [], 0
         self.host.provider_failed("stt", error, vendor_of(self.provider))
         if self._pending is not None:
-            self._give_up()
+            self._give_up(error)
 
     async def close(self) -> None:
         self._flush_meter()
@@ -211,16 +215,23 @@ class StreamingHearing:
         else:
             self._give_up()
 
-    def _give_up(self) -> None:
-        """No result for the turn: the hearing transcribes its audio the per-utterance way."""
+    def _give_up(self, error: ProviderError | None = None) -> None:
+        """No result for the turn: the stream failed (`error`), or stalled (None). The hearing transcribes its
+        audio the per-utterance way."""
         pending, self._pending = self._pending, None
         if self._timer is not None:
             self._timer.cancel()
-        if pending is not None:
-            if not self.failed:
-                self.host.provider_failed("stt", ProviderError(
-                    f"{vendor_of(self.provider)} stream gave no transcript"), vendor_of(self.provider))
-            self.owner.transcribe_utterance(*pending)
+        if pending is None:
+            return
+        stalled = error is None
+        if error is None:
+            limit = self.host.config.stage_timeout_ms / 1000
+            error = ProviderError(f"{vendor_of(self.provider)} stream gave no transcript within {limit:g} s")
+            self.host.provider_failed("stt", error, vendor_of(self.provider))
+            stream, self._stream = self._stream, None  # the next utterance connects again
+            if stream is not None:
+                self.host.spawn(stream.close(), "stt-stream-close")
+        self.owner.transcribe_utterance(*pending, error, stalled)
 
     def _deliver(self) -> None:
         pending, self._pending = self._pending, None
