@@ -302,3 +302,32 @@ async def test_a_paced_start_that_falls_after_closing_time_is_handed_back(db: Da
     rows = await candidates(db, campaign_id)
     assert sorted((r.status, r.attempts) for r, _ in rows.values()) == [
         ("completed", 1), ("completed", 1), ("pending", 0)]
+
+
+async def test_a_lost_attempt_whose_call_was_answered_is_done(db: Database) -> None:
+    from control_api.storage.models import Call
+
+    clock = VirtualClock(START)
+    placer = ScriptedPlacer(clock, {PHONES[0]: ["hang"]}, duration=1.0)
+    campaign_id = await seed_campaign(db, PHONES[:1], managed=True, retry_failed_calls=True, max_retries_failed=3)
+    first = Dialer(db, placer, dialer_id="host-a", clock=clock)
+    await run_for(first, clock, 2)
+    for _, task in list(first._live.values()):
+        task.cancel()
+    await clock.settle()
+    (row, _), = (await candidates(db, campaign_id)).values()
+    agent_id = (await campaign(db, campaign_id)).agent_id
+    async with db.session() as session:
+        call = Call(client_id=row.client_id, agent_id=agent_id, type="sip_call",
+                    direction="outbound", status="in-progress", answered_at=START, campaign_id=campaign_id)
+        session.add(call)
+        await session.flush()
+        await session.execute(update(CampaignProspect).where(CampaignProspect.id == row.id)
+                              .values(last_call_id=call.id))
+    second = Dialer(db, placer, dialer_id="host-a", clock=clock)
+    assert await second.recover() == 1
+    await run_for(second, clock, 5)
+    (row, lead), = (await candidates(db, campaign_id)).values()
+    assert (row.status, row.last_outcome, row.last_reason, row.call_ids, lead.status) == (
+        "completed", "answered", "worker_lost", [call.id], "Contacted")
+    assert len(placer.calls) == 1 and (await campaign(db, campaign_id)).status == "completed"

@@ -47,7 +47,7 @@ class Dialer:
         self.lease = timedelta(seconds=lease_seconds)
         self.clock: Clock = clock or SystemClock()
         self.pacer = CallPacer(max_cps)
-        self._live: dict[str, tuple[Attempt, asyncio.Task[None]]] = {}  # claim token -> attempt, its task
+        self._live: dict[str, tuple[Attempt, asyncio.Task[None]]] = {}  # token + row id -> attempt, its task
         self._wake = asyncio.Event()
         self._ticks = 0
         self._next_upkeep = float("-inf")

@@ -33,7 +33,15 @@ from control_api.dialer.states import (
 )
 from control_api.dialer.window import CallingWindow
 from control_api.storage import Database
-from control_api.storage.models import Agent, Campaign, CampaignNumber, CampaignProspect, PhoneNumber, Prospect
+from control_api.storage.models import (
+    Agent,
+    Call,
+    Campaign,
+    CampaignNumber,
+    CampaignProspect,
+    PhoneNumber,
+    Prospect,
+)
 from media.end_reason import EndReason
 
 PENDING, IN_PROGRESS = ProspectStatus.PENDING.value, ProspectStatus.IN_PROGRESS.value
@@ -272,24 +280,28 @@ async def record_result(db: Database, campaign_prospect_id: str, claim_token: st
     return decision
 
 
-async def lost_attempts(db: Database, now: datetime, dialer_id: str | None = None) -> list[tuple[str, str]]:
-    """(row id, claim token) of attempts in flight that no live process holds: those whose lease ran out, and,
-    given `dialer_id` (this process's own name, on its start-up), every attempt claimed under that name."""
+async def lost_attempts(db: Database, now: datetime, dialer_id: str | None = None) -> list[tuple[str, str, bool]]:
+    """(row id, claim token, whether its call was answered) of attempts in flight that no live process holds:
+    those whose lease ran out, and, given `dialer_id` (this process's own name, on its start-up), every attempt
+    claimed under that name."""
     lost = and_(CampaignProspect.lease_until.is_not(None), CampaignProspect.lease_until < now)
     if dialer_id is not None:
         lost = or_(lost, CampaignProspect.dialer_id == dialer_id)
     async with db.session() as session:
-        rows = (await session.execute(select(CampaignProspect.id, CampaignProspect.claim_token)
-                                      .where(CampaignProspect.status == IN_PROGRESS, lost))).all()
-    return [(row_id, token or "") for row_id, token in rows]
+        rows = (await session.execute(
+            select(CampaignProspect.id, CampaignProspect.claim_token, Call.answered_at)
+            .outerjoin(Call, Call.id == CampaignProspect.last_call_id)
+            .where(CampaignProspect.status == IN_PROGRESS, lost))).all()
+    return [(row_id, token or "", answered_at is not None) for row_id, token, answered_at in rows]
 
 
 async def give_up_lost(db: Database, now: datetime, dialer_id: str | None = None) -> int:
-    """Record every lost attempt (see `lost_attempts`) as `failed` / `worker_lost`, which the failed-call policy
-    may retry; how many."""
+    """Record every lost attempt (see `lost_attempts`) with reason `worker_lost`: as `failed`, which the
+    failed-call policy may retry, unless its call had been answered (then the candidate is done, as for any
+    answered call, and is not called again). How many."""
     lost = await lost_attempts(db, now, dialer_id)
-    for row_id, token in lost:
-        await record_result(db, row_id, token, AttemptResult(False, EndReason.WORKER_LOST), now)
+    for row_id, token, answered in lost:
+        await record_result(db, row_id, token, AttemptResult(answered, EndReason.WORKER_LOST), now)
     return len(lost)
 
 
