@@ -54,6 +54,12 @@ def plan_cpus(requested: int | None) -> tuple[int | None, set[int] | None]:
     return server, set(cores) - {server}
 
 
+# A load test measures how many calls a server carries, not its rate limits and quotas: its own child server
+# has them off (a server given by --against keeps its own; raise them there, docs/configuration.md).
+NO_CALL_LIMITS = {"TALKWIRE_CALLS_PER_MINUTE_PER_KEY": "0", "TALKWIRE_CALLS_PER_MINUTE_PER_IP": "0",
+                  "TALKWIRE_OFFERS_PER_MINUTE_PER_IP": "0", "TALKWIRE_MAX_CALLS_PER_CLIENT": "0"}
+
+
 @asynccontextmanager
 async def local_server(kind: str, workdir: Path, *, providers: str = "fake", cpu: int | None = None,
                        env: dict[str, str] | None = None, startup_timeout: float = 180.0) -> AsyncIterator[Target]:
@@ -69,7 +75,8 @@ async def local_server(kind: str, workdir: Path, *, providers: str = "fake", cpu
         cmd = [sys.executable, "-m", "control_api.cli", "serve", "--host", "127.0.0.1", "--port", "0",
                "--providers", providers, "--data-dir", str(data), "--json", "--log-level", "warning"]
     child_env = {**os.environ, "TALKWIRE_ICE_HOST_ADDRESSES": "127.0.0.1", "TALKWIRE_SIP_BIND": "127.0.0.1:0",
-                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+                 **NO_CALL_LIMITS}
     for name in ("TALKWIRE_SECRET_KEY", "TALKWIRE_PUBLISHABLE_KEY", "TALKWIRE_DATABASE_URL", "TALKWIRE_PORT"):
         child_env.pop(name, None)  # a fresh server with its own keys and database
     child_env.update(env or {})

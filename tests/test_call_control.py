@@ -6,6 +6,7 @@ FAKE providers; an aiortc caller for web calls, sipp as the callee for phone cal
 from __future__ import annotations
 
 import asyncio
+import shutil
 import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,16 +15,16 @@ from typing import Any
 
 import httpx
 import pytest
-
 from conftest import LiveServer, run_live_server
+from sipp.harness import SIPP, start_sipp
+from webrtc_caller import WebRtcCaller
+
 from control_api.settings import Settings
 from control_api.storage import Database
 from control_api.storage import calls as call_store
 from control_api.storage.agents import create_agent
 from control_api.storage.clients import ensure_default_client
 from loadtest.server import create_agent as create_fake_agent
-from sipp.harness import SIPP, start_sipp
-from webrtc_caller import WebRtcCaller
 
 
 @asynccontextmanager
@@ -144,7 +145,8 @@ async def test_calls_left_open_by_a_dead_process_are_closed_on_start(settings: S
                 await call_store.add_transcript_turn(db, client.client_id, call.id, "user", "Hello there")
             return call.id
 
-        mine, unnamed, phone = await open_call("local"), await open_call(None), await open_call("local", kind="sip_call")
+        mine, unnamed = await open_call("local"), await open_call(None)
+        phone = await open_call("local", kind="sip_call")
         others = await open_call("member-b")  # another member of a deployment runs it: not ours to close
         waiting = await open_call("local", connected=False)  # its browser may still connect
     finally:
@@ -217,13 +219,19 @@ async def test_a_deleted_agents_calls_stay_readable(settings: Settings) -> None:
 
 # ---- the recording ------------------------------------------------------------------------------------------
 
-async def test_recording_download_with_a_relative_data_dir(settings: Settings, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def relative_data_dir(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`rel-data`, relative to the working directory (tmp_path), holding the test's migrated database."""
     monkeypatch.chdir(tmp_path)
     relative = Path("rel-data")
     relative.mkdir()
-    (relative / "talkwire.db").write_bytes((settings.data_dir / "talkwire.db").read_bytes())
-    async with serving(settings, data_dir=relative) as server:
+    shutil.copyfile(settings.data_dir / "talkwire.db", relative / "talkwire.db")
+    return relative
+
+
+async def test_recording_download_with_a_relative_data_dir(settings: Settings, tmp_path: Path,
+                                                           relative_data_dir: Path) -> None:
+    async with serving(settings, data_dir=relative_data_dir) as server:
         agent_id = await create_fake_agent(server.base_url, server.secret_key)
         caller = WebRtcCaller()
         try:

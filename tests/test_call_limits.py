@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.exc import OperationalError
-
 from conftest import LiveServer
-from control_api.settings import Settings
-from loadtest.server import create_agent as create_fake_agent
+from sqlalchemy.exc import OperationalError
 from test_call_control import error_code, http, record, serving
 from webrtc_caller import WebRtcCaller
+
+from control_api.settings import Settings
+from loadtest.server import create_agent as create_fake_agent
 
 
 async def refusals(server: LiveServer) -> dict[str, float]:
