@@ -36,6 +36,9 @@ from control_api.storage import cluster as cluster_store
 
 log = logging.getLogger(__name__)
 
+REDIS_CONNECT_TIMEOUT = 1.0  # seconds
+REDIS_READ_TIMEOUT = 5.0
+
 
 class ClusterMember:
     def __init__(self, redis: Redis, keys: Keyspace, presence: Presence, db: Database) -> None:
@@ -65,7 +68,10 @@ class ClusterMember:
         survivors find them; TALKWIRE_MEMBER_ID, else `member.generated_member_id()` once per start."""
         if not settings.redis_url:
             raise ValueError("cluster mode needs TALKWIRE_REDIS_URL")
-        redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=10)
+        # Bounded waits: a Redis that vanished (no RST, a dead host) must not hold a heartbeat for minutes; the
+        # read timeout stays above the inbox's blocking read (1 s).
+        redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=10,
+                               socket_connect_timeout=REDIS_CONNECT_TIMEOUT, socket_timeout=REDIS_READ_TIMEOUT)
         keys = Keyspace(namespace)
         direct = (settings.member_url or f"http://{settings.host}:{settings.port}").rstrip("/")
         state = MemberState(id=member_id, url=url.rstrip("/"), sip=sip, capacity=settings.max_calls,
