@@ -10,6 +10,9 @@ queue; each concern is its own module:
     heard.py       what the caller heard of a cut reply, kept in history             ("change what is kept")
     silence.py     the silence alert and silence hang-up timers
     dtmf.py        keypad digits collected into one caller turn
+    stages.py      the call's providers: guarded by deadlines with the agent's fallbacks (guarded.py), in the
+                   call's language (language.py), metered (usage.py)               ("add a failure policy")
+    streaming.py   hearing through a streaming recogniser (Deepgram): partials, the vendor's end of turn
     reply.py       a reply in flight (`Reply`, `ReplyKind`); state.py: `State`; events.py: the loop's events
 """
 from agent_runtime.conversation.machine import Conversation, MessageHandler
