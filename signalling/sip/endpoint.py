@@ -12,6 +12,7 @@ import logging
 import socket
 from collections.abc import Callable
 
+from signalling.sip.dns import SipLocator
 from signalling.sip.message import Request, Response, SipParseError, parse
 from signalling.sip.transaction import Address
 
@@ -44,7 +45,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.on_request = on_request
         self.on_response = on_response
         self.transport: asyncio.DatagramTransport | None = None
-        self._addr_cache: dict[Address, Address] = {}
+        self.locator = SipLocator()  # DNS (RFC 3263), replaceable (e.g. by one asking other name servers)
         self.malformed_datagrams = 0
         self.handler_errors = 0
 
@@ -68,15 +69,13 @@ class SipEndpoint(asyncio.DatagramProtocol):
             self.transport.close()
 
     async def resolve(self, host: str, port: int) -> Address:
+        """Where to send for `host`: an IP literal as it is, a name by DNS off the loop (cached for its TTL);
+        port 0 locates the host's SIP service by NAPTR/SRV (RFC 3263). Raises OSError when it does not resolve."""
         if is_ip(host):
             return host, port
-        key = (host, port)
-        if key not in self._addr_cache:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=socket.AF_INET,
-                                                                 type=socket.SOCK_DGRAM)
-            resolved = infos[0][4]
-            self._addr_cache[key] = (str(resolved[0]), int(resolved[1]))
-        return self._addr_cache[key]
+        if port == 0:
+            return (await self.locator.locate(host, None, "udp"))[0].address
+        return await self.locator.address(host, port)
 
     # ---- receiving
     def error_received(self, exc: Exception) -> None:

@@ -96,7 +96,7 @@ class Registration:
 
     async def _register(self, expires: int) -> int:
         """One REGISTER exchange (with a digest retry per challenge kind); the seconds granted."""
-        dest = await self.resolve(self.trunk.host, self.trunk.port)
+        dest = await self.resolve(self.trunk.host, self.trunk.dns_port)
         auth: list[tuple[str, str]] = []
         answered: set[int] = set()
         while True:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from signalling.sip.dns import is_ip
 from signalling.sip.message import SipParseError, parse_uri
 
 
@@ -18,10 +19,16 @@ class Trunk:
     password: str | None = None
     default_caller_id: str | None = None  # the user part of the trunk URI, when it looks like a number
     register: bool = False  # keep our Contact registered with this trunk (inbound calls arrive on the binding)
+    locate: bool = False  # a host name without a port: found by NAPTR/SRV (RFC 3263), `port` unused
+
+    @property
+    def dns_port(self) -> int:
+        """The port to resolve with: 0 asks for the SRV lookup."""
+        return 0 if self.locate else self.port
 
     @property
     def hostport(self) -> str:
-        return f"{self.host}:{self.port}"
+        return self.host if self.locate else f"{self.host}:{self.port}"
 
     def uri_for(self, number: str) -> str:
         """Request-URI / Refer-To for a number at this trunk: sip:<number>@host:port."""
@@ -41,7 +48,8 @@ class Trunk:
             raise TrunkError(f"only UDP trunks are supported, got transport={transport}")
         caller = uri.user if uri.user and uri.user.lstrip("+").isdigit() else None
         register = (uri.params.get("register") or "no").lower() in ("yes", "true", "1")
-        return cls(uri.host, uri.port or 5060, uri.user, uri.password, caller, register)
+        locate = uri.port is None and not is_ip(uri.host)
+        return cls(uri.host, uri.port or 5060, uri.user, uri.password, caller, register, locate)
 
 
 def parse_hostport(text: str, default_port: int = 5060) -> tuple[str, int]:
