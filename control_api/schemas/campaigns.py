@@ -46,14 +46,19 @@ class CampaignCreate(RequestModel):
         "call_days": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"], "max_concurrent_calls": 5,
         "start_campaign": True, "from_numbers": ["+918071387205"], "retry_no_answer_calls": True,
         "max_retries_no_answer": 3, "retry_delay_no_answer_seconds": 600,
-    }]})
+    }], "anyOf": [  # the document says what the handler checks: caller IDs, or managed numbers
+        {"required": ["from_numbers"], "properties": {"from_numbers": {"minItems": 1}}},
+        {"required": ["use_vanira_managed"], "properties": {"use_vanira_managed": {"const": True}}},
+    ]})
 
     name: str = Field(min_length=1, max_length=200)
     agent_id: str = Field(min_length=1, max_length=64)
     # the 50-candidate cap is checked by the route, which answers it with the seed's own error code
-    candidates: list[Candidate] = Field(min_length=1, max_length=10_000)
+    # Up to 10,000 parse, so more than MAX_CANDIDATES get the seed's `validation_error`; the document says 50.
+    candidates: list[Candidate] = Field(min_length=1, max_length=10_000, json_schema_extra={"maxItems": MAX_CANDIDATES})
     provider: str | None = Field(default=None, max_length=64)
-    timezone: str = Field(default="UTC", max_length=64)
+    timezone: str = Field(default="UTC", max_length=64,
+                          json_schema_extra={"enum": sorted(zoneinfo.available_timezones())})
     call_hours_start: ClockTime = "09:00:00"
     call_hours_end: ClockTime = "18:00:00"
     call_days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS[:5]), min_length=1, max_length=7)

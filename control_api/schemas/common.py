@@ -12,8 +12,9 @@ import uuid
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, model_validator
 
+JSON_BODY = "json_body"  # validation context of a parsed JSON body: scalars must have their JSON types
 E164_PATTERN = re.compile(r"^\+?[1-9]\d{6,14}$")
 
 
@@ -31,11 +32,25 @@ def _reject_nul(value: Any, where: str = "") -> None:
             _reject_nul(item, f"{where}.{i}" if where else str(i))
 
 
-def _is_flag(annotation: Any) -> bool:
-    """`bool` or `bool | None`."""
-    if annotation is bool:
-        return True
-    return get_origin(annotation) in (Union, UnionType) and set(get_args(annotation)) <= {bool, type(None)}
+def _scalar(annotation: Any) -> type | None:
+    """bool, int or float for `T` or `T | None`, else None."""
+    if get_origin(annotation) in (Union, UnionType):
+        args = set(get_args(annotation)) - {type(None)}
+        annotation = args.pop() if len(args) == 1 else None
+    return annotation if annotation in (bool, int, float) else None
+
+
+def _json_type_error(kind: type, value: Any) -> str | None:
+    """Why `value` is not of the JSON type the document gives a `kind` field (no "5" for 5, no 1 for true)."""
+    if value is None:
+        return None
+    if kind is bool:
+        return None if isinstance(value, bool) else "must be true or false"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "must be a number"
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        return "must be a whole number"
+    return None
 
 
 class RequestModel(BaseModel):
@@ -43,13 +58,17 @@ class RequestModel(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: Any) -> Any:
+    def _no_nul(cls, data: Any, info: ValidationInfo) -> Any:
         if isinstance(data, dict):  # unknown keys are ignored, so only the declared fields are checked
             declared = {key: value for key, value in data.items() if key in cls.model_fields}
             _reject_nul(declared)
-            for key, value in declared.items():  # true/false only: no 0, 1 or "yes" read as a flag
-                if not isinstance(value, bool) and value is not None and _is_flag(cls.model_fields[key].annotation):
-                    raise ValueError(f"{key}: must be true or false")
+            if not (info.context or {}).get(JSON_BODY):
+                return data  # a query string's values are all text
+            for key, value in declared.items():  # the JSON types of the document: no 0 or "yes" for true
+                kind = _scalar(cls.model_fields[key].annotation)
+                problem = _json_type_error(kind, value) if kind is not None else None
+                if problem:
+                    raise ValueError(f"{key}: {problem}")
         else:
             _reject_nul(data)
         return data

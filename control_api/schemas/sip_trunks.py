@@ -13,7 +13,8 @@ from pydantic import Field
 from control_api.schemas.common import RequestModel, ResponseModel
 
 # A DNS name (labels of at most 63 characters: a longer one cannot even be looked up) or an IP literal.
-HOST_PATTERN = r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*|([A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}\.?)$"
+HOST_PATTERN = (r"^(\[[0-9A-Fa-f:.]{2,45}\]|[0-9A-Fa-f.]{0,39}:[0-9A-Fa-f:.]{0,39}"
+                r"|([A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}\.?)$")
 Host = Field(min_length=1, max_length=253, pattern=HOST_PATTERN, examples=["sip.example.net"])
 Transport = Literal["udp", "tcp", "tls"]
 

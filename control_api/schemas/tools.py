@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, WithJsonSchema
 from typing_extensions import Annotated
 
 from control_api.schemas.common import RequestModel, ResponseModel
@@ -19,17 +19,21 @@ Channel = Literal["voice_web", "voice_telephony", "chat", "whatsapp"]
 
 
 class ToolParameter(RequestModel):
-    model_config = ConfigDict(json_schema_extra={  # the document says what validate_tool checks
-        "if": {"properties": {"type": {"const": "array"}}, "required": ["type"]},
-        "else": {"properties": {"items": {"type": "null"}}},
-    })
+    model_config = ConfigDict(json_schema_extra={"allOf": [  # the document says what validate_tool checks
+        {"if": {"properties": {"type": {"const": "array"}}, "required": ["type"]},
+         "else": {"properties": {"items": {"type": "null"}}}},
+        {"if": {"anyOf": [{"properties": {"type": {"enum": ["string", "enum"]}}, "required": ["type"]},
+                          {"not": {"required": ["type"]}}]},
+         "then": {"properties": {"enum": {"items": {"type": "string"}}}}},
+    ]})
 
     name: str = Field(min_length=1, max_length=64, json_schema_extra={"pattern": PARAM_NAME.pattern})
     type: str = Field(default="string", max_length=32, examples=["string"],
                       json_schema_extra={"enum": list(PARAMETER_TYPES)})
     description: str | None = Field(default=None, max_length=2_000)
     required: bool = False
-    enum: list[Any] | None = Field(default=None, max_length=200)
+    enum: Annotated[list[Any], WithJsonSchema({  # what validate_tool accepts
+        "type": "array", "minItems": 1, "maxItems": 200, "items": {"type": ["string", "number"]}})] | None = None
     items: dict[str, Any] | None = Field(default=None, description="JSON schema of an array parameter's items")
 
 
@@ -61,7 +65,10 @@ class ToolCreate(_ToolFields):
         "parameters": [{"name": "order_id", "type": "string", "description": "Order ID to check", "required": True}],
         "server": {"url": "https://api.acme.com/orders", "method": "POST"},
         "request": {"body": {"order_id": "{{order_id}}", "source": "talkwire"}, "headers": {"X-API-Key": "sk-abc"}},
-    }]})
+    }],  # a server tool names its server
+        "if": {"properties": {"type": {"const": "server"}}, "required": ["type"]},
+        "then": {"required": ["server"], "properties": {"server": {"type": "object"}}},
+    })
 
     name: str = Field(min_length=1, max_length=64, examples=["check_order_status"])
     description: str = Field(min_length=1, max_length=4_000)
