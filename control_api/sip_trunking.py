@@ -7,14 +7,13 @@ trunks' hosts as trusted sources) and which trunks we stay registered with.
     trunking.registration(trunk_id)                # RegistrationStatus | None (GET /sip-trunks)
     await trunking.close()                         # unregister (Expires: 0), stop
 
-Trunk hosts are resolved off the event loop (the loop's resolver runs in a thread); a host that does not resolve
-is skipped until the next refresh. See docs/sip.md, "Who may call" and "Registration".
+Trunk hosts are resolved by DNS off the event loop (their SRV targets and their own addresses, signalling.sip.dns);
+a host that does not resolve is skipped until the next refresh. See docs/sip.md, "Who may call" and "Registration".
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Iterable
 
 from control_api.metrics import Metrics
@@ -24,6 +23,7 @@ from control_api.storage.models import SipTrunk
 from control_api.storage.sip_trunks import all_trunks
 from signalling.sip import SipUserAgent, Trunk, TrunkError
 from signalling.sip.admission import Admission, AdmissionPolicy, parse_networks, parse_users
+from signalling.sip.dns import SipLocator
 from signalling.sip.register import STATES, Registration, RegistrationStatus
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class Trunking:
         self.admission = Admission(admission_policy(settings))
         self.registrations: dict[str, Registration] = {}
         self._ua: SipUserAgent | None = None
+        self.locator = SipLocator()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._default = self._default_trunk()
@@ -100,10 +101,8 @@ class Trunking:
         """Re-read the stored trunks: trusted sources for admission, registrations started, changed or stopped."""
         async with self._lock:
             rows = await all_trunks(self.db)
-            hosts = [(row.host, row.port or 5060) for row in rows]
-            if self._default is not None:
-                hosts.append((self._default.host, self._default.port))
-            self.admission.set_trunk_sources(await resolve_all(hosts))
+            hosts = [row.host for row in rows] + ([self._default.host] if self._default is not None else [])
+            self.admission.set_trunk_sources(await resolve_all(self.locator, hosts))
             wanted = {row.id: registering_trunk(row) for row in rows if row.register}
             if self._default is not None and self._default.register:
                 wanted[DEFAULT_TRUNK] = self._default
@@ -123,17 +122,15 @@ class Trunking:
                 reg.start()
 
 
-async def resolve_all(hosts: Iterable[tuple[str, int]]) -> set[str]:
-    """The IP addresses of `hosts` (IP literals as they are), resolved concurrently off the loop."""
-    loop = asyncio.get_running_loop()
+async def resolve_all(locator: SipLocator, hosts: Iterable[str]) -> set[str]:
+    """The IP addresses of `hosts` (their SRV targets' and their own), looked up concurrently by DNS."""
 
-    async def one(host: str, port: int) -> list[str]:
+    async def one(host: str) -> list[str]:
         try:
-            infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM), 10)
-        except (OSError, asyncio.TimeoutError) as exc:
+            return [target.host for target in await locator.locate(host, None, None)]
+        except OSError as exc:
             log.warning("SIP trunk host %s does not resolve: %s", host, exc)
             return []
-        return [str(info[4][0]) for info in infos]
 
-    found = await asyncio.gather(*(one(host, port) for host, port in set(hosts)))
+    found = await asyncio.gather(*(one(host) for host in set(hosts)))
     return {address for addresses in found for address in addresses}
