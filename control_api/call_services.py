@@ -7,6 +7,7 @@ that starts the server.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from agent_runtime.providers.base import ProviderRegistry
 from control_api.call_admission import CallAdmission
@@ -16,6 +17,14 @@ from control_api.metrics import Metrics
 from control_api.settings import Settings
 from control_api.storage import Database
 from media.pacing import MediaClock
+
+class AfterCall(Protocol):
+    """What runs once a call's record is finished (post-call analysis, `control_api.analysis`)."""
+
+    def schedule(self, call_id: str) -> object:
+        """Start the work in the background and return at once."""
+        ...
+
 
 LOCAL_WORKER = "local"  # the worker name of a process that is not a member of a deployment
 
@@ -35,6 +44,7 @@ class CallServices:
     media: MediaStore | None = None  # uploads during live calls
     calls: LiveCalls = field(default_factory=LiveCalls)
     worker: str = ""  # this process's name in call records; default worker_name(settings)
+    analysis: AfterCall | None = None  # post-call analysis, scheduled when a call's record is finished
     admission: CallAdmission = field(init=False)  # rate limits, quota and capacity for new calls
 
     def __post_init__(self) -> None:

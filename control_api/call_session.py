@@ -68,6 +68,7 @@ class CallSession:
         self.details = details
         self.agent_id = str(agent["id"])
         self.task: asyncio.Task[None] | None = None
+        self.end_reason: EndReason | None = None  # why the call ended, once its record is finished
         self._refusals: set[asyncio.Task[None]] = set()  # data-channel error messages being sent
         settings = services.settings
         self.executor = ToolExecutor(
@@ -152,11 +153,14 @@ class CallSession:
             details = self.details(reason) if self.details is not None else None
             await retrying(f"call {self.call_id}: finish", lambda: call_store.finish_call(
                 self.services.db, self.call_id, end_reason=reason, extra_details=details))
+            if self.services.analysis is not None:  # off the call's path: returns at once
+                self.services.analysis.schedule(self.call_id)
         except LookupError:  # the record was deleted meanwhile (its client was)
             log.info("call %s: ended (%s) after its record was deleted", self.call_id, reason)
         except Exception:
             log.exception("call %s: could not finish its record (%s)", self.call_id, reason)
         finally:
+            self.end_reason = EndReason.parse(reason) or EndReason.ERROR
             self.services.calls.remove(self.call_id, self)
 
     async def _perform(self, action: Mapping[str, Any]) -> None:

@@ -9,26 +9,35 @@
         runtime.calls       # control_api.live_calls.LiveCalls: live calls by id
         runtime.media       # control_api.media_store.MediaStore: uploads during live calls
         runtime.sip         # control_api.sip_dispatch.SipDispatcher (None when TALKWIRE_SIP_BIND=off)
+        runtime.dialer      # control_api.dialer.Dialer: the campaign dialer (None when SIP is off)
+        runtime.analysis    # control_api.analysis.service.PostCallAnalysis: what runs after every call
         runtime.bootstrap   # the default client and its keys, for the start-up banner and demo page
 
 On start, calls this worker left open when it last stopped without finishing them (killed, power lost) are
 closed as `failed` / `worker_lost` (`storage.call_recovery`; a member of a deployment does it for its member name,
-`cluster.node`), and a sweep fails web calls never connected (`call_sweeper`) while the server runs.
+`cluster.node`), and a sweep fails web calls never connected (`call_sweeper`) while the server runs. Then
+post-call analyses a stopped process left pending are resumed, and, with SIP on, the campaign dialer starts
+(`start_dialer`: the one seam a deployment of many members goes through; docs/campaigns.md).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import cast
 
-from agent_runtime.providers.base import ProviderRegistry
+from agent_runtime.providers.base import LanguageModel, ProviderRegistry
 from agent_runtime.providers.catalog import build_registry, preload
 from agent_runtime.providers.catalog import shutdown as shutdown_providers
 from agent_runtime.tools.netguard import tls_context
+from control_api.analysis.service import PostCallAnalysis
 from control_api.call_services import CallServices, worker_name
 from control_api.call_sweeper import UnconnectedCallSweeper
+from control_api.cluster.leader import run_while_leader
 from control_api.demo_agents import provider_choices, seed_demo_agents
+from control_api.dialer.loop import Dialer, dialer_name
+from control_api.dialer.sip_placer import OutboundCalls, SipPlacer
 from control_api.live_calls import LiveCalls
 from control_api.media_store import MediaStore
 from control_api.metrics import Metrics
@@ -49,11 +58,41 @@ async def preload_and_settle(providers: ProviderRegistry) -> None:
     settle_heap(collect=False)
 
 
+def analysis_models(services: CallServices) -> Callable[[str, str], LanguageModel]:
+    """(provider, model) -> the LLM that analyses calls; the default LLM when that one is not configured here
+    (as for the agent's own choice, call_agent.build_agent_config). Reads the registry at each call (tests swap it)."""
+    def create(provider: str, model: str) -> LanguageModel:
+        registry = services.providers
+        if registry.has("llm", provider, model):
+            return cast(LanguageModel, registry.create("llm", provider, model))
+        return cast(LanguageModel, registry.create("llm"))
+    return create
+
+
 class Runtime:
     def __init__(self, services: CallServices, bootstrap: DefaultClient) -> None:
         self.services = services
         self.bootstrap = bootstrap
         self.sip: SipDispatcher | None = None  # the SIP user agent, phone calls and numbers (None when SIP is off)
+        self.dialer: Dialer | None = None
+        self.analysis = PostCallAnalysis(services.db, analysis_models(services),
+                                         model_override=services.settings.analysis_model,
+                                         timeout=services.settings.analysis_timeout)
+        services.analysis = self.analysis
+
+    def start_dialer(self, calls: OutboundCalls | None = None) -> Dialer | None:
+        """Start the campaign dialer, placing calls through `calls` (default: this process's SIP dispatch; None
+        when there is neither). It runs only while this process holds the deployment's `dialer` lock
+        (`cluster.leader`; PostgreSQL advisory lock), so one member of a deployment dials; on SQLite it simply runs."""
+        calls = calls or self.sip
+        if calls is None or self.dialer is not None:
+            return self.dialer
+        settings = self.settings
+        self.dialer = Dialer(self.db, SipPlacer(calls),
+                             dialer_id=dialer_name(settings.dialer_id or settings.member_id, settings.data_dir),
+                             max_cps=settings.dialer_max_cps)
+        self.dialer.start(lambda run: run_while_leader(self.db, "dialer", run))
+        return self.dialer
 
     @property
     def settings(self) -> Settings:
@@ -125,14 +164,23 @@ class Runtime:
             try:
                 runtime.sip = await SipDispatcher.start(services)
                 sweeper.start()
+                await runtime.analysis.resume_pending()
+                runtime.start_dialer()
                 settle_heap()
                 yield runtime
             finally:
                 warming.cancel()
                 await sweeper.stop()
+                # The dialer stops dialing first; its live attempts are recorded as their calls end (else, after
+                # 5 s, on the next start as worker_lost).
+                dialer_stopped = (asyncio.ensure_future(runtime.dialer.stop(grace=5))
+                                  if runtime.dialer is not None else None)
                 await services.calls.end_all(EndReason.SERVER_SHUTDOWN)
                 if runtime.sip is not None:
                     await runtime.sip.close()
+                if dialer_stopped is not None:
+                    await dialer_stopped
+                await runtime.analysis.close()
                 await shutdown_providers()
         finally:
             await metrics.stop_loop_probe()

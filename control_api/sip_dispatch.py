@@ -26,6 +26,7 @@ from typing import Any
 from control_api.call_agent import AgentRecord
 from control_api.call_services import CallServices
 from control_api.call_session import CallSession, Direction, start_call
+from control_api.dialer.sip_placer import CallEnd
 from control_api.sip_routing import InviteFacts, dialled_candidates
 from control_api.sip_trunking import Trunking
 from control_api.storage import calls as call_store
@@ -101,6 +102,7 @@ class SipDispatcher:
         self.ua: SipUserAgent | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._ringing: dict[str, tuple[SipLeg, asyncio.Task[None]]] = {}  # outbound calls not yet answered
+        self._ends: dict[str, asyncio.Future[CallEnd]] = {}  # campaign calls (dial with campaign_id) until waited
         self.trunking = Trunking(services.settings, services.db, services.metrics)  # admission, registrations
 
     @classmethod
@@ -191,10 +193,25 @@ class SipDispatcher:
                                          extra_details={"outcome": str(reason), "sip_status": None, "duration": 0})
             raise SipUnavailable(f"The SIP user agent cannot place a call now: {exc}") from None
         await call_store.update_call(db, call.id, provider_call_id=leg.call_id)
+        if campaign_id is not None:  # the dialer waits for its end (wait_ended)
+            self._ends[call.id] = asyncio.get_running_loop().create_future()
         task = self._spawn(self._follow_outbound(call.id, client_id, agent_id, leg), f"sip-call:{call.id}")
         self._ringing[call.id] = (leg, task)
         task.add_done_callback(lambda _: self._ringing.pop(call.id, None))
         return call.id
+
+    async def wait_ended(self, call_id: str) -> CallEnd:
+        """When a campaign call placed by `dial(campaign_id=…)` is over: whether it was answered and why it
+        ended. KeyError for another call (or one already waited for)."""
+        try:
+            return await asyncio.shield(self._ends[call_id])
+        finally:
+            self._ends.pop(call_id, None)
+
+    def _ended(self, call_id: str, end: CallEnd) -> None:
+        future = self._ends.get(call_id)
+        if future is not None and not future.done():
+            future.set_result(end)
 
     def ringing(self, call_id: str) -> bool:
         """Whether `call_id` is an outbound call of this process still ringing (or being set up)."""
@@ -219,21 +236,31 @@ class SipDispatcher:
             result: CallResult = await leg.answered
             if not result.answered:
                 await self._fail(call_id, leg, result.outcome)
+                self._ended(call_id, CallEnd(False, EndReason.parse(result.outcome) or EndReason.ERROR))
                 return
             await call_store.set_status(db, call_id, "in-progress")
             agent = await load_agent(db, client_id, agent_id)
             if agent is None:  # deleted (with this record) while the phone rang
                 await leg.hangup(EndReason.AGENT_DELETED)
+                self._ended(call_id, CallEnd(True, EndReason.AGENT_DELETED))
                 return
-            await self._start_call(call_id, client_id, agent, leg, "outbound")
+            session = await self._start_call(call_id, client_id, agent, leg, "outbound")
+            if session.task is not None:
+                session.task.add_done_callback(
+                    lambda _: self._ended(call_id, CallEnd(True, session.end_reason or EndReason.ERROR)))
         except LookupError:  # the record went with its agent (deleting an agent deletes its calls)
             if not leg.ended.done():
                 await leg.hangup(EndReason.AGENT_DELETED)
+            self._ended(call_id, CallEnd(False, EndReason.AGENT_DELETED))
         except Exception:
             log.exception("call %s: could not follow the outbound call", call_id)
             if not leg.ended.done():
                 await leg.hangup(EndReason.ERROR)
             await self._fail(call_id, leg, EndReason.ERROR)
+            self._ended(call_id, CallEnd(False, EndReason.ERROR))
+        finally:  # a campaign call is never left unanswered for the dialer (no-op once its end is known)
+            if self.services.calls.get(call_id) is None:
+                self._ended(call_id, CallEnd(False, EndReason.ERROR))
 
     async def _fail(self, call_id: str, leg: SipLeg, outcome: str) -> None:
         """A call that was never answered: `failed`, whatever the reason (even our own hang-up while it rang)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -77,8 +78,10 @@ class Dialer:
             except TimeoutError:
                 pass
 
-    def start(self) -> None:
-        self._loop_task = asyncio.create_task(self.run(), name="dialer")
+    def start(self, runner: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]] | None = None) -> None:
+        """Run the dialer in the background; `runner(self.run)` wraps it (e.g. only while holding a lock)."""
+        main = runner(self.run) if runner is not None else self.run()
+        self._loop_task = asyncio.ensure_future(main)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop dialing; wait up to `grace` seconds for live attempts to be recorded, then abandon them (their
