@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, Response
 
 from control_api.auth import or_404
 from control_api.call_admission import client_address
+from control_api.cluster.wiring import cancel_spot, forward_to_owner, web_call_spot
 from control_api.openapi import Ctx, Resource, api_error
 from control_api.schemas.call_control import CallEnded
 from control_api.schemas.calls import (
@@ -126,20 +127,26 @@ async def create_call(ctx: Ctx) -> CallCreated:
         return await create_sip_call(ctx, agent, data, to_number,
                                      parse_uuid(body.prospect_id) if body.prospect_id else None)
 
-    call = await call_store.create_call(
-        ctx.db,
-        client_id=ctx.client_id,
-        agent_id=agent.id,
-        type="web_call",
-        direction="inbound",
-        status="in-progress",
-        prospect_id=prospect_id,
-        prospect_name=body.sip_data.name if body.sip_data else None,
-        worker=ctx.runtime.services.worker,
-    )
+    spot = await web_call_spot(ctx.runtime.services)  # this process, or the member of a deployment placed on
+    try:
+        call = await call_store.create_call(
+            ctx.db,
+            client_id=ctx.client_id,
+            agent_id=agent.id,
+            type="web_call",
+            direction="inbound",
+            status="in-progress",
+            prospect_id=prospect_id,
+            prospect_name=body.sip_data.name if body.sip_data else None,
+            call_id=spot.call_id,
+            worker=spot.worker,
+        )
+    except BaseException:
+        await cancel_spot(ctx.runtime.services, spot)
+        raise
     if previous is not None:
         await call_store.update_call(ctx.db, call.id, continues_call_id=previous.id)
-    worker_url = f"{ctx.settings.base_url}/webrtc?agent={agent.id}_{call.id}"
+    worker_url = f"{spot.base_url}/webrtc?agent={agent.id}_{call.id}"
     return CallCreated(call_id=call.id, status=call.status, worker_url=worker_url, prospect_id=call.prospect_id)
 
 
@@ -176,15 +183,20 @@ def call_summary(ctx: Ctx, row: call_store.CallRow) -> CallSummary:
 
 @api.get("/calls", query=CallListQuery, response=CallList)
 async def list_calls(ctx: Ctx) -> CallList:
-    """List your calls, newest first; filter by agent_id and status, page with limit (≤ 500) and offset."""
+    """List your calls, newest first; filter by agent_id, status and campaign_id, page with limit (≤ 500) and
+    offset."""
     query: CallListQuery = ctx.query
-    agent_id = None
+    agent_id = campaign_id = None
     if query.agent_id is not None:
         agent_id = parse_uuid(query.agent_id)
         if agent_id is None:
             raise api_error("VALIDATION_ERROR", "agent_id: must be a UUID")
+    if query.campaign_id is not None:
+        campaign_id = parse_uuid(query.campaign_id)
+        if campaign_id is None:
+            raise api_error("VALIDATION_ERROR", "campaign_id: must be a UUID")
     rows, total = await call_store.call_page(ctx.db, ctx.client_id, limit=query.limit, offset=query.offset,
-                                             agent_id=agent_id, status=query.status)
+                                             agent_id=agent_id, status=query.status, campaign_id=campaign_id)
     return CallList(calls=[call_summary(ctx, row) for row in rows], total=total)
 
 
@@ -267,7 +279,7 @@ END_WAIT = 10.0  # seconds POST /calls/{id}/end waits for the record to be finis
 
 
 @api.post("/calls/{id}/end", response=CallEnded, errors=("CALL_NOT_FOUND", "CALL_NOT_LIVE"))
-async def end_call(ctx: Ctx) -> CallEnded:
+async def end_call(ctx: Ctx) -> CallEnded | Response:
     """End a live call now (web or phone, also while a phone still rings): the record ends `completed`
     with `end_reason` "api_hangup" (a phone call not yet answered: `failed`, outcome as SIP reports it).
 
@@ -281,6 +293,8 @@ async def end_call(ctx: Ctx) -> CallEnded:
         over = asyncio.ensure_future(live.finished())
     elif sip is not None and sip.ringing(call.id):
         over = asyncio.ensure_future(sip.hang_up_ringing(call.id, EndReason.API_HANGUP))
+    elif (answer := await forward_to_owner(ctx.runtime.services, ctx.request, call)) is not None:
+        return answer  # live on another member of the deployment: its answer
     else:
         raise api_error("CALL_NOT_LIVE", f"The call is not live (status {call.status})")
     await asyncio.wait([over], timeout=END_WAIT)  # answered with the record as it is then, finished or not

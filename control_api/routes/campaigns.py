@@ -4,10 +4,12 @@
     draft | paused | scheduled ──schedule-start──► scheduled ──start (or the time comes)──► active
 
 An action a campaign's state does not allow answers the seed's `gateway_error` (409), e.g. pausing a
-paused campaign. The dialer that works through an active campaign's candidates is separate from the API.
+paused campaign (the moves are `control_api.dialer.states`'). The dialer (`control_api.dialer`) works through
+an active campaign's candidates; `GET /campaigns/{id}/prospects` shows where each one stands.
 """
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,7 +17,9 @@ from pydantic import ValidationError
 
 from control_api.auth import or_404
 from control_api.errors import ApiError, validation_message
+from control_api.dialer.states import TransitionError, next_campaign_status
 from control_api.openapi import Ctx, Resource, api_error
+from control_api.schemas.campaign_prospects import CandidateList, CandidateListQuery, CandidateOut
 from control_api.schemas.campaigns import (
     MAX_CANDIDATES,
     AllocatedDid,
@@ -33,6 +37,7 @@ from control_api.schemas.campaigns import (
 )
 from control_api.schemas.common import parse_uuid
 from control_api.storage import campaigns as campaign_store
+from control_api.storage import dialer as dialer_store
 from control_api.storage.agents import get_agent
 from control_api.storage.campaigns import Candidate
 from control_api.storage.models import Campaign, PhoneNumber, utcnow
@@ -43,13 +48,8 @@ api = Resource("Campaigns")
 
 CAMPAIGN_404 = ("CAMPAIGN_NOT_FOUND", "Campaign not found")
 REQUIRED = ("agent_id", "name", "candidates")
-# action -> (states it may start from, state it leads to, past participle for the message)
-TRANSITIONS = {
-    "start": ({"draft", "scheduled"}, "active", "started"),
-    "pause": ({"active"}, "paused", "paused"),
-    "resume": ({"paused"}, "active", "resumed"),
-    "schedule-start": ({"draft", "paused", "scheduled"}, "scheduled", "start scheduled"),
-}
+# action -> past participle for the message (the moves themselves: dialer.states.ACTIONS)
+DONE = {"start": "started", "pause": "paused", "resume": "resumed", "schedule-start": "start scheduled"}
 
 
 def _missing_required(exc: ValidationError) -> ApiError | None:
@@ -159,6 +159,21 @@ async def get_campaign(ctx: Ctx) -> CampaignDetail:
     })
 
 
+@api.get("/campaigns/{id}/prospects", query=CandidateListQuery, response=CandidateList,
+         errors=("CAMPAIGN_NOT_FOUND",))
+async def list_campaign_prospects(ctx: Ctx) -> CandidateList:
+    """List a campaign's candidates and where the dialer has them.
+
+    In the order they were added: `status` (`pending`, `in_progress`, `completed`, `failed`), `attempts`,
+    `last_outcome`, `next_attempt_at` (a retry's due time) and `call_ids`. Page with limit (≤ 500) and offset.
+    """
+    query: CandidateListQuery = ctx.query
+    campaign_id = _campaign_id(ctx, "CAMPAIGN_NOT_FOUND")
+    or_404(await campaign_store.owned_campaign(ctx.db, ctx.client_id, campaign_id), *CAMPAIGN_404)
+    rows, total = await dialer_store.list_candidates(ctx.db, campaign_id, limit=query.limit, offset=query.offset)
+    return CandidateList(prospects=[CandidateOut.model_validate(asdict(row)) for row in rows], total=total)
+
+
 @api.patch("/campaigns/{id}", body=CampaignUpdate, response=CampaignUpdated,
            errors=("CAMPAIGN_NOT_FOUND", "BAD_REQUEST"))
 async def update_campaign(ctx: Ctx) -> CampaignUpdated:
@@ -174,11 +189,11 @@ async def update_campaign(ctx: Ctx) -> CampaignUpdated:
 
 
 async def _transition(ctx: Ctx, action: str, scheduled_at: datetime | None = None) -> Campaign:
-    allowed, target, _ = TRANSITIONS[action]
-
     def move(campaign: Campaign, now: datetime) -> None:
-        if campaign.status not in allowed:
-            raise api_error("gateway_error", f"Cannot {action.replace('-', ' ')} a campaign that is {campaign.status}")
+        try:
+            target = next_campaign_status(campaign.status, action)
+        except TransitionError as exc:
+            raise api_error("gateway_error", str(exc)) from None
         if scheduled_at is not None and scheduled_at <= now:
             raise api_error("gateway_error", "scheduled_start_time must be in the future")
         campaign.status = target
@@ -196,7 +211,7 @@ def _action_result(campaign: Campaign, action: str) -> dict[str, Any]:
         "success": True,
         "campaign_id": campaign.id,
         "status": campaign.status,
-        "message": f"Campaign {TRANSITIONS[action][2]} successfully",
+        "message": f"Campaign {DONE[action]} successfully",
         "extra_data": ExtraData(id=campaign.id, status=campaign.status),
     }
 

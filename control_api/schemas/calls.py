@@ -55,6 +55,8 @@ class CallListQuery(RequestModel):
     agent_id: Annotated[str, WithJsonSchema({"type": "string", "format": "uuid"})] | None = Field(
         default=None, max_length=64)
     status: CallStatus | None = None
+    campaign_id: Annotated[str, WithJsonSchema({"type": "string", "format": "uuid"})] | None = Field(
+        default=None, max_length=64)
     limit: int = Field(default=100, ge=1, le=500)
     offset: int = Field(default=0, ge=0, le=10_000_000)
 

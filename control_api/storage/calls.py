@@ -114,9 +114,12 @@ class CallRecord:
 
 
 async def call_page(db: Database, client_id: str, *, limit: int, offset: int, agent_id: str | None = None,
-                    status: str | None = None) -> tuple[list[CallRow], int]:
-    """One page of the client's calls (of `agent_id`, in `status`), newest first, and how many match in all."""
+                    status: str | None = None, campaign_id: str | None = None) -> tuple[list[CallRow], int]:
+    """One page of the client's calls (of `agent_id`, in `status`, of `campaign_id`), newest first, and how many
+    match in all."""
     conditions = [Call.client_id == client_id]
+    if campaign_id is not None:
+        conditions.append(Call.campaign_id == campaign_id)
     if agent_id is not None:
         conditions.append(Call.agent_id == agent_id)
     if status is not None:

@@ -97,8 +97,15 @@ async def campaign_progress(db: Database, client_id: str, campaign_id: str) -> C
             return None
         counts: dict[str, int] = {status: count for status, count in (await session.execute(by_status)).all()}
         numbers = [(link, number) for link, number in (await session.execute(dids)).all()]
-    return CampaignProgress(campaign, sum(counts.values()), counts.get("active", 0), counts.get("pending", 0),
+    # active: candidates in a call now; pending: not called yet or waiting for a retry (dialer.states)
+    return CampaignProgress(campaign, sum(counts.values()), counts.get("in_progress", 0), counts.get("pending", 0),
                             numbers)
+
+
+async def owned_campaign(db: Database, client_id: str, campaign_id: str) -> Campaign | None:
+    """The client's campaign; None when it is not theirs."""
+    async with db.session() as session:
+        return await owned(session, Campaign, client_id, campaign_id)
 
 
 async def move_campaign(db: Database, client_id: str, campaign_id: str, transition: Transition) -> Campaign | None:
