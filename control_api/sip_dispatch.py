@@ -26,6 +26,7 @@ from typing import Any
 from control_api.call_agent import AgentRecord
 from control_api.call_services import CallServices
 from control_api.call_session import CallSession, Direction, start_call
+from control_api.cluster.wiring import inbound_refusal
 from control_api.dialer.sip_placer import CallEnd
 from control_api.sip_routing import InviteFacts, dialled_candidates
 from control_api.sip_trunking import Trunking
@@ -176,29 +177,65 @@ class SipDispatcher:
         if self.ua is None or self.ua.closed:
             raise SipUnavailable("SIP is off on this server (TALKWIRE_SIP_BIND=off)")
         trunk = await self.trunk_for(client_id, from_number)
+        if self.services.cluster is not None:  # a member of a deployment: placed on a member, which dials
+            return await self.services.cluster.outbound.dial(
+                client_id=client_id, agent_id=agent_id, to_number=to_number, name=name, from_number=from_number,
+                ring_timeout=ring_timeout, prospect_id=prospect_id, campaign_id=campaign_id)
         caller = from_number or trunk.default_caller_id
         db = self.services.db
         call = await call_store.create_call(
             db, client_id=client_id, agent_id=agent_id, type="sip_call", direction="outbound",
             status="triggered", prospect_id=prospect_id, prospect_name=name, phone_from=caller,
             phone_to=to_number, campaign_id=campaign_id, worker=self.services.worker)
+        await self._invite(call.id, client_id, agent_id, to_number, trunk, caller, name, ring_timeout, campaign_id)
+        return call.id
+
+    async def dial_existing(self, call_id: str, *, client_id: str, agent_id: str, to_number: str,
+                            name: str | None = None, from_number: str | None = None,
+                            ring_timeout: float | None = None) -> None:
+        """Send the INVITE for a call whose record exists (`triggered`: placed on this member of a deployment by
+        any member, control_api/cluster/). A call that cannot be dialed here fails as `network_error`."""
+        db = self.services.db
+        try:
+            if self.ua is None or self.ua.closed:
+                raise SipUnavailable("SIP is off on this member (TALKWIRE_SIP_BIND=off)")
+            trunk = await self.trunk_for(client_id, from_number)
+        except SipUnavailable as exc:
+            log.error("call %s: cannot dial %s: %s", call_id, to_number, exc)
+            reason = EndReason.NETWORK_ERROR
+            await call_store.finish_call(db, call_id, end_reason=reason, status="failed",
+                                         extra_details={"outcome": str(reason), "sip_status": None, "duration": 0})
+            return
+        caller = from_number or trunk.default_caller_id
+        if caller != from_number:
+            await call_store.update_call(db, call_id, phone_from=caller)
+        try:
+            await self._invite(call_id, client_id, agent_id, to_number, trunk, caller, name, ring_timeout, None)
+        except SipUnavailable as exc:  # recorded on the call
+            log.error("call %s: %s", call_id, exc)
+
+    async def _invite(self, call_id: str, client_id: str, agent_id: str, to_number: str, trunk: Trunk,
+                      caller: str | None, name: str | None, ring_timeout: float | None,
+                      campaign_id: str | None) -> None:
+        """Send the INVITE of the call `call_id` (its record `triggered`) and follow the call in the background."""
+        assert self.ua is not None
+        db = self.services.db
         timeout = ring_timeout if ring_timeout is not None else self.services.settings.sip_ring_timeout
         try:
             leg = await self.ua.dial(to_number, trunk, from_number=caller, display_name=name,
-                                     ring_timeout=timeout, context={"call_id": call.id})
+                                     ring_timeout=timeout, context={"call_id": call_id})
         except OSError as exc:  # no free RTP port
-            log.error("call %s: cannot dial %s: %s", call.id, to_number, exc)
+            log.error("call %s: cannot dial %s: %s", call_id, to_number, exc)
             reason = EndReason.NETWORK_ERROR
-            await call_store.finish_call(db, call.id, end_reason=reason, status="failed",
+            await call_store.finish_call(db, call_id, end_reason=reason, status="failed",
                                          extra_details={"outcome": str(reason), "sip_status": None, "duration": 0})
             raise SipUnavailable(f"The SIP user agent cannot place a call now: {exc}") from None
-        await call_store.update_call(db, call.id, provider_call_id=leg.call_id)
+        await call_store.update_call(db, call_id, provider_call_id=leg.call_id)
         if campaign_id is not None:  # the dialer waits for its end (wait_ended)
-            self._ends[call.id] = asyncio.get_running_loop().create_future()
-        task = self._spawn(self._follow_outbound(call.id, client_id, agent_id, leg), f"sip-call:{call.id}")
-        self._ringing[call.id] = (leg, task)
-        task.add_done_callback(lambda _: self._ringing.pop(call.id, None))
-        return call.id
+            self._ends[call_id] = asyncio.get_running_loop().create_future()
+        task = self._spawn(self._follow_outbound(call_id, client_id, agent_id, leg), f"sip-call:{call_id}")
+        self._ringing[call_id] = (leg, task)
+        task.add_done_callback(lambda _: self._ringing.pop(call_id, None))
 
     async def wait_ended(self, call_id: str) -> CallEnd:
         """When a campaign call placed by `dial(campaign_id=…)` is over: whether it was answered and why it
@@ -277,7 +314,10 @@ class SipDispatcher:
 
     async def resolve(self, invite: InboundInvite) -> Decision:
         """Number → agent: 404 for a number we do not have (or one no agent answers), 480 for a number or
-        agent that is not active."""
+        agent that is not active, 503 when this process is at TALKWIRE_MAX_CALLS."""
+        refusal = inbound_refusal(self.services)  # a member of a deployment draining or cut off: 503
+        if refusal is not None:
+            return Decision.reject(refusal)
         for variants, diverted in dialled_candidates(invite):  # the To user, then the Diversion users
             dialled = await find_dialled_number(self.services.db, variants)
             if dialled is None or dialled.agent is None or dialled.agent.deleted_at is not None:
@@ -285,6 +325,10 @@ class SipDispatcher:
             number, agent = dialled.number, dialled.agent
             if not number.is_active or not agent.active:
                 return Decision.reject(480)
+            cap = self.services.settings.max_calls
+            if cap and self.services.calls.occupied >= cap:  # TALKWIRE_MAX_CALLS, as for web calls
+                self.services.metrics.refused("over_capacity")
+                return Decision.reject(503)
             return Decision.accept(InboundRoute(number.client_id, agent.id, number.number,
                                                 InviteFacts.of(invite, diverted)))
         return Decision.reject(404)
