@@ -1,12 +1,17 @@
 """Call control against the real server: ending a live call from the API, calls a dead process left open, web calls
 never connected, inactive and deleted agents, and the recording of a server run with a relative data directory.
 
-FAKE providers; an aiortc caller for web calls, sipp as the callee for phone calls.
+FAKE providers; an aiortc caller for web calls, sipp as the callee for phone calls, `talkwire serve` as a child
+process where it is killed.
 """
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import shutil
+import signal
+import sys
 import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+import soxr
 from conftest import LiveServer, run_live_server
 from sipp.harness import SIPP, start_sipp
 from webrtc_caller import WebRtcCaller
 
+from agent_runtime.providers.fake import FakeTTS
 from control_api.settings import Settings
 from control_api.storage import Database
 from control_api.storage import calls as call_store
@@ -248,3 +256,54 @@ async def test_recording_download_with_a_relative_data_dir(settings: Settings, t
     path.write_bytes(response.content)
     with wave.open(str(path)) as wav:
         assert wav.getnchannels() == 2 and wav.getnframes() > 0
+
+
+# ---- a process killed mid-call ------------------------------------------------------------------------------
+
+@asynccontextmanager
+async def server_process(settings: Settings) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
+    """`talkwire serve` as a child process on `settings.data_dir` (FAKE providers); its base URL and process."""
+    env = {**os.environ, "TALKWIRE_SECRET_KEY": settings.secret_key,
+           "TALKWIRE_PUBLISHABLE_KEY": settings.publishable_key,
+           "TALKWIRE_ICE_HOST_ADDRESSES": "127.0.0.1", "TALKWIRE_SIP_BIND": "127.0.0.1:0"}
+    env.pop("TALKWIRE_DATABASE_URL", None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "control_api.cli", "serve", "--host", "127.0.0.1", "--port", "0", "--providers",
+        "fake", "--data-dir", str(settings.data_dir), "--json", "--log-level", "warning",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, stdin=asyncio.subprocess.DEVNULL, env=env)
+    assert proc.stdout is not None
+    try:
+        banner = json.loads(await asyncio.wait_for(proc.stdout.readline(), 120))
+        yield banner["url"].rstrip("/"), proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+async def test_a_call_of_a_killed_server_is_worker_lost_with_what_it_recorded(settings: Settings) -> None:
+    speech = FakeTTS().render("hello, can you hear me today")  # voiced enough for the VAD
+    async with server_process(settings) as (base, proc):
+        agent_id = await create_fake_agent(base, settings.secret_key)
+        caller = WebRtcCaller()
+        try:
+            call_id = (await caller.call(base, agent_id, settings.publishable_key))["call_id"]
+            await caller.wait_for_message(lambda m: m.get("type") == "agent_state" and m["state"] == "listening",
+                                          timeout=30)
+            caller.mic.play(np.concatenate([soxr.resample(speech, 16000, 48000).astype(np.int16),
+                                            np.zeros(48000, np.int16)]))
+            await caller.wait_for_message(lambda m: m.get("type") == "transcription" and m.get("role") == "agent"
+                                          and m.get("is_final") and "said" in m.get("text", "").lower(), timeout=30)
+            await asyncio.sleep(0.5)  # the turn reaches the database
+            proc.send_signal(signal.SIGKILL)  # no shutdown: the record stays in-progress
+            await proc.wait()
+        finally:
+            await caller.close()
+    async with server_process(settings) as (base, _), httpx.AsyncClient(
+            base_url=base, timeout=20, headers={"X-API-Key": settings.secret_key}) as api:
+        found = (await api.get(f"/calls/{call_id}")).json()
+        recording = await api.get(f"/calls/{call_id}/recording")
+    assert (found["status"], found["end_reason"]) == ("failed", "worker_lost"), found
+    turns = [(t["role"], t["text"]) for t in found["transcript"]]
+    assert ("user", "hello there") in turns and len(turns) >= 3, turns  # the welcome, the caller, the answer
+    assert recording.status_code == 200 and len(recording.content) > 44  # the recording so far

@@ -16,7 +16,9 @@ import asyncio
 import ipaddress
 import random
 import socket
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Protocol
 
 import dns.asyncresolver
 import dns.exception
@@ -29,6 +31,12 @@ TRANSPORTS = ("udp", "tcp", "tls")
 NAPTR_SERVICES = {"SIP+D2U": "udp", "SIP+D2T": "tcp", "SIPS+D2T": "tls"}
 SRV_PREFIX = {"udp": "_sip._udp.", "tcp": "_sip._tcp.", "tls": "_sips._tcp."}
 DEFAULT_PORT = {"udp": 5060, "tcp": 5060, "tls": 5061}
+
+
+class Resolve(Protocol):
+    """Where to send for host:port (port 0: locate by SRV), over `transport` ("udp", "tcp" or "tls")."""
+
+    def __call__(self, host: str, port: int, transport: str = "udp") -> Awaitable[tuple[str, int]]: ...
 
 
 class LocateError(OSError):

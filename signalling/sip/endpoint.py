@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from signalling.sip.dns import SipLocator
 from signalling.sip.message import Request, Response, SipParseError, parse
+from signalling.sip.stream_transport import StreamTransport
 from signalling.sip.transaction import Address
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.on_response = on_response
         self.transport: asyncio.DatagramTransport | None = None
         self.locator = SipLocator()  # DNS (RFC 3263), replaceable (e.g. by one asking other name servers)
+        self.streams: StreamTransport | None = None  # SIP over TCP/TLS, when the user agent has it
         self.malformed_datagrams = 0
         self.handler_errors = 0
 
@@ -61,21 +63,26 @@ class SipEndpoint(asyncio.DatagramProtocol):
         return host, port
 
     def send_raw(self, data: bytes, dest: Address) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        if self.streams is not None and self.streams.handles(dest):
+            self.streams.send(data, dest)  # a TCP/TLS peer (stream_transport.py)
+        elif self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(data, dest)
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
 
-    async def resolve(self, host: str, port: int) -> Address:
+    async def resolve(self, host: str, port: int, transport: str = "udp") -> Address:
         """Where to send for `host`: an IP literal as it is, a name by DNS off the loop (cached for its TTL);
-        port 0 locates the host's SIP service by NAPTR/SRV (RFC 3263). Raises OSError when it does not resolve."""
-        if is_ip(host):
-            return host, port
+        port 0 locates the host's SIP service by NAPTR/SRV (RFC 3263). `transport` "tcp"/"tls": later sends to
+        that address go over a stream to it. Raises OSError when it does not resolve."""
         if port == 0:
-            return (await self.locator.locate(host, None, "udp"))[0].address
-        return await self.locator.address(host, port)
+            dest = (await self.locator.locate(host, None, transport))[0].address
+        else:
+            dest = await self.locator.address(host, port)
+        if transport != "udp" and self.streams is not None:
+            self.streams.route(dest, transport, host)
+        return dest
 
     # ---- receiving
     def error_received(self, exc: Exception) -> None:

@@ -4,21 +4,19 @@ answering one digest challenge with the trunk's credentials; theirs (BYE, INFO w
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 from media.end_reason import EndReason
 from signalling.sip.background import Background
 from signalling.sip.builder import MessageBuilder, Reply
 from signalling.sip.calls import CallTable
 from signalling.sip.digest import DigestError, authorization
+from signalling.sip.dns import Resolve
 from signalling.sip.dtmf import EVENTS, digit_plan, validate_digits
 from signalling.sip.leg import SipLeg
 from signalling.sip.message import Request, Response
-from signalling.sip.transaction import Address, TransactionLayer, TransactionTimeout
+from signalling.sip.transaction import TransactionLayer, TransactionTimeout
 
 log = logging.getLogger(__name__)
-
-Resolve = Callable[[str, int], Awaitable[Address]]
 
 
 class InDialog:

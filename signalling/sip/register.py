@@ -14,19 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from signalling.sip.builder import USER_AGENT, MessageBuilder
 from signalling.sip.dialog import new_call_id, new_tag
 from signalling.sip.digest import DigestError, authorization
+from signalling.sip.dns import Resolve
 from signalling.sip.message import Headers, Request, Response, SipParseError, parse_name_addr
-from signalling.sip.transaction import Address, TransactionLayer, TransactionTimeout
+from signalling.sip.transaction import TransactionLayer, TransactionTimeout
 from signalling.sip.trunk import Trunk
 
 log = logging.getLogger(__name__)
-
-Resolve = Callable[[str, int], Awaitable[Address]]
 
 STATES = ("unregistered", "registering", "registered", "failed")
 
@@ -96,7 +94,7 @@ class Registration:
 
     async def _register(self, expires: int) -> int:
         """One REGISTER exchange (with a digest retry per challenge kind); the seconds granted."""
-        dest = await self.resolve(self.trunk.host, self.trunk.dns_port)
+        dest = await self.resolve(self.trunk.host, self.trunk.dns_port, self.trunk.transport)
         auth: list[tuple[str, str]] = []
         answered: set[int] = set()
         while True:

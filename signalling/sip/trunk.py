@@ -20,6 +20,7 @@ class Trunk:
     default_caller_id: str | None = None  # the user part of the trunk URI, when it looks like a number
     register: bool = False  # keep our Contact registered with this trunk (inbound calls arrive on the binding)
     locate: bool = False  # a host name without a port: found by NAPTR/SRV (RFC 3263), `port` unused
+    transport: str = "udp"  # "udp", "tcp" or "tls" (signalling/sip/stream_transport.py)
 
     @property
     def dns_port(self) -> int:
@@ -36,7 +37,7 @@ class Trunk:
 
     @classmethod
     def parse(cls, text: str) -> "Trunk":
-        """`sip:alice:secret@127.0.0.1:5070;transport=udp;register=yes` (user, password, port optional)."""
+        """`sip:alice:secret@127.0.0.1:5070;transport=tcp;register=yes` (user, password, port optional)."""
         try:
             uri = parse_uri(text)
         except SipParseError as exc:
@@ -44,12 +45,13 @@ class Trunk:
         if uri.scheme != "sip":
             raise TrunkError(f"SIP trunk must be a sip: URI, got {text!r}")
         transport = (uri.params.get("transport") or "udp").lower()
-        if transport != "udp":
-            raise TrunkError(f"only UDP trunks are supported, got transport={transport}")
+        if transport not in ("udp", "tcp", "tls"):
+            raise TrunkError(f"unknown SIP transport {transport!r} (udp, tcp or tls)")
         caller = uri.user if uri.user and uri.user.lstrip("+").isdigit() else None
         register = (uri.params.get("register") or "no").lower() in ("yes", "true", "1")
         locate = uri.port is None and not is_ip(uri.host)
-        return cls(uri.host, uri.port or 5060, uri.user, uri.password, caller, register, locate)
+        port = uri.port or (5061 if transport == "tls" else 5060)
+        return cls(uri.host, port, uri.user, uri.password, caller, register, locate, transport)
 
 
 def parse_hostport(text: str, default_port: int = 5060) -> tuple[str, int]:

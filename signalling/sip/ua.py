@@ -28,6 +28,7 @@ from signalling.sip.leg import SipLeg
 from signalling.sip.media_engine import RtpMediaEngine
 from signalling.sip.message import Request, Response, SipParseError
 from signalling.sip.routing import Resolver
+from signalling.sip.stream_transport import StreamOptions, open_streams
 from signalling.sip.transaction import Address, ServerTransaction, Timers, TransactionLayer, server_key
 from signalling.sip.transfer import Transfers
 from signalling.sip.trunk import Trunk
@@ -66,13 +67,14 @@ class SipUserAgent:
                     rtp_ports: tuple[int, int] = (20000, 30000), clock: MediaClock | None = None,
                     on_incoming: OnIncoming | None = None, resolver: Resolver | None = None,
                     timers: Timers = DEFAULT_TIMERS, linger: float = 5.0,
-                    admission: Admission | None = None) -> SipUserAgent:
+                    admission: Admission | None = None, streams: StreamOptions | None = None) -> SipUserAgent:
         """Bind the SIP socket and start the media task.
 
         `public_address` ("host" or "host:port") goes into Via, Contact and SDP when behind NAT.
         `resolver(invite)` decides inbound calls (`InboundInvite`: user parts, headers, source); accepted legs
         go to `on_incoming` (a callable, sync or async, or an asyncio.Queue). `linger`: how long an ended call
         still answers retransmissions and absorbs late RTP. `admission`: who may call us (None: everyone).
+        `streams`: SIP over TCP/TLS (listening ports, TLS contexts); outbound streams to trunks work without it.
         """
         host, port = bind
         public_host: str | None = None
@@ -85,6 +87,7 @@ class SipUserAgent:
                  timers=timers, linger=linger)
         ua.uas.admission = admission
         await ua.endpoint.listen(host, port)
+        ua.endpoint.streams = await open_streams(ua.endpoint.datagram_received, streams or StreamOptions())
         bound_host, bound_port = ua.endpoint.local_address
         if public_host is None:
             ua.builder.public_host = local_ip_for_default_route() if bound_host in ("0.0.0.0", "") else bound_host
@@ -146,6 +149,8 @@ class SipUserAgent:
         await self.background.close()
         self.transactions.close()
         self.calls.close()
+        if self.endpoint.streams is not None:
+            await self.endpoint.streams.close()
         self.endpoint.close()
 
     # ------------------------------------------------------------------ routing what arrives

@@ -58,7 +58,7 @@ class Uac:
         rtp.on_dtmf = leg.deliver_dtmf
         self.calls.add(leg)
         try:
-            dest = await self.resolve(trunk.host, trunk.dns_port)
+            dest = await self.resolve(trunk.host, trunk.dns_port, trunk.transport)
         except OSError as exc:
             log.info("call %s: cannot resolve trunk %s: %s", call_id, trunk.host, exc)
             self.calls.end(leg, EndReason.NETWORK_ERROR)
