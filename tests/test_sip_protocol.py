@@ -95,7 +95,7 @@ def test_trunk_uri():
     assert (t.host, t.port, t.username, t.password) == ("127.0.0.1", 5070, "alice", "secret")
     assert t.uri_for("+15551234567") == "sip:+15551234567@127.0.0.1:5070"
     assert Trunk.parse("sip:+15550001111@pbx.example").default_caller_id == "+15550001111"
-    for bad in ("http://x", "sip:a@b;transport=tcp", "sip:a@b:99999"):
+    for bad in ("http://x", "sip:a@b;transport=sctp", "sip:a@b:99999"):
         with pytest.raises(TrunkError):
             Trunk.parse(bad)
     assert parse_hostport("127.0.0.1:5060") == ("127.0.0.1", 5060)
