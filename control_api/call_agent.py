@@ -32,9 +32,24 @@ def build_agent_config(agent: AgentRecord, providers: ProviderRegistry) -> Agent
                         agent.get("id"), kind, provider, name)
         return providers.create(kind)
 
+    def fallback(field: str, name_key: str, kind: Kind) -> object | None:
+        value = (agent.get(field) or {}).get("fallback") or {}
+        provider, name = value.get("provider"), value.get(name_key)
+        if provider and name and providers.has(kind, provider, name):
+            return providers.create(kind, provider, name)
+        if provider or name:
+            log.warning("agent %s: fallback %s %s/%s is not configured here; none", agent.get("id"), kind,
+                        provider, name)
+        return None
+
+    local_voice = providers.defaults.get("tts")
     return AgentConfig.from_agent(
         agent,
         stt=create("stt", *choice("transcription", "model")),
         llm=create("llm", *choice("model", "model")),
         tts=create("tts", *choice("voice", "name")),
+        stt_fallback=fallback("transcription", "model", "stt"),
+        llm_fallback=fallback("model", "model", "llm"),
+        tts_fallback=fallback("voice", "name", "tts"),
+        local_tts=providers.create("tts") if local_voice and local_voice[0] in ("PIPER", "ESPEAK") else None,
     )

@@ -25,10 +25,12 @@ from agent_runtime.updates import (
     ActionRequested,
     BargeIn,
     Ended,
+    LanguageSwitch,
     ProviderFailure,
     ToolActivity,
     TranscriptTurn,
     TurnTiming,
+    Usage,
 )
 from control_api.db_retry import retrying
 from control_api.metrics import Metrics
@@ -143,10 +145,17 @@ class TimelineWriter:
                 "stt_ms": update.stt_ms, "stt_run_ms": update.stt_run_ms,
                 "stt_speculative": update.stt_speculative, "llm_speculative": update.llm_speculative,
                 "llm_first_token_ms": update.llm_first_token_ms,
-                "tts_first_audio_ms": update.tts_first_audio_ms, "response_ms": update.response_ms})]
+                "tts_first_audio_ms": update.tts_first_audio_ms, "response_ms": update.response_ms,
+                "served_by": update.served_by, "usage": update.usage})]
         if isinstance(update, ProviderFailure):
-            self.metrics.provider_error(update.stage)
-            return [("provider_error", {"stage": update.stage, "message": update.message})]
+            self.metrics.provider_error(update.stage, update.provider)
+            return [("provider_error", {"stage": update.stage, "message": update.message,
+                                        "provider": update.provider, "fallback": update.fallback})]
+        if isinstance(update, LanguageSwitch):
+            return [("language_switch", {"from": update.from_language, "to": update.to_language,
+                                         "source": update.source})]
+        if isinstance(update, Usage):
+            return [("usage", {"providers": update.providers})]
         if isinstance(update, ActionRequested):
             return [("action", update.action)]
         if isinstance(update, ClientEventRecord):

@@ -12,7 +12,9 @@ several servers in one process (tests) never clash. What is measured, and where:
 - `talkwire_pipeline_stage_seconds{stage}`     per agent response: stt (VAD end → STT final),
                                                llm_first_token, tts_first_audio, response (end of the
                                                caller's speech → first agent audio handed to the leg)
-- `talkwire_provider_errors_total{stage}`      STT/LLM/TTS failures the conversation reported
+- `talkwire_provider_errors_total{stage,provider}` STT/LLM/TTS failures the conversation reported, by the vendor
+                                               that failed (DEEPGRAM, AZURE, ...; a fallback that served the turn
+                                               does not hide the primary's failure)
 - `talkwire_refusals_total{reason}`            requests and messages refused to protect the server, by reason
                                                (REFUSAL_REASONS); each is also a 4xx/503 or a data-channel error
 - `process_*`                                  CPU seconds and resident memory of the server process
@@ -62,10 +64,8 @@ class Metrics:
         self.stage_latency = Histogram("talkwire_pipeline_stage_seconds",
                                        "Pipeline stage latency per agent response", ["stage"],
                                        buckets=STAGE_BUCKETS, registry=r)
-        self.provider_errors = Counter("talkwire_provider_errors", "Provider failures by pipeline stage",
-                                       ["stage"], registry=r)
-        for stage in ("stt", "llm", "tts"):
-            self.provider_errors.labels(stage)  # exported as 0 from the start, so rates work
+        self.provider_errors = Counter("talkwire_provider_errors", "Provider failures by pipeline stage and vendor",
+                                       ["stage", "provider"], registry=r)
         self.refusals = Counter("talkwire_refusals", "Requests and messages refused, by reason", ["reason"],
                                 registry=r)
         for reason in REFUSAL_REASONS:
@@ -93,8 +93,8 @@ class Metrics:
             if value is not None:
                 self.stage_latency.labels(stage).observe(value / 1000)
 
-    def provider_error(self, stage: str) -> None:
-        self.provider_errors.labels(stage).inc()
+    def provider_error(self, stage: str, provider: str | None) -> None:
+        self.provider_errors.labels(stage, provider or "unknown").inc()
 
     def refused(self, reason: str, count: int = 1) -> None:
         """`count` refusals for `reason`, one of REFUSAL_REASONS (a leg's tallies are added at call end)."""
