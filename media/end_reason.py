@@ -49,6 +49,7 @@ class EndReason(str, Enum):
     INTERNAL_ERROR = ("internal_error", True)  # the conversation crashed
     LEG_FAILED = ("leg_failed", True)  # the transport broke under the conversation
     LEG_ENDED = ("leg_ended", True)  # the transport went away without saying why
+    MEDIA_ERROR = ("media_error", True)  # an error in this call's media path ended it (the other calls went on)
     WORKER_LOST = ("worker_lost", True)  # the process running the call died
     ERROR = ("error", True)  # the call could not be set up
 

@@ -1,14 +1,20 @@
-"""RTP packet handling of one call: header forms, loop detection, symmetric RTP, SSRC changes, DTMF."""
+"""RTP packet handling of one call: header forms, loop detection, symmetric RTP only toward the caller (latching
+rules, learning window, no media before the dialog is confirmed), SSRC changes that must persist, DTMF."""
 from __future__ import annotations
 
 import struct
 
 import numpy as np
+import pytest
 
 from media import g711
 from signalling.sip import dtmf
-from signalling.sip.rtp import RtpSession, build_rtp, parse_rtp
+from signalling.sip import rtp as rtp_module
+from signalling.sip.rtp import SSRC_PERSISTENCE, RtpSession
+from signalling.sip.rtp_packet import build_rtp, parse_rtp
 from signalling.sip.sdp import Negotiated
+
+PEER = ("198.51.100.1", 7000)  # the caller's media, behind NAT: not the SDP's address, but its signalling IP
 
 
 def test_parse_handles_csrcs_extension_and_padding():
@@ -27,8 +33,9 @@ def test_parse_handles_csrcs_extension_and_padding():
     assert parse_rtp(header + extension + b"\0\0\0\xff") is None  # padding longer than the packet
 
 
-def session() -> RtpSession:
+def session(signalling_ip: str | None = "198.51.100.1") -> RtpSession:
     rtp = RtpSession()
+    rtp.signalling_ip = signalling_ip
     rtp.apply(Negotiated("192.0.2.10", 4000, g711.PCMU, g711.PCMU, 101, "sendrecv"))
     rtp.receiving = True
     return rtp
@@ -52,15 +59,17 @@ def test_remote_ssrc_change_restarts_the_stream():
     for seq in (100, 101, 102):
         rtp.datagram_received(build_rtp(False, 0, seq, 0, 1, b"\x10" * 160), ("198.51.100.1", 7000))
     assert rtp.jitter.pop_item() == b"\x10" * 160
-    for seq in (5, 6, 7):  # a new source (e.g. the far end switched to another media server)
+    for seq in range(5, 5 + SSRC_PERSISTENCE):  # a new source (e.g. the far end switched media servers)
         rtp.datagram_received(build_rtp(False, 0, seq, 0, 2, b"\x20" * 160), ("198.51.100.1", 7000))
     assert rtp.ssrc_changes == 1 and rtp.remote_ssrc == 2
+    assert rtp.ssrc_rejected == SSRC_PERSISTENCE - 1  # it had to persist first
     assert rtp.jitter.pop_item() == b"\x20" * 160
 
 
 def test_telephone_events_become_digits_once_each():
     digits: list[str] = []
     rtp = RtpSession(on_dtmf=digits.append)
+    rtp.signalling_ip = "198.51.100.1"
     rtp.apply(Negotiated("192.0.2.10", 4000, g711.PCMU, g711.PCMU, 101, "sendrecv"))
     rtp.receiving = True
     seq = 0
@@ -68,3 +77,93 @@ def test_telephone_events_become_digits_once_each():
         seq += 1
         rtp.datagram_received(build_rtp(step[1], 101, seq, ts, 9, step[0]), ("198.51.100.1", 7000))
     assert digits == ["4", "7"]
+
+
+def packet(seq: int, ssrc: int = 42, payload: bytes = b"\x10" * 160, pt: int = 0) -> bytes:
+    return build_rtp(False, pt, seq, seq * 160, ssrc, payload)
+
+
+def test_only_the_signalling_peer_or_the_sdp_address_may_latch():
+    rtp = session()
+    rtp.datagram_received(packet(1), ("203.0.113.66", 7000))  # a stranger, before the caller spoke
+    assert not rtp.latched and rtp.remote == ("192.0.2.10", 4000) and rtp.foreign_dropped == 1
+    rtp.datagram_received(packet(2), PEER)  # the caller's IP (another port: NAT)
+    assert rtp.latched and rtp.remote == PEER
+    for seq, source in ((3, ("203.0.113.66", 7000)), (4, ("198.51.100.1", 7002)), (5, ("192.0.2.10", 4000))):
+        rtp.datagram_received(packet(seq, payload=b"\x20" * 160), source)  # latched: anyone else is dropped
+    assert rtp.foreign_dropped == 4 and rtp.remote == PEER
+    assert rtp.jitter.pop_item() == b"\x10" * 160 and rtp.jitter.received == 1
+
+
+def test_injected_dtmf_and_ssrc_flapping_from_elsewhere_are_dropped():
+    digits: list[str] = []
+    rtp = session()
+    rtp.on_dtmf = digits.append
+    for seq in range(1, 6):
+        rtp.datagram_received(packet(seq), PEER)
+    for n, step in enumerate(p for p in dtmf.digit_plan("999") if p is not None):
+        rtp.datagram_received(build_rtp(step[1], 101, 100 + n, 9000, 7, step[0]), ("203.0.113.66", 9999))
+    for n in range(50):  # one packet per frame, each with a random SSRC, from the attacker
+        rtp.datagram_received(packet(200 + n, ssrc=1000 + n), ("203.0.113.66", 9999))
+    assert digits == [] and rtp.remote_ssrc == 42 and rtp.ssrc_changes == 0 and rtp.jitter.received == 5
+
+
+def test_a_new_ssrc_from_the_latched_source_must_persist():
+    rtp = session()
+    rtp.datagram_received(packet(1), PEER)
+    for n in range(40):  # flapping: a fresh SSRC per packet never persists, the stream is never reset
+        rtp.datagram_received(packet(100 + n, ssrc=5000 + n, payload=b"\x30" * 160), PEER)
+        rtp.datagram_received(packet(2 + n), PEER)
+    assert rtp.remote_ssrc == 42 and rtp.ssrc_changes == 0 and rtp.ssrc_rejected == 40
+    assert rtp.jitter.received == 41
+    for n in range(SSRC_PERSISTENCE - 1):  # interrupted by the current source: must start over
+        rtp.datagram_received(packet(300 + n, ssrc=77), PEER)
+    rtp.datagram_received(packet(50), PEER)
+    rtp.datagram_received(packet(303, ssrc=77), PEER)
+    assert rtp.remote_ssrc == 42
+
+
+def test_after_the_learning_window_only_the_sdp_address_latches(monkeypatch):
+    rtp = session()
+    now = rtp_module._monotonic()
+    monkeypatch.setattr(rtp_module, "_monotonic", lambda: now + rtp_module.LEARNING_WINDOW + 1)
+    rtp.datagram_received(packet(1), PEER)
+    assert not rtp.latched and rtp.foreign_dropped == 1
+    rtp.datagram_received(packet(2), ("192.0.2.10", 4000))
+    assert rtp.latched and rtp.remote == ("192.0.2.10", 4000)
+
+
+def test_no_media_before_the_dialog_is_confirmed_or_the_sdp_address_spoke():
+    rtp = session()
+    rtp.set_sending(True)
+    assert not rtp.sending  # a 200 OK not yet ACKed: nothing goes to the address the SDP names
+    rtp.datagram_received(packet(1), PEER)  # latched to the caller's NAT address: still not confirmed
+    assert rtp.latched and not rtp.sending
+    rtp.confirm()  # the ACK
+    assert rtp.sending
+    other = session()
+    other.set_sending(True)
+    other.datagram_received(packet(1), ("192.0.2.10", 4000))  # RTP from exactly the SDP's address
+    assert other.sending
+    on_hold = session()
+    on_hold.confirm()
+    on_hold.set_sending(False)
+    assert not on_hold.sending
+
+
+def test_rtcp_only_from_the_call_and_none_beyond_port_65535():
+    rtp = session()
+    report = struct.pack("!BBHI", 0x80, 201, 1, 99)
+    rtp.rtcp_received(report, ("203.0.113.66", 4001))
+    rtp.rtcp_received(report, ("192.0.2.10", 4001))
+    assert rtp.rtcp_packets_received == 1 and rtp.foreign_dropped == 1
+    edge = RtpSession()
+    edge.apply(Negotiated("192.0.2.10", 65535, g711.PCMU, g711.PCMU, None, "sendrecv"))
+    assert edge.remote == ("192.0.2.10", 65535) and edge.remote_rtcp is None
+
+
+@pytest.mark.parametrize("data", [b"", b"\x80" * 11, b"\xff" * 200, b"\x80\x63" + b"\x00" * 10, b"\xbf" * 40])
+def test_garbage_is_counted_never_raised(data):
+    rtp = session()
+    rtp.datagram_received(data, PEER)
+    assert not rtp.latched and rtp.jitter.received == 0

@@ -46,6 +46,41 @@ def capability_headers() -> list[tuple[str, str]]:
     return headers
 
 
+def build_response(req: Request, status: int, *, to_tag: str | None = None, body: bytes = b"",
+                   content_type: str | None = None, extra: list[tuple[str, str]] | None = None,
+                   source: Address | None = None, reason: str | None = None) -> Response:
+    """A response to `req` (RFC 3261 §8.2.6): its Vias (the top one stamped with `received`/`rport` from
+    `source`), From, To (with `to_tag` added), Call-ID, CSeq; Record-Route copied into an INVITE's 1xx/2xx.
+    `reason`: the reason phrase, when not the usual one of `status`."""
+    headers = Headers()
+    for i, via in enumerate(req.headers.get_all("Via")):
+        if i == 0 and source is not None:
+            parsed = req.top_via
+            if "rport" in parsed.params:
+                parsed.params["rport"] = str(source[1])
+                parsed.params["received"] = source[0]
+            elif parsed.host != source[0]:
+                parsed.params["received"] = source[0]
+            via = str(parsed)
+        headers.add("Via", via)
+    headers.add("From", req.headers.get("From") or "")
+    to = req.headers.get("To") or ""
+    if to_tag and parse_name_addr(to).tag is None and status > 100:
+        to = f"{to};tag={to_tag}"
+    headers.add("To", to)
+    headers.add("Call-ID", req.call_id)
+    headers.add("CSeq", req.headers.get("CSeq") or "")
+    if req.method == "INVITE" and 100 < status < 300:
+        for rr in req.headers.get_all("Record-Route"):
+            headers.add("Record-Route", rr)
+    headers.add("Server", USER_AGENT)
+    for name, value in extra or []:
+        headers.add(name, value)
+    if content_type:
+        headers.add("Content-Type", content_type)
+    return Response(headers, body, status, reason or REASONS.get(status, "Unknown"))
+
+
 class MessageBuilder:
     """Builds requests and responses with our address (`public_host:public_port`) in Via and Contact."""
 
@@ -62,35 +97,9 @@ class MessageBuilder:
     def response(self, req: Request, status: int, *, to_tag: str | None = None, body: bytes = b"",
                  content_type: str | None = None, extra: list[tuple[str, str]] | None = None,
                  source: Address | None = None) -> Response:
-        """A response to `req` (RFC 3261 §8.2.6): its Vias (the top one stamped with `received`/`rport` from
-        `source`), From, To (with `to_tag` added), Call-ID, CSeq; Record-Route copied into an INVITE's 1xx/2xx."""
-        headers = Headers()
-        for i, via in enumerate(req.headers.get_all("Via")):
-            if i == 0 and source is not None:
-                parsed = req.top_via
-                if "rport" in parsed.params:
-                    parsed.params["rport"] = str(source[1])
-                    parsed.params["received"] = source[0]
-                elif parsed.host != source[0]:
-                    parsed.params["received"] = source[0]
-                via = str(parsed)
-            headers.add("Via", via)
-        headers.add("From", req.headers.get("From") or "")
-        to = req.headers.get("To") or ""
-        if to_tag and parse_name_addr(to).tag is None and status > 100:
-            to = f"{to};tag={to_tag}"
-        headers.add("To", to)
-        headers.add("Call-ID", req.call_id)
-        headers.add("CSeq", req.headers.get("CSeq") or "")
-        if req.method == "INVITE" and 100 < status < 300:
-            for rr in req.headers.get_all("Record-Route"):
-                headers.add("Record-Route", rr)
-        headers.add("Server", USER_AGENT)
-        for name, value in extra or []:
-            headers.add(name, value)
-        if content_type:
-            headers.add("Content-Type", content_type)
-        return Response(headers, body, status, REASONS.get(status, "Unknown"))
+        """A response to `req`: see `build_response`."""
+        return build_response(req, status, to_tag=to_tag, body=body, content_type=content_type, extra=extra,
+                              source=source)
 
     def invite(self, dialog: Dialog, contact_user: str, offer: bytes, auth: list[tuple[str, str]]) -> Request:
         """The initial INVITE of an outbound call (a new CSeq each time, e.g. when answering a challenge)."""

@@ -1,8 +1,10 @@
 """The SIP transport/endpoint (RFC 3261 §18): one UDP socket for every call of a worker.
 
 Every datagram goes through `datagram_received`, which never raises: a keep-alive is ignored, a malformed
-message is counted and dropped, and a parsed one is dispatched to the request or the response handler given
-at bind time (the user agent's). Also the address resolution of the hosts we send to, cached per host:port.
+message is counted and dropped (a request whose Via, From, To, Call-ID and CSeq were readable is answered 400
+first, statelessly), and a parsed one is dispatched to the request or the response handler given at bind time
+(the user agent's). What hostile traffic can repeat is logged through a rate limit (`media.log_limit`), never
+a line or a traceback per datagram. Also the address resolution of the hosts we send to, cached per host:port.
 """
 from __future__ import annotations
 
@@ -10,8 +12,12 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import traceback
 from collections.abc import Callable
 
+from media.log_limit import LimitedLog
+from signalling.sip.builder import build_response
+from signalling.sip.dialog import new_tag
 from signalling.sip.dns import SipLocator
 from signalling.sip.message import Request, Response, SipParseError, parse
 from signalling.sip.stream_transport import StreamTransport
@@ -50,6 +56,8 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.streams: StreamTransport | None = None  # SIP over TCP/TLS, when the user agent has it
         self.malformed_datagrams = 0
         self.handler_errors = 0
+        self.bad_requests_answered = 0  # malformed requests answered 400 (also counted as malformed)
+        self._limited = LimitedLog(log)
 
     async def listen(self, host: str, port: int) -> None:
         """Bind the UDP socket (port 0: any free port; see `local_address`)."""
@@ -91,9 +99,10 @@ class SipEndpoint(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         try:
             self._dispatch(data, (str(addr[0]), int(addr[1])))
-        except Exception:
+        except Exception as exc:
             self.handler_errors += 1
-            log.exception("error handling a SIP datagram from %s", addr)
+            self._limited.log(logging.ERROR, ("handler", type(exc).__name__),
+                              "error handling a SIP datagram from %s:\n%s", addr[0], traceback.format_exc())
 
     def _dispatch(self, data: bytes, addr: Address) -> None:
         if not data.strip(b"\r\n"):
@@ -102,7 +111,12 @@ class SipEndpoint(asyncio.DatagramProtocol):
             msg = parse(data)
         except SipParseError as exc:
             self.malformed_datagrams += 1
-            log.debug("malformed SIP datagram from %s: %s", addr, exc)
+            self._limited.log(logging.DEBUG, ("malformed", addr[0]), "malformed SIP datagram from %s: %s", addr[0], exc)
+            if exc.request is not None and exc.request.method != "ACK":
+                self.bad_requests_answered += 1
+                reason = "".join(c if c.isprintable() else " " for c in f"Bad Request ({exc})")[:120]
+                self.send_raw(build_response(exc.request, 400, to_tag=new_tag(), source=addr, reason=reason).to_bytes(),
+                              addr)
             return
         if isinstance(msg, Response):
             self.on_response(msg)

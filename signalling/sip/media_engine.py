@@ -7,6 +7,11 @@ all in one table lookup per G.711 law.
 
 `tick_observer`, when set, is called after each tick's sending with how late that sending finished (seconds
 after the tick's due time): the benchmark's tick-completion figure. Unset, it costs one `is None` per tick.
+
+One call's failure stays that call's: an exception while handling one call's frame (its outbound queue, its
+packet, its consumer) leaves the tick at that call only; the call is taken out of the tick, counted in
+`leg_errors`, logged through a rate limit and hung up with `EndReason.MEDIA_ERROR`, and the tick goes on with
+the next call. (The `try` costs nothing until something raises: it wraps each loop over the calls, not each call.)
 """
 from __future__ import annotations
 
@@ -19,14 +24,17 @@ from typing import cast
 import numpy as np
 
 from media import g711
+from media.end_reason import EndReason
 from media.frames import AudioFrame
 from media.jitter import MISSING
+from media.log_limit import LimitedLog
 from media.pacing import MediaClock
 from signalling.sip.leg import SipLeg
-from signalling.sip.rtp import FRAME_SAMPLES, RtpSession
+from signalling.sip.rtp import FRAME_SAMPLES
 from signalling.sip.sdp import Negotiated
 
 log = logging.getLogger(__name__)
+_limited = LimitedLog(log)
 
 
 class RtpMediaEngine:
@@ -35,9 +43,11 @@ class RtpMediaEngine:
         self.legs: list[SipLeg] = []  # the calls with media running
         # Which calls' RTP sockets have datagrams waiting: epoll where there is one; poll() elsewhere.
         self._poller = select.epoll() if hasattr(select, "epoll") else select.poll()
-        self._by_fd: dict[int, RtpSession] = {}
+        self._by_fd: dict[int, SipLeg] = {}
         self._task: asyncio.Task[None] | None = None
+        self._hangups: set[asyncio.Task[None]] = set()
         self.tick_errors = 0
+        self.leg_errors = 0  # calls whose media raised: each was taken out of the tick and hung up
         self.tick_observer: Callable[[float], None] | None = None
 
     def start(self) -> None:
@@ -56,16 +66,16 @@ class RtpMediaEngine:
         rtp = leg.rtp
         rtp.apply(negotiated)
         rtp.receiving = True
-        rtp.sending = negotiated.we_send
+        rtp.set_sending(negotiated.we_send)  # once the dialog is confirmed (see RtpSession)
         if leg not in self.legs and rtp.sock is not None:
             self.legs.append(leg)
             fd = rtp.sock.fileno()
-            self._by_fd[fd] = rtp
+            self._by_fd[fd] = leg
             self._poller.register(fd, select.POLLIN)
 
     def stop_leg(self, leg: SipLeg) -> None:
         leg.rtp.receiving = False
-        leg.rtp.sending = False
+        leg.rtp.set_sending(False)
         if leg in self.legs and leg.rtp.sock is not None:
             self.legs.remove(leg)
             fd = leg.rtp.sock.fileno()  # the socket stays open a little longer (absorbs late RTP)
@@ -91,6 +101,17 @@ class RtpMediaEngine:
                     self.tick_errors += 1
                     log.exception("SIP media tick failed")
 
+    def failed(self, leg: SipLeg, exc: BaseException) -> None:
+        """`leg`'s media raised: out of the tick at once, counted, logged (rate-limited), hung up."""
+        self.leg_errors += 1
+        self.stop_leg(leg)
+        _limited.log(logging.ERROR, ("leg", type(exc).__name__), "call %s: media failed, hanging up: %r",
+                     leg.call_id, exc)
+        task = asyncio.get_running_loop().create_task(leg.hangup(EndReason.MEDIA_ERROR),
+                                                      name=f"sip-media-error-{leg.call_id}")
+        self._hangups.add(task)
+        task.add_done_callback(self._hangups.discard)
+
     def read_rtp(self, rounds: int = 8) -> None:
         """Read the datagrams waiting on every call's RTP socket. The poller is level-triggered: a socket
         with more than one datagram waiting is reported again in the next round. A backlog beyond `rounds`
@@ -101,10 +122,19 @@ class RtpMediaEngine:
             ready = poll(0)
             if not ready:
                 return
-            for fd, _events in ready:
-                rtp = by_fd.get(fd)
-                if rtp is not None:
-                    rtp.read_one()
+            i, n = 0, len(ready)
+            while i < n:
+                try:
+                    while i < n:
+                        leg = by_fd.get(ready[i][0])
+                        if leg is not None:
+                            leg.rtp.read_one()
+                        i += 1
+                except Exception as exc:
+                    leg = by_fd.get(ready[i][0])
+                    if leg is not None:
+                        self.failed(leg, exc)
+                    i += 1
 
     def tick(self, scheduled: float) -> None:
         """Send every call's frame of this tick first (that is what is late or not), then hand each
@@ -113,24 +143,42 @@ class RtpMediaEngine:
         loop_time = asyncio.get_running_loop().time
         senders = [leg for leg in legs if leg.rtp.sending]  # start_leg set their remote address
         if senders:
-            frames = np.zeros((len(senders), FRAME_SAMPLES), dtype=np.int16)
-            alaw_rows = []
-            for i, leg in enumerate(senders):
-                rtp = leg.rtp
-                if not rtp._dtmf_plan:  # (the attribute, not the property: this loop runs per call per tick)
-                    frame = leg.outbound.pop_frame()
-                    if frame is not None:
-                        frames[i] = frame
-                elif leg.outbound.tap is not None:
-                    leg.outbound.tap(None)  # a DTMF tick: the recorder still sees the tick, as silence
-                if rtp.codec == g711.PCMA:
-                    alaw_rows.append(i)
+            n = len(senders)
+            frames = np.zeros((n, FRAME_SAMPLES), dtype=np.int16)
+            alaw_rows: list[int] = []
+            i = 0
+            while i < n:  # the loops over the calls go on past a call that raised (see `failed`)
+                try:
+                    while i < n:
+                        leg = senders[i]
+                        rtp = leg.rtp
+                        if not rtp._dtmf_plan:  # (the attribute, not the property: this runs per call per tick)
+                            frame = leg.outbound.pop_frame()
+                            if frame is not None:
+                                frames[i] = frame
+                        elif leg.outbound.tap is not None:
+                            leg.outbound.tap(None)  # a DTMF tick: the recorder still sees the tick, as silence
+                        if rtp.codec == g711.PCMA:
+                            alaw_rows.append(i)
+                        i += 1
+                except Exception as exc:
+                    self.failed(senders[i], exc)
+                    i += 1
             encoded = g711.ULAW_ENCODE.take(frames.view(np.uint16))
             if alaw_rows:
                 encoded[alaw_rows] = g711.ALAW_ENCODE.take(frames[alaw_rows].view(np.uint16))
             payloads = encoded.tobytes()
-            for i, leg in enumerate(senders):
-                leg.rtp.send_payload(payloads[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES])
+            i = 0
+            while i < n:
+                try:
+                    while i < n:
+                        rtp = senders[i].rtp
+                        if rtp.sending:  # (a call that failed above is out)
+                            rtp.send_payload(payloads[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES])
+                        i += 1
+                except Exception as exc:
+                    self.failed(senders[i], exc)
+                    i += 1
         observer = self.tick_observer
         if observer is not None:
             observer(max(0.0, loop_time() - scheduled))
@@ -141,7 +189,7 @@ class RtpMediaEngine:
         ulaw: list[object] = []  # payloads (bytes) by G.711 law
         alaw: list[object] = []
         self.read_rtp()
-        for leg in legs:
+        for leg in legs:  # (a jitter buffer holds what its call's packets put there: nothing here raises)
             rtp = leg.rtp
             if rtp.receiving:
                 item = rtp.jitter.pop_item()
@@ -158,11 +206,18 @@ class RtpMediaEngine:
             g711.PCMA: iter(g711.ALAW_DECODE.take(alaw_bytes).reshape(-1, FRAME_SAMPLES)),
         }
         now = loop_time()
-        for leg, item in due:
-            jitter = leg.rtp.jitter
-            if item is MISSING:
-                samples = jitter.conceal()
-            else:
-                samples = next(decoded[leg.rtp.codec])
-                jitter.played(samples)
-            leg.deliver_audio(AudioFrame(samples, 8000, now))
+        i, n = 0, len(due)
+        while i < n:
+            try:
+                while i < n:
+                    leg, item = due[i]
+                    i += 1  # (before delivering: the frame was decoded, whatever its consumer does with it)
+                    jitter = leg.rtp.jitter
+                    if item is MISSING:
+                        samples = jitter.conceal()
+                    else:
+                        samples = next(decoded[leg.rtp.codec])
+                        jitter.played(samples)
+                    leg.deliver_audio(AudioFrame(samples, 8000, now))
+            except Exception as exc:
+                self.failed(due[i - 1][0], exc)

@@ -33,7 +33,18 @@ _TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
 
 
 class SipParseError(ValueError):
-    """A datagram that is not a well-formed SIP message."""
+    """A datagram that is not a well-formed SIP message. `request` is the request as far as it could be read
+    when its start line and the headers a response needs (Via, From, To, Call-ID, CSeq) were sound, so the
+    endpoint can answer 400; None otherwise."""
+
+    def __init__(self, message: str, request: Request | None = None) -> None:
+        super().__init__(message)
+        self.request = request
+
+
+def is_digits(text: str) -> bool:
+    """ASCII decimal digits only: `str.isdigit()` also accepts "²" or "٣", which `int()` then refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def canonical_name(name: str) -> str:
@@ -187,7 +198,7 @@ def parse_uri(text: str) -> SipUri:
         raise SipParseError(f"bad host in URI: {text[:80]!r}")
     port = None
     if portpart:
-        if not portpart.isdigit() or not 0 < int(portpart) < 65536:
+        if not is_digits(portpart) or len(portpart) > 5 or not 0 < int(portpart) < 65536:
             raise SipParseError(f"bad port in URI: {text[:80]!r}")
         port = int(portpart)
     return SipUri(scheme, user, password, host, port, parse_params(params), uri_headers)
@@ -262,7 +273,7 @@ def parse_cseq(value: str | None) -> tuple[int, str]:
         raise SipParseError("missing CSeq")
     num, _, method = value.strip().partition(" ")
     method = method.strip()
-    if not num.isdigit() or len(num) > 10 or not _TOKEN.match(method):
+    if not is_digits(num) or len(num) > 10 or not _TOKEN.match(method):
         raise SipParseError("bad CSeq")
     return int(num), method
 
@@ -375,38 +386,55 @@ def parse(data: bytes) -> Request | Response:
                         headers.add(name, part.strip())
         else:
             headers.add(name, value)
-    length = headers.get("Content-Length")
-    if length is not None:
-        if not length.isdigit() or len(length) > 9:
-            raise SipParseError("bad Content-Length")
-        n = int(length)
-        if n > len(body):
-            raise SipParseError("body shorter than Content-Length")
-        body = body[:n]
-    msg: Request | Response
     parts = start.split(" ", 2)
     if start.startswith("SIP/"):
-        if len(parts) < 2 or parts[0] != SIP_VERSION or not parts[1].isdigit() or len(parts[1]) != 3:
-            raise SipParseError(f"bad status line: {start[:60]!r}")
-        status = int(parts[1])
-        if not 100 <= status <= 699:
-            raise SipParseError("status code out of range")
-        msg = Response(headers, body, status, parts[2] if len(parts) > 2 else "")
-    else:
-        if len(parts) != 3 or parts[2] != SIP_VERSION or not _TOKEN.match(parts[0]):
-            raise SipParseError(f"bad request line: {start[:60]!r}")
+        return _response(parts, start, headers, body)
+    if len(parts) != 3 or parts[2] != SIP_VERSION or not _TOKEN.match(parts[0]):
+        raise SipParseError(f"bad request line: {start[:60]!r}")
+    request = Request(headers, b"", parts[0].upper(), parts[1])
+    _check_response_headers(headers)  # from here on, a 400 can be addressed
+    try:
         if parts[1].lower().startswith(("sip:", "sips:")):
             parse_uri(parts[1])
-        msg = Request(headers, body, parts[0].upper(), parts[1])
+        request.body = _body(headers, body)
+        if parse_cseq(headers.get("CSeq"))[1] != request.method:
+            raise SipParseError("CSeq method does not match the request")
+    except SipParseError as exc:
+        raise SipParseError(str(exc), request) from exc
+    return request
+
+
+def _response(parts: list[str], start: str, headers: Headers, body: bytes) -> Response:
+    if len(parts) < 2 or parts[0] != SIP_VERSION or not is_digits(parts[1]) or len(parts[1]) != 3:
+        raise SipParseError(f"bad status line: {start[:60]!r}")
+    status = int(parts[1])
+    if not 100 <= status <= 699:
+        raise SipParseError("status code out of range")
+    _check_response_headers(headers)
+    return Response(headers, _body(headers, body), status, parts[2] if len(parts) > 2 else "")
+
+
+def _check_response_headers(headers: Headers) -> None:
+    """The headers the transaction layer and dialogs read (and a response copies) are present and sound, so
+    later access cannot fail."""
     for name in _REQUIRED:
         if headers.get(name) is None:
             raise SipParseError(f"missing {name}")
-    # Validate what the transaction layer and dialogs read, so later access cannot fail.
-    _num, method = parse_cseq(headers.get("CSeq"))
-    if isinstance(msg, Request) and method != msg.method:
-        raise SipParseError("CSeq method does not match the request")
+    parse_cseq(headers.get("CSeq"))
     for via in headers.get_all("Via"):
         parse_via(via)
     parse_name_addr(headers.get("From") or "")
     parse_name_addr(headers.get("To") or "")
-    return msg
+
+
+def _body(headers: Headers, body: bytes) -> bytes:
+    """The body as Content-Length bounds it (the rest of the datagram is not body)."""
+    length = headers.get("Content-Length")
+    if length is None:
+        return body
+    if not is_digits(length) or len(length) > 9:
+        raise SipParseError("bad Content-Length")
+    n = int(length)
+    if n > len(body):
+        raise SipParseError("body shorter than Content-Length")
+    return body[:n]

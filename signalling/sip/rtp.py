@@ -4,6 +4,19 @@ symmetric RTP, loop detection by our own SSRC, and RTCP sender/receiver reports.
 Receiving is event-driven (datagram → checks → jitter buffer, still encoded); the user agent's tick
 pops and decodes every call's due frame in one array operation, encodes every call's outbound frame
 in another, and calls `send_payload` per call.
+
+Only the caller steers the media (the "RTP Bleed" defences):
+- nothing is sent before the dialog is confirmed (`confirm()`: the ACK of our 2xx, or the 2xx to our INVITE) or
+  RTP arrived from exactly the address the SDP names; until then a never-ACKed INVITE cannot aim our audio at
+  a third party;
+- symmetric RTP (latching, for callers behind NAT) only to a source whose IP is the signalling peer's or the
+  SDP's, and only within `LEARNING_WINDOW` seconds of the SDP (after it, only the SDP address itself); once
+  latched, a datagram from any other source is dropped and counted (`foreign_dropped`): no injected speech or
+  DTMF, no hijacked audio;
+- a new SSRC from the latched source replaces the current one only after `SSRC_PERSISTENCE` consecutive
+  packets (`ssrc_rejected` counts the others), so one packet per frame with a random SSRC cannot keep
+  resetting the jitter buffer. RTCP is accepted from the latched (or an allowed) IP only.
+All of it is decided per call (the latched source is one tuple comparison per packet).
 """
 from __future__ import annotations
 
@@ -19,61 +32,20 @@ from functools import partial
 
 from media import g711
 from media.jitter import JitterBuffer
+from media.log_limit import LimitedLog
 from signalling.sip.dtmf import DtmfReceiver
+from signalling.sip.rtp_packet import FAST_HEADER, HEADER, build_rtp, parse_rtp
 from signalling.sip.sdp import Negotiated
 
 log = logging.getLogger(__name__)
+_limited = LimitedLog(log)
 
-_HEADER = struct.Struct("!BBHII")
-_FAST = struct.Struct("!BHII")  # the header after its first byte
 FRAME_SAMPLES = 160
 RTCP_INTERVAL_TICKS = 250  # 5 s
+LEARNING_WINDOW = 3.0  # seconds after the SDP in which a source may be latched (symmetric RTP)
+SSRC_PERSISTENCE = 4  # consecutive packets a new SSRC must send before it replaces the current one
 _NTP_EPOCH = 2208988800
 _monotonic = time.monotonic
-
-
-class RtpPacket:
-    __slots__ = ("marker", "payload_type", "seq", "timestamp", "ssrc", "payload")
-
-    def __init__(self, marker: bool, payload_type: int, seq: int, timestamp: int, ssrc: int, payload: bytes) -> None:
-        self.marker = marker
-        self.payload_type = payload_type
-        self.seq = seq
-        self.timestamp = timestamp
-        self.ssrc = ssrc
-        self.payload = payload
-
-
-def parse_rtp(data: bytes) -> RtpPacket | None:
-    """Parse an RTP packet; None if it is not one (wrong version, truncated, RTCP)."""
-    if len(data) < 12:
-        return None
-    b0, b1, seq, ts, ssrc = _HEADER.unpack_from(data)
-    if b0 >> 6 != 2:
-        return None
-    pt = b1 & 0x7F
-    if 72 <= pt <= 76:  # RTCP SR/RR/SDES/BYE/APP multiplexed on the RTP port (RFC 5761)
-        return None
-    offset = 12 + 4 * (b0 & 0x0F)
-    if b0 & 0x10:  # header extension
-        if len(data) < offset + 4:
-            return None
-        ext_words = struct.unpack_from("!H", data, offset + 2)[0]
-        offset += 4 + 4 * ext_words
-    end = len(data)
-    if b0 & 0x20:  # padding
-        pad = data[-1]
-        if pad == 0 or pad > end - offset:
-            return None
-        end -= pad
-    if offset > end:
-        return None
-    return RtpPacket(bool(b1 & 0x80), pt, seq, ts, ssrc, data[offset:end])
-
-
-def build_rtp(marker: bool, payload_type: int, seq: int, timestamp: int, ssrc: int, payload: bytes) -> bytes:
-    header = _HEADER.pack(0x80, (0x80 if marker else 0) | payload_type, seq & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc)
-    return header + payload
 
 
 class _RtcpProtocol(asyncio.DatagramProtocol):
@@ -103,6 +75,12 @@ class RtpSession:
         self.remote: tuple[str, int] | None = None
         self.remote_rtcp: tuple[str, int] | None = None
         self.latched = False
+        self._source: tuple[str, int] | None = None  # the latched source: the only one accepted
+        self._sdp_address: tuple[str, int] | None = None
+        self.signalling_ip: str | None = None  # the SIP peer's IP: a source we may latch to (NAT)
+        self._learn_until = 0.0
+        self._want_send = False  # the negotiated direction lets us send
+        self._confirmed = False  # the dialog is confirmed, or RTP came from the SDP's address
         self.negotiated: Negotiated | None = None
         self.codec = g711.PCMU  # the negotiated G.711 law (the media tick reads it per call per tick)
         # Playout starts at the first frame: caller audio feeds the VAD and STT, never a loudspeaker, and
@@ -126,6 +104,10 @@ class RtpSession:
         self.own_ssrc_discarded = 0
         self.invalid_received = 0
         self.ssrc_changes = 0
+        self.foreign_dropped = 0  # RTP and RTCP from a source that is not the call's
+        self.ssrc_rejected = 0  # packets of a new SSRC that did not (yet) persist
+        self._candidate_ssrc: int | None = None
+        self._candidate_count = 0
         self.rtcp_packets_received = 0
         self._base_seq: int | None = None
         self._max_seq = 0  # extended highest sequence number of the current remote source
@@ -176,7 +158,7 @@ class RtpSession:
         if self.closed:
             return
         self.closed = True
-        if self.remote_rtcp is not None and self.rtcp_transport is not None:
+        if self.packets_sent and self.remote_rtcp is not None and self.rtcp_transport is not None:
             self._send_rtcp(bye=True)
         if self.rtcp_transport is not None:
             self.rtcp_transport.close()
@@ -186,12 +168,32 @@ class RtpSession:
             self._dtmf_done.set_exception(ConnectionError("call ended while sending DTMF"))
 
     def apply(self, negotiated: Negotiated) -> None:
-        """Use the negotiated remote address, codec and direction (answer, 183 or re-INVITE)."""
+        """Use the negotiated remote address, codec and direction (answer, 183 or re-INVITE). A new address
+        forgets the latched source and opens a new learning window."""
         self.negotiated = negotiated
         self.codec = negotiated.codec
-        if not self.latched:
-            self.remote = (negotiated.address, negotiated.port)
-            self.remote_rtcp = (negotiated.address, negotiated.port + 1)
+        address = (negotiated.address, negotiated.port)
+        if address != self._sdp_address:
+            self._sdp_address = address
+            self.latched = False
+            self._source = None
+            self._learn_until = _monotonic() + LEARNING_WINDOW
+            self._set_remote(address)
+
+    def _set_remote(self, address: tuple[str, int]) -> None:
+        self.remote = address
+        self.remote_rtcp = (address[0], address[1] + 1) if address[1] < 0xFFFF else None
+
+    # ---- may we send
+    def set_sending(self, want: bool) -> None:
+        """Whether the negotiated direction lets us send; `sending` also needs the dialog confirmed."""
+        self._want_send = want
+        self.sending = want and self._confirmed
+
+    def confirm(self) -> None:
+        """The dialog is confirmed (our 2xx was ACKed, or we got the 2xx): media may go to the peer."""
+        self._confirmed = True
+        self.sending = self._want_send
 
     # ---- receiving
     def read_one(self) -> None:
@@ -201,10 +203,7 @@ class RtpSession:
         if sock is None or self.closed:
             return
         try:
-            if self.latched:  # the source address only matters until we latch to it (symmetric RTP)
-                data, addr = sock.recv(2048), self.remote
-            else:
-                data, addr = sock.recvfrom(2048)
+            data, addr = sock.recvfrom(2048)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:  # e.g. an ICMP error for an earlier send, reported here
@@ -212,21 +211,22 @@ class RtpSession:
             return
         self.datagram_received(data, addr)
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int] | None) -> None:
-        """One RTP datagram; `addr` is its source (None once latched: it no longer matters)."""
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        """One RTP datagram from `addr`."""
         try:
             self._receive(data, addr)
-        except Exception:  # a hostile packet must never take the socket down
+        except Exception as exc:  # a hostile packet must never take the socket down, nor fill the log
             self.invalid_received += 1
-            log.exception("dropping RTP packet from %s", addr)
+            _limited.log(logging.WARNING, ("rtp", type(exc).__name__), "dropping an RTP packet from %s: %r",
+                         addr[0], exc)
 
-    def _receive(self, data: bytes, addr: tuple[str, int] | None) -> None:
+    def _receive(self, data: bytes, addr: tuple[str, int]) -> None:
         neg = self.negotiated
         if neg is None or len(data) < 12:
             self.invalid_received += 1
             return
         if data[0] == 0x80:  # the common case: no padding, extension or CSRCs
-            b1, seq, timestamp, ssrc = _FAST.unpack_from(data, 1)
+            b1, seq, timestamp, ssrc = FAST_HEADER.unpack_from(data, 1)
             pt = b1 & 0x7F
             payload = data[12:]
         else:
@@ -242,19 +242,22 @@ class RtpSession:
         if pt != neg.payload_type and pt != neg.dtmf_payload_type:
             self.invalid_received += 1
             return
-        if not self.latched and addr is not None:
-            # Symmetric RTP: send to where the media really comes from (NAT), once it proved valid.
-            self.latched = True
-            self.remote = (addr[0], addr[1])
-            self.remote_rtcp = (addr[0], addr[1] + 1)
+        if addr != self._source and not self._latch(addr):
+            self.foreign_dropped += 1
+            return
         if ssrc != self.remote_ssrc:
             if self.remote_ssrc is not None:
+                if not self._persists(ssrc):
+                    self.ssrc_rejected += 1
+                    return
                 self.ssrc_changes += 1
                 self.jitter.reset()
             self.remote_ssrc = ssrc
             self._base_seq = self._max_seq = seq
             self._source_received = 0
             self._transit = None
+        elif self._candidate_ssrc is not None:
+            self._candidate_ssrc = None  # the current source spoke again: a newcomer must start over
         delta = (seq - self._max_seq) & 0xFFFF
         if delta < 0x8000:
             self._max_seq += delta
@@ -272,6 +275,34 @@ class RtpSession:
             # Another ptime: keep the 20 ms framing of the jitter buffer by padding/cutting.
             payload = payload[:FRAME_SAMPLES].ljust(FRAME_SAMPLES, b"\xff" if neg.codec == g711.PCMU else b"\xd5")
         self.jitter.put(seq, payload)  # decoded at the tick, together with every other call's frame
+
+    def _latch(self, addr: tuple[str, int]) -> bool:
+        """A valid packet from a source we have not latched: latch to it when it may steer our media (symmetric
+        RTP), else False (it is dropped). Runs once per call, not per packet, unless someone else is sending."""
+        if self.latched:
+            return False
+        sdp = self._sdp_address
+        if addr != sdp:
+            allowed = sdp is not None and addr[0] in (sdp[0], self.signalling_ip)
+            if not allowed or _monotonic() > self._learn_until:
+                return False
+        self.latched = True
+        self._source = (addr[0], addr[1])
+        self._set_remote(self._source)
+        if addr == sdp:  # the peer proved it owns the address it named: media may flow before the ACK
+            self.confirm()
+        return True
+
+    def _persists(self, ssrc: int) -> bool:
+        """A packet of a new SSRC from the latched source: True once it came `SSRC_PERSISTENCE` times in a row."""
+        if ssrc != self._candidate_ssrc:
+            self._candidate_ssrc = ssrc
+            self._candidate_count = 0
+        self._candidate_count += 1
+        if self._candidate_count < SSRC_PERSISTENCE:
+            return False
+        self._candidate_ssrc = None
+        return True
 
     def _update_jitter(self, rtp_ts: int) -> None:
         transit = _monotonic() * 8000 - rtp_ts
@@ -293,7 +324,7 @@ class RtpSession:
         if self._dtmf_plan:
             self._send_dtmf_step(neg)
         else:
-            self._emit(_HEADER.pack(0x80, (0x80 if self._marker_next else 0) | neg.payload_type, self.seq,
+            self._emit(HEADER.pack(0x80, (0x80 if self._marker_next else 0) | neg.payload_type, self.seq,
                                     self.timestamp, self.ssrc) + payload, len(payload))
             self._marker_next = False
         self.timestamp = (self.timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
@@ -366,6 +397,10 @@ class RtpSession:
         self.rtcp_transport.sendto(packet, self.remote_rtcp)
 
     def rtcp_received(self, data: bytes, addr: tuple) -> None:
+        source = self._source or self._sdp_address
+        if source is None or (addr[0] != source[0] and (self.latched or addr[0] != self.signalling_ip)):
+            self.foreign_dropped += 1
+            return
         if len(data) >= 8 and data[0] >> 6 == 2 and 200 <= data[1] <= 204:
             if struct.unpack_from("!I", data, 4)[0] != self.ssrc:
                 self.rtcp_packets_received += 1

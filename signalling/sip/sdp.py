@@ -1,6 +1,12 @@
-"""SDP offer/answer for one audio stream (RFC 4566, RFC 3264): PCMU, PCMA and telephone-event at 20 ms."""
+"""SDP offer/answer for one audio stream (RFC 4566, RFC 3264): PCMU, PCMA and telephone-event at 20 ms.
+
+What the far end names is checked once, here, so the media path never has to: the connection address must be an
+IPv4 literal (a host name would make every RTP send resolve it, on the event loop), not multicast or broadcast,
+and ports must be 1-65535. Anything else is an `SdpError` (488 for an offer).
+"""
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from media.g711 import PCMA, PCMU
@@ -79,6 +85,8 @@ def parse_sdp(body: bytes | str) -> SessionDescription:
                 sd.origin = value
             elif kind == "c":
                 parts = value.split()
+                if parts[0] != "IN" or parts[1] != "IP4":
+                    raise SdpError(f"unsupported connection address type: {value[:40]!r}")
                 address = parts[2].split("/")[0]
                 if current is None:
                     sd.connection = address
@@ -86,8 +94,8 @@ def parse_sdp(body: bytes | str) -> SessionDescription:
                     current.connection = address
             elif kind == "m":
                 parts = value.split()
-                port = int(parts[1].split("/")[0])
-                formats = [int(f) for f in parts[3:] if f.isdigit()]
+                port = _port(parts[1].split("/")[0], allow_zero=True)
+                formats = [int(f) for f in parts[3:] if _digits(f) and len(f) <= 3]
                 current = MediaDescription(parts[0], port, parts[2], formats)
                 sd.media.append(current)
             elif kind == "a":
@@ -101,12 +109,38 @@ def parse_sdp(body: bytes | str) -> SessionDescription:
                     pt, _, enc = attr.partition(" ")
                     enc_name, _, rest = enc.partition("/")
                     rate = rest.split("/")[0]
-                    current.rtpmap[int(pt)] = (enc_name.strip(), int(rate) if rate.isdigit() else 8000)
+                    if not _digits(pt) or len(pt) > 3:
+                        raise SdpError(f"bad rtpmap payload type: {pt[:10]!r}")
+                    clock = int(rate) if _digits(rate) and len(rate) <= 6 else 8000
+                    current.rtpmap[int(pt)] = (enc_name.strip(), clock)
                 elif name == "rtcp" and current is not None:
-                    current.rtcp_port = int(attr.split()[0])
+                    current.rtcp_port = _port(attr.split()[0])
     except (IndexError, ValueError) as exc:
         raise SdpError(f"malformed SDP: {exc}") from exc
     return sd
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _port(text: str, allow_zero: bool = False) -> int:
+    """A port number: 1-65535 (0 too where it means "stream disabled")."""
+    if not _digits(text) or len(text) > 5 or not (0 if allow_zero else 1) <= int(text) <= 65535:
+        raise SdpError(f"bad port: {text[:10]!r}")
+    return int(text)
+
+
+def media_address(text: str) -> str:
+    """The connection address if RTP may be sent to it: an IPv4 literal, unicast or 0.0.0.0 (hold); else SdpError.
+    A name is refused rather than resolved: a lookup per packet on the event loop froze every call."""
+    try:
+        address = ipaddress.IPv4Address(text)
+    except ValueError:
+        raise SdpError(f"connection address is not an IPv4 literal: {text[:60]!r}") from None
+    if address.is_multicast or address == ipaddress.IPv4Address("255.255.255.255"):
+        raise SdpError(f"connection address is not unicast: {text}")
+    return str(address)
 
 
 def _codec_name(m: MediaDescription, pt: int) -> str | None:
@@ -138,6 +172,7 @@ def negotiate(sd: SessionDescription, allowed: tuple[int, ...] = (PCMU, PCMA)) -
     address = m.connection or sd.connection
     if not address:
         raise SdpError("SDP has no connection address")
+    address = media_address(address)
     remote_dir = m.direction or sd.direction
     return Negotiated(address, m.port, codec_pt, codec, _telephone_event(m), _ANSWER_DIRECTION[remote_dir])
 

@@ -4,8 +4,12 @@ between them. Only the session changes its own state; the UAC, the UAS and the u
     CALLING ──provisional()──► EARLY ──answer()/confirm()──► CONFIRMED ──end()──► TERMINATED
        └──────────────────────────────────────────end()────────────────────────────┘
 
-A CANCEL may only go out once the callee answered provisionally (RFC 3261 §9.1): `request_cancel()` records
-why we gave up, and `take_cancel()` says when that CANCEL is due (once, and only after a provisional response).
+A CANCEL may only go out once the callee answered provisionally (RFC 3261 §9.1; a 100 Trying counts, and
+`trying()` notes it without leaving CALLING): `request_cancel()` records why we gave up, and `take_cancel()`
+says when that CANCEL is due (once, and only after a provisional response).
+
+Inbound, our 2xx waits for its ACK: `ack_received()` or, after Timer H, `ack_timed_out()`; either sets the
+`acked` event, so nobody waits for an ACK any longer, and `ack_failed` says which it was.
 """
 from __future__ import annotations
 
@@ -51,7 +55,8 @@ class InviteSession:
         self.cancel_reason: str | None = None  # we gave up ringing (ring timeout, hang-up)
         self._cancel_sent = False
         self.ack: tuple[bytes, Address] | None = None  # our ACK for the 2xx, re-sent on its retransmissions
-        self.acked: asyncio.Event | None = None  # inbound: set when our latest 2xx was ACKed
+        self.acked: asyncio.Event | None = None  # inbound: set when our latest 2xx was ACKed (or given up on)
+        self.ack_failed = False  # inbound: Timer H fired with our 2xx never ACKed
         self.sdp_version = 1  # SDP o= version of our session description
 
     # ---- outbound: ringing and giving up
@@ -59,6 +64,10 @@ class InviteSession:
     def ringing(self) -> bool:
         """A provisional response arrived (so a CANCEL may be sent)."""
         return self._provisional_seen
+
+    def trying(self) -> None:
+        """A 100 Trying: the INVITE reached the far end (a CANCEL may go out), nothing rings yet."""
+        self._provisional_seen = True
 
     def provisional(self) -> None:
         self._provisional_seen = True
@@ -95,6 +104,12 @@ class InviteSession:
         return self.acked
 
     def ack_received(self) -> None:
+        if self.acked is not None:
+            self.acked.set()
+
+    def ack_timed_out(self) -> None:
+        """Timer H: our 2xx was never ACKed (RFC 3261 §13.3.1.4: the session is to be ended by a BYE)."""
+        self.ack_failed = True
         if self.acked is not None:
             self.acked.set()
 

@@ -1,12 +1,18 @@
 """SIP transactions over UDP (RFC 3261 §17) with the retransmission timers.
 
 Client: INVITE retransmits on Timer A (T1, doubling) until a provisional response, gives up on
-Timer B (64·T1); non-INVITE retransmits on Timer E (doubling up to T2) and gives up on Timer F.
-A non-2xx final response to an INVITE is ACKed here, and the transaction lingers (Timer D) to ACK
-its retransmissions. Server: the last response is re-sent whenever the request is retransmitted;
-a non-2xx final response to an INVITE is retransmitted on Timer G until the ACK (Timer H); the
-transaction lingers after a final response (Timer J, and RFC 6026's "Accepted" for a 2xx) so
-retransmitted requests are absorbed rather than seen as new ones.
+Timer B (64·T1) unless a provisional response came first (RFC 3261 §17.1.1.2: Timer B stops in Proceeding, so
+a phone may ring as long as the caller's ring timeout allows); once we CANCEL it, the INVITE is given up 64·T1
+later if no final response came (§9.1). Non-INVITE retransmits on Timer E (doubling up to T2) and gives up on
+Timer F. A non-2xx final response to an INVITE is ACKed here, and the transaction lingers (Timer D) to ACK its
+retransmissions.
+
+Server: the last response is re-sent whenever the request is retransmitted (at most once per T1/2: a storm of
+copies gets no more than a client's Timer A could ask for); a non-2xx final response to an INVITE is
+retransmitted on Timer G until the ACK, but at most `UNANSWERED_RETRANSMITS` times (a source that never ACKs,
+perhaps a spoofed one, gets a few copies, not a dozen), and the transaction lives to Timer H; the transaction
+lingers after a final response (Timer J, and RFC 6026's "Accepted" for a 2xx) so retransmitted requests are
+absorbed rather than seen as new ones.
 """
 from __future__ import annotations
 
@@ -20,6 +26,11 @@ from signalling.sip.message import Headers, Request, Response
 Address = tuple[str, int]
 ClientKey = tuple[str, str]  # (top Via branch, method)
 ServerKey = tuple[str, str, str]  # (top Via branch, sent-by, method)
+
+# Retransmissions of a final response to a source that does not acknowledge it (Timer G, and the UAS's 2xx):
+# at T1, 2·T1, 4·T1 after it, which covers a lossy path; a client that lost them all retransmits its request,
+# and is answered again.
+UNANSWERED_RETRANSMITS = 3
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ class TransactionLayer:
         self.timers = timers
         self.client: dict[ClientKey, ClientTransaction] = {}
         self.server: dict[ServerKey, ServerTransaction] = {}
+        self.absorbed = 0  # retransmitted requests not answered again (they came faster than T1/2)
 
     def send(self, data: bytes, dest: Address) -> None:
         self.wire.send_raw(data, dest)
@@ -145,8 +157,12 @@ class ClientTransaction:
                 return
             if not self.provisional_seen:
                 self.provisional_seen = True
-                if self.method == "INVITE" and self._retransmit is not None:
-                    self._retransmit.cancel()
+                if self.method == "INVITE":
+                    # Proceeding: no more retransmissions, and Timer B stops (RFC 3261 §17.1.1.2).
+                    for handle in (self._retransmit, self._timeout):
+                        if handle is not None:
+                            handle.cancel()
+                    self._timeout = None
                 elif self._retransmit is not None:
                     # Timer E continues at T2 in the Proceeding state.
                     self._retransmit.cancel()
@@ -170,6 +186,15 @@ class ClientTransaction:
         else:
             linger = 32.0 if self.method == "INVITE" else self.layer.timers.t4
             self._linger = asyncio.get_running_loop().call_later(min(linger, self.layer.timers.b), self.terminate)
+
+    def cancelled(self) -> None:
+        """Our CANCEL of this INVITE went out: without a final response 64·T1 from now, give the INVITE up
+        (RFC 3261 §9.1)."""
+        if self.final.done():
+            return
+        if self._timeout is not None:
+            self._timeout.cancel()
+        self._timeout = asyncio.get_running_loop().call_later(self.layer.timers.b, self._on_timeout)
 
     def _build_ack(self, response: Response) -> Request:
         """RFC 3261 §17.1.1.3: same Request-URI, top Via, From, Call-ID, CSeq number; To from the response."""
@@ -200,6 +225,8 @@ class ServerTransaction:
         self.cancelled = False
         self._interval = layer.timers.t1
         self._timers: list[asyncio.TimerHandle] = []
+        self._retransmits_left = UNANSWERED_RETRANSMITS
+        self._last_resent = 0.0  # loop time of the last copy sent for a retransmitted request
 
     def start(self) -> None:
         self.layer.server[self.key] = self
@@ -220,16 +247,23 @@ class ServerTransaction:
         self._timers.append(loop.call_later(self.layer.timers.b, self.terminate))
 
     def _retransmit_final(self) -> None:
-        if self.acked.is_set() or self.last_response is None:
-            return
+        if self.acked.is_set() or self.last_response is None or self._retransmits_left <= 0:
+            return  # acknowledged, or the source never answers: the transaction waits out Timer H in silence
+        self._retransmits_left -= 1
         self.layer.send(self.last_response, self.source)
         self._interval = min(self._interval * 2, self.layer.timers.t2)
         self._timers.append(asyncio.get_running_loop().call_later(self._interval, self._retransmit_final))
 
     def retransmitted(self) -> None:
-        """The same request arrived again: repeat our last response (if any)."""
-        if self.last_response is not None:
-            self.layer.send(self.last_response, self.source)
+        """The same request arrived again: repeat our last response (if any), at most once per T1/2."""
+        if self.last_response is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if now - self._last_resent < self.layer.timers.t1 / 2:
+            self.layer.absorbed += 1
+            return
+        self._last_resent = now
+        self.layer.send(self.last_response, self.source)
 
     def ack_received(self) -> None:
         self.acked.set()

@@ -226,6 +226,8 @@ class SipUserAgent:
                 await asyncio.wait_for(acked.wait(), timeout=self.timers.b)
             except asyncio.TimeoutError:
                 pass
+            if leg.ended.done():  # ended meanwhile (their BYE, or Timer H: no ACK): no second BYE
+                return
         self.in_dialog.bye(leg, reason)
 
     async def transfer_leg(self, leg: SipLeg, target: str) -> None:

@@ -64,6 +64,7 @@ class Uac:
             self.calls.end(leg, EndReason.NETWORK_ERROR)
             return leg
         leg.session.dest = dest
+        rtp.signalling_ip = dest[0]  # symmetric RTP may latch to the trunk's IP too
         offer = self.builder.sdp(rtp, leg.session.sdp_version, None)
         self._send_invite(leg, offer, [])
         self.background.spawn(self._run(leg, offer, ring_timeout), f"sip-outbound-{call_id}")
@@ -78,6 +79,8 @@ class Uac:
 
     def _on_provisional(self, leg: SipLeg, resp: Response) -> None:
         if resp.status == 100:
+            leg.session.trying()  # a CANCEL may go out now (the INVITE's Timer B stopped too)
+            self._cancel_if_due(leg)
             return
         leg.session.provisional()
         tag = resp.to.tag
@@ -86,7 +89,7 @@ class Uac:
         if resp.body and resp.content_type == "application/sdp" and leg.answered_at is None:
             try:
                 self.media.start_leg(leg, negotiate(parse_sdp(resp.body)))
-                leg.rtp.sending = False  # early media is one-way: we listen until the answer
+                leg.rtp.set_sending(False)  # early media is one-way: we listen until the answer
             except SdpError as exc:
                 log.info("call %s: ignoring unusable early-media SDP: %s", leg.call_id, exc)
         self._cancel_if_due(leg)
@@ -101,6 +104,7 @@ class Uac:
         if txn is None or not leg.session.take_cancel():
             return
         cancel = self.transactions.start_client(self.builder.cancel(txn.request), leg.session.dest)
+        txn.cancelled()  # no 487 within 64·T1 of the CANCEL: the INVITE is given up (RFC 3261 §9.1)
         self.background.spawn(_await_quietly(cancel.final), f"sip-cancel-{leg.call_id}")
 
     async def _run(self, leg: SipLeg, offer: bytes, ring_timeout: float) -> None:
@@ -179,6 +183,7 @@ class Uac:
             session.confirm(resp.status)
             self.in_dialog.bye(leg, EndReason.NO_USABLE_CODEC)
             return
+        leg.rtp.confirm()  # the 2xx confirmed the dialog: our media may go to the answer's address
         self.media.start_leg(leg, negotiated)
         session.answer(resp.status)
 

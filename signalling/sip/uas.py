@@ -21,7 +21,14 @@ from signalling.sip.message import Request, parse_name_addr
 from signalling.sip.routing import Decision, InboundInvite, Resolver
 from signalling.sip.rtp import RtpSession
 from signalling.sip.sdp import Negotiated, SdpError, negotiate, parse_sdp
-from signalling.sip.transaction import Address, ServerTransaction, Timers, TransactionLayer, server_key
+from signalling.sip.transaction import (
+    UNANSWERED_RETRANSMITS,
+    Address,
+    ServerTransaction,
+    Timers,
+    TransactionLayer,
+    server_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +139,7 @@ class Uas:
             local_cseq=random.randrange(1, 10_000), remote_cseq=req.cseq[0],
             route_set=req.headers.get_all("Record-Route"), peer=addr,
         )
+        rtp.signalling_ip = addr[0]  # symmetric RTP may latch to the caller's signalling IP (NAT)
         leg = SipLeg(self.control, direction="inbound", dialog=dialog, rtp=rtp, remote_number=invite.from_user,
                      local_number=invite.to_user, display_name=req.from_.display or None,
                      context=decision.context, invite=invite)
@@ -149,22 +157,30 @@ class Uas:
                 self.background.spawn(_awaited(result), f"sip-incoming-{leg.call_id}")
 
     async def _retransmit_2xx(self, leg: SipLeg, acked: asyncio.Event, data: bytes, dest: Address) -> None:
-        """RFC 3261 §13.3.1.4: re-send the 2xx until the ACK comes; without one, end the call."""
+        """RFC 3261 §13.3.1.4: re-send the 2xx until the ACK comes (a few times: a source that never answers
+        gets no more), and without one by Timer H (64·T1) end the call as `network_error` with a BYE. Until the
+        ACK no media goes out (RtpSession.confirm)."""
         interval = self.timers.t1
+        resends = UNANSWERED_RETRANSMITS
         deadline = asyncio.get_running_loop().time() + self.timers.b
         while not acked.is_set():
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 log.info("call %s: no ACK for our 200 OK", leg.call_id)
+                leg.session.ack_timed_out()  # nobody waits for that ACK any more
                 await self.hangup(leg, EndReason.NETWORK_ERROR)
                 return
             try:
                 await asyncio.wait_for(acked.wait(), timeout=min(interval, remaining))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if leg.ended.done():
                     return
-                self.transactions.send(data, dest)
-                interval = min(interval * 2, self.timers.t2)
+                if resends > 0:
+                    resends -= 1
+                    self.transactions.send(data, dest)
+                    interval = min(interval * 2, self.timers.t2)
+                else:
+                    interval = remaining
 
     def _on_reinvite(self, leg: SipLeg, req: Request, txn: ServerTransaction, reply: Reply) -> None:
         """Hold/resume or session refresh: apply their SDP, answer with ours."""
@@ -207,6 +223,7 @@ class Uas:
         if leg is None:
             return
         leg.session.ack_received()
+        leg.rtp.confirm()
         if req.body and req.content_type == "application/sdp":
             try:
                 self.apply_remote_sdp(leg, req.body)
