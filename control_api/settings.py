@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from agent_runtime.providers.remote import Timeouts
 from agent_runtime.providers.vendors import VendorConfig
+
 
 def _json_or_csv(value: Any) -> Any:
     if isinstance(value, str):
@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     sip_max_inbound_calls: int = Field(default=1000, ge=0)  # inbound calls set up or live; 0: no cap
     sip_max_unacked: int = Field(default=50, ge=0)  # inbound dialogs whose 200 OK is not ACKed; 0: no cap
     sip_register_expires: int = Field(default=3600, ge=60)  # Expires we ask registrars for
+    # SIP over TCP/TLS (docs/sip.md, "TCP and TLS"): outbound to `;transport=tcp|tls` trunks needs none of these.
+    sip_tcp_bind: str | None = None  # host:port to accept SIP over TCP on; unset: no TCP port
+    sip_tls_bind: str | None = None  # host:port to accept SIP over TLS on (needs the certificate and key)
+    sip_tls_cert: str | None = None  # PEM certificate chain of our TLS port
+    sip_tls_key: str | None = None  # its PEM key (unset: in the certificate file)
+    sip_tls_verify: bool = True  # verify trunks' certificates (and their names); off only on a test bench
+    sip_tls_ca_file: str | None = None  # CA bundle to verify trunks with; unset: the system's
+    sip_stream_max_connections: int = Field(default=1000, ge=1)
+    sip_stream_idle_timeout: float = Field(default=300.0, gt=0)
 
     # --- many workers (docs/deployment.md, "Many workers"); without a Redis URL: one process, as always
     redis_url: str | None = None  # redis://host:port/db: this process is a member of a deployment

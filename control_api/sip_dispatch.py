@@ -29,7 +29,7 @@ from control_api.call_session import CallSession, Direction, start_call
 from control_api.cluster.wiring import inbound_refusal
 from control_api.dialer.sip_placer import CallEnd
 from control_api.sip_routing import InviteFacts, dialled_candidates
-from control_api.sip_trunking import Trunking
+from control_api.sip_trunking import Trunking, stream_options
 from control_api.storage import calls as call_store
 from control_api.storage.agents import load_agent
 from control_api.storage.models import SipTrunk
@@ -75,9 +75,8 @@ def parse_bind(text: str) -> tuple[str, int]:
 
 
 def stored_trunk(row: SipTrunk) -> Trunk:
-    if (row.transport or "udp").lower() != "udp":
-        raise SipUnavailable(f"SIP trunk {row.id} uses {row.transport}; only UDP trunks are supported")
-    return Trunk(row.host, row.port or 5060, row.username or None, row.password or None)
+    return Trunk(row.host, row.port or 5060, row.username or None, row.password or None,
+                 transport=(row.transport or "udp").lower())
 
 
 # The outcomes of phone calls (extra_details.outcome); see docs/sip.md.
@@ -123,6 +122,7 @@ class SipDispatcher:
                 resolver=dispatcher.resolve,
                 on_incoming=dispatcher.on_incoming,
                 admission=dispatcher.trunking.admission,
+                streams=stream_options(settings),
             )
         except OSError as exc:
             raise OSError(exc.errno, f"cannot bind the SIP user agent to {bind[0]}:{bind[1]} ({exc.strerror}); "

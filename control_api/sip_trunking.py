@@ -21,10 +21,11 @@ from control_api.settings import Settings
 from control_api.storage import Database
 from control_api.storage.models import SipTrunk
 from control_api.storage.sip_trunks import all_trunks
-from signalling.sip import SipUserAgent, Trunk, TrunkError
+from signalling.sip import SipUserAgent, Trunk, TrunkError, parse_hostport
 from signalling.sip.admission import Admission, AdmissionPolicy, parse_networks, parse_users
 from signalling.sip.dns import SipLocator
 from signalling.sip.register import STATES, Registration, RegistrationStatus
+from signalling.sip.stream_transport import StreamLimits, StreamOptions, client_context, server_context
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,26 @@ def admission_policy(settings: Settings) -> AdmissionPolicy:
     )
 
 
+def stream_options(settings: Settings) -> StreamOptions:
+    """TCP/TLS listening ports and TLS contexts from settings (ValueError when the TLS port lacks a certificate)."""
+    tls_server = None
+    if settings.sip_tls_bind:
+        if not settings.sip_tls_cert:
+            raise ValueError("TALKWIRE_SIP_TLS_BIND needs TALKWIRE_SIP_TLS_CERT (and TALKWIRE_SIP_TLS_KEY)")
+        tls_server = server_context(settings.sip_tls_cert, settings.sip_tls_key)
+    return StreamOptions(
+        tcp_bind=parse_hostport(settings.sip_tcp_bind) if settings.sip_tcp_bind else None,
+        tls_bind=parse_hostport(settings.sip_tls_bind, 5061) if settings.sip_tls_bind else None,
+        tls_server=tls_server,
+        tls_client=client_context(settings.sip_tls_verify, settings.sip_tls_ca_file),
+        limits=StreamLimits(max_connections=settings.sip_stream_max_connections,
+                            idle_timeout=settings.sip_stream_idle_timeout),
+    )
+
+
 def registering_trunk(row: SipTrunk) -> Trunk:
-    return Trunk(row.host, row.port or 5060, row.username or None, row.password or None, register=True)
+    return Trunk(row.host, row.port or 5060, row.username or None, row.password or None, register=True,
+                 transport=(row.transport or "udp").lower())
 
 
 class Trunking:
