@@ -14,6 +14,7 @@ from signalling.sip.dialog import Dialog, new_branch
 from signalling.sip.message import Headers, Request, Response, parse_name_addr
 from signalling.sip.rtp import RtpSession
 from signalling.sip.sdp import Negotiated, build_sdp
+from signalling.sip.srtp import decorate
 from signalling.sip.transaction import Address, invite_companion_headers
 
 # Methods we answer, in the order `Allow` lists them. ACK is absorbed by the INVITE it belongs to.
@@ -157,9 +158,12 @@ class MessageBuilder:
         return Request(headers, body, method, dialog.remote_target)
 
     def sdp(self, rtp: RtpSession, version: int, negotiated: Negotiated | None) -> bytes:
-        """Our session description: an offer (every codec) when `negotiated` is None, else the answer to it."""
+        """Our session description: an offer (every codec) when `negotiated` is None, else the answer to it;
+        RTP/SAVP with our a=crypto key when the call is SRTP."""
         if negotiated is None:
-            return build_sdp(address=self.public_host, port=rtp.local_port, session_id=rtp.ssrc, version=version)
-        return build_sdp(address=self.public_host, port=rtp.local_port, session_id=rtp.ssrc, version=version,
-                         payload_types=(negotiated.payload_type,), codec=negotiated.codec,
-                         dtmf_payload_type=negotiated.dtmf_payload_type, direction=negotiated.direction)
+            body = build_sdp(address=self.public_host, port=rtp.local_port, session_id=rtp.ssrc, version=version)
+        else:
+            body = build_sdp(address=self.public_host, port=rtp.local_port, session_id=rtp.ssrc, version=version,
+                             payload_types=(negotiated.payload_type,), codec=negotiated.codec,
+                             dtmf_payload_type=negotiated.dtmf_payload_type, direction=negotiated.direction)
+        return decorate(body, rtp.srtp)

@@ -36,6 +36,7 @@ from media.log_limit import LimitedLog
 from signalling.sip.dtmf import DtmfReceiver
 from signalling.sip.rtp_packet import FAST_HEADER, HEADER, build_rtp, parse_rtp
 from signalling.sip.sdp import Negotiated
+from signalling.sip.srtp import SrtpContext
 
 log = logging.getLogger(__name__)
 _limited = LimitedLog(log)
@@ -116,6 +117,7 @@ class RtpSession:
         self.interarrival_jitter = 0.0
         self._ticks = 0
         self.closed = False
+        self.srtp: SrtpContext | None = None  # SDES-keyed SRTP of this call (srtp.py); None: plain RTP, no cost
 
     # ---- socket setup
     @classmethod
@@ -214,6 +216,8 @@ class RtpSession:
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         """One RTP datagram from `addr`."""
         try:
+            if self.srtp is not None:
+                data = self.srtp.unprotect(data)  # raises for a packet that does not authenticate
             self._receive(data, addr)
         except Exception as exc:  # a hostile packet must never take the socket down, nor fill the log
             self.invalid_received += 1
@@ -334,6 +338,8 @@ class RtpSession:
         sendto, remote = self._sendto, self.remote
         if sendto is None or remote is None:
             return
+        if self.srtp is not None:
+            packet = self.srtp.protect(packet)
         try:
             sendto(packet, remote)
         except (BlockingIOError, InterruptedError):
@@ -394,13 +400,19 @@ class RtpSession:
             packet = struct.pack("!BBH", 0x80 | count, 201, (len(body) + 4) // 4 - 1) + body
         if bye:
             packet += struct.pack("!BBHI", 0x81, 203, 1, self.ssrc)
-        self.rtcp_transport.sendto(packet, self.remote_rtcp)
+        self.rtcp_transport.sendto(self.srtp.protect_rtcp(packet) if self.srtp is not None else packet, self.remote_rtcp)
 
     def rtcp_received(self, data: bytes, addr: tuple) -> None:
         source = self._source or self._sdp_address
         if source is None or (addr[0] != source[0] and (self.latched or addr[0] != self.signalling_ip)):
             self.foreign_dropped += 1
             return
+        if self.srtp is not None:
+            try:
+                data = self.srtp.unprotect_rtcp(data)
+            except Exception:  # not authentic, or before their key
+                self.invalid_received += 1
+                return
         if len(data) >= 8 and data[0] >> 6 == 2 and 200 <= data[1] <= 204:
             if struct.unpack_from("!I", data, 4)[0] != self.ssrc:
                 self.rtcp_packets_received += 1

@@ -21,6 +21,7 @@ class Trunk:
     register: bool = False  # keep our Contact registered with this trunk (inbound calls arrive on the binding)
     locate: bool = False  # a host name without a port: found by NAPTR/SRV (RFC 3263), `port` unused
     transport: str = "udp"  # "udp", "tcp" or "tls" (signalling/sip/stream_transport.py)
+    srtp: bool = False  # offer SRTP with SDES keys (RTP/SAVP + a=crypto, signalling/sip/srtp.py)
 
     @property
     def dns_port(self) -> int:
@@ -37,7 +38,8 @@ class Trunk:
 
     @classmethod
     def parse(cls, text: str) -> "Trunk":
-        """`sip:alice:secret@127.0.0.1:5070;transport=tcp;register=yes` (user, password, port optional)."""
+        """`sip:alice:secret@127.0.0.1:5070;transport=tcp;register=yes;srtp=sdes` (user, password, port
+        optional)."""
         try:
             uri = parse_uri(text)
         except SipParseError as exc:
@@ -51,7 +53,8 @@ class Trunk:
         register = (uri.params.get("register") or "no").lower() in ("yes", "true", "1")
         locate = uri.port is None and not is_ip(uri.host)
         port = uri.port or (5061 if transport == "tls" else 5060)
-        return cls(uri.host, port, uri.user, uri.password, caller, register, locate, transport)
+        srtp = (uri.params.get("srtp") or "no").lower() in ("sdes", "yes", "true", "1")
+        return cls(uri.host, port, uri.user, uri.password, caller, register, locate, transport, srtp)
 
 
 def parse_hostport(text: str, default_port: int = 5060) -> tuple[str, int]:

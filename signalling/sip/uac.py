@@ -19,6 +19,7 @@ from signalling.sip.media_engine import RtpMediaEngine
 from signalling.sip.message import NameAddr, Response, parse_name_addr
 from signalling.sip.rtp import RtpSession
 from signalling.sip.sdp import SdpError, negotiate, parse_sdp
+from signalling.sip.srtp import SrtpContext
 from signalling.sip.transaction import ClientTransaction, TransactionLayer, TransactionTimeout
 from signalling.sip.trunk import Trunk
 
@@ -44,6 +45,7 @@ class Uac:
                    ring_timeout: float, context: Any) -> SipLeg:
         caller = from_number or trunk.default_caller_id or trunk.username or "talkwire"
         rtp = await RtpSession.open(self.rtp_host, self.rtp_ports)
+        rtp.srtp = SrtpContext() if trunk.srtp else None  # the offer says RTP/SAVP with our key
         call_id = new_call_id(self.builder.public_host)
         target = trunk.uri_for(to_number)
         dialog = Dialog(
@@ -88,6 +90,8 @@ class Uac:
             leg.dialog.remote.params["tag"] = tag  # early dialog
         if resp.body and resp.content_type == "application/sdp" and leg.answered_at is None:
             try:
+                if leg.rtp.srtp is not None:
+                    leg.rtp.srtp.accept_answer(resp.body)
                 self.media.start_leg(leg, negotiate(parse_sdp(resp.body)))
                 leg.rtp.set_sending(False)  # early media is one-way: we listen until the answer
             except SdpError as exc:
@@ -178,6 +182,8 @@ class Uac:
             return
         try:
             negotiated = negotiate(parse_sdp(resp.body))
+            if leg.rtp.srtp is not None:
+                leg.rtp.srtp.accept_answer(resp.body)  # their key; no matching crypto line: no call
         except SdpError as exc:
             log.info("call %s: answer has no usable codec: %s", leg.call_id, exc)
             session.confirm(resp.status)

@@ -21,6 +21,7 @@ from signalling.sip.message import Request, parse_name_addr
 from signalling.sip.routing import Decision, InboundInvite, Resolver
 from signalling.sip.rtp import RtpSession
 from signalling.sip.sdp import Negotiated, SdpError, negotiate, parse_sdp
+from signalling.sip.srtp import SrtpContext
 from signalling.sip.transaction import (
     UNANSWERED_RETRANSMITS,
     Address,
@@ -92,6 +93,7 @@ class Uas:
         to_tag = new_tag()
         try:
             negotiated = negotiate(parse_sdp(req.body)) if req.body else None
+            srtp = SrtpContext.for_offer(req.body) if req.body else None  # RTP/SAVP + a=crypto: SRTP
         except SdpError as exc:
             log.info("inbound call %s: %s", req.call_id, exc)
             reply(488, to_tag=to_tag)
@@ -109,6 +111,7 @@ class Uas:
             log.error("inbound call %s: no RTP port: %s", req.call_id, exc)
             reply(503, to_tag=to_tag)
             return
+        rtp.srtp = srtp
         if txn.cancelled:
             rtp.close()
             return
