@@ -105,6 +105,10 @@ class Socket(asyncio.DatagramProtocol):
             self.transport.close()
 
 
+def new_branch() -> str:
+    return "z9hG4bK" + secrets.token_hex(6)
+
+
 def sdp(address: str, port: int | str, *, c_line: str | None = None) -> bytes:
     """An offer of PCMU and telephone-event from `address:port` (`c_line` replaces the connection line)."""
     lines = ["v=0", f"o=attacker 1 1 IN IP4 {address}", "s=-", c_line or f"c=IN IP4 {address}", "t=0 0",
@@ -130,7 +134,7 @@ class Dialog:
         host, port = self.server
         lines = [
             f"{method} sip:{self.number}@{host}:{port} SIP/2.0",
-            f"Via: SIP/2.0/UDP {self.local[0]}:{self.local[1]};branch={branch or 'z9hG4bK' + secrets.token_hex(6)};rport",
+            f"Via: SIP/2.0/UDP {self.local[0]}:{self.local[1]};branch={branch or new_branch()};rport",
             "Max-Forwards: 70",
             f"From: \"Raw\" <sip:caller@{self.local[0]}:{self.local[1]}>;tag={self.from_tag}",
             f"To: <sip:{self.number}@{host}:{port}>" + (f";tag={self.to_tag}" if self.to_tag else ""),
@@ -155,7 +159,8 @@ def forever(frame: bytes = SILENCE) -> Iterator[bytes]:
         yield frame
 
 
-async def pace(packets: Iterator[bytes], sock: Socket, dest: Address, stop: asyncio.Event, interval: float = 0.02) -> int:
+async def pace(packets: Iterator[bytes], sock: Socket, dest: Address, stop: asyncio.Event,
+               interval: float = 0.02) -> int:
     """Send `packets` every `interval` seconds (on an absolute grid) until `stop` or they run out; returns how
     many were sent."""
     loop = asyncio.get_running_loop()

@@ -20,14 +20,14 @@ from typing import Any
 
 import httpx
 import pytest
-
 from conftest import LiveServer, make_keys, run_live_server
+from sip_raw_peer import SILENCE, Dialog, RawCall, Socket, forever, pace, rtp_stream, sdp
+from sipp.harness import HAVE_SPEECH_TOOLS, make_speech
+
 from control_api.settings import Settings
 from signalling.sip import dtmf
 from signalling.sip.rtp_packet import build_rtp
 from signalling.sip.transaction import UNANSWERED_RETRANSMITS
-from sip_raw_peer import SILENCE, Dialog, RawCall, Socket, forever, pace, rtp_stream, sdp
-from sipp.harness import HAVE_SPEECH_TOOLS, make_speech
 
 pytestmark = [pytest.mark.sip]
 
@@ -156,8 +156,8 @@ async def test_a_host_name_in_the_sdp_is_refused_488_without_a_lookup(target, li
     async def attack() -> None:
         for n in range(10):
             dialog = Dialog(NUMBER, target.sip, attacker.address)
-            attacker.send(dialog.request("INVITE", sdp(ATTACKER, 40000 + 2 * n, c_line=f"c=IN IP4 rtp{n}.attacker.invalid")),
-                          target.sip)
+            offer = sdp(ATTACKER, 40000 + 2 * n, c_line=f"c=IN IP4 rtp{n}.attacker.invalid")
+            attacker.send(dialog.request("INVITE", offer), target.sip)
             await asyncio.sleep(0.3)
         await sleep_until(start, 4)
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sipp.harness import SIPP, start_sipp
 
 from signalling.sip.session import CallResult
 from signalling.sip.trunk import Trunk
 from signalling.sip.ua import DEFAULT_TIMERS, SipUserAgent
-from sipp.harness import SIPP, start_sipp
 
 pytestmark = [
     pytest.mark.sip,
