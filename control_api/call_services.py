@@ -11,6 +11,8 @@ from typing import Protocol
 
 from agent_runtime.providers.base import ProviderRegistry
 from control_api.call_admission import CallAdmission
+from control_api.cluster.link import ClusterLink
+from control_api.cluster.member import generated_member_id
 from control_api.live_calls import LiveCalls
 from control_api.media_store import MediaStore
 from control_api.metrics import Metrics
@@ -30,8 +32,11 @@ LOCAL_WORKER = "local"  # the worker name of a process that is not a member of a
 
 
 def worker_name(settings: Settings) -> str:
-    """This process's name in call records (`extra_details.worker`): TALKWIRE_MEMBER_ID, else "local"."""
-    return settings.member_id or LOCAL_WORKER
+    """This process's name in call records (`extra_details.worker`): TALKWIRE_MEMBER_ID, else "local" (a member of
+    a deployment without one: a name made up for this start)."""
+    if settings.member_id:
+        return settings.member_id
+    return generated_member_id() if settings.redis_url else LOCAL_WORKER
 
 
 @dataclass
@@ -46,6 +51,7 @@ class CallServices:
     worker: str = ""  # this process's name in call records; default worker_name(settings)
     analysis: AfterCall | None = None  # post-call analysis, scheduled when a call's record is finished
     admission: CallAdmission = field(init=False)  # rate limits, quota and capacity for new calls
+    cluster: ClusterLink | None = None  # this process as a member of a deployment (control_api/cluster/wiring.py)
 
     def __post_init__(self) -> None:
         self.worker = self.worker or worker_name(self.settings)

@@ -30,6 +30,7 @@ from control_api.call_timeline import (
     ClientEventRecord,
     TimelineWriter,
 )
+from control_api.cluster import wiring as cluster_hooks
 from control_api.db_retry import retrying
 from control_api.storage import calls as call_store
 from control_api.storage.agents import load_agent_tools, load_media_handlers
@@ -124,6 +125,7 @@ class CallSession:
         metrics = services.metrics
         leg.outbound.tap = metrics.frame_lag_tap(leg.kind, asyncio.get_running_loop(), leg.outbound.tap)
         metrics.call_started(leg.kind)
+        cluster_hooks.call_started(services, self.call_id)
         persist = asyncio.get_running_loop().create_task(self.timeline.run(self.call.updates),
                                                          name=f"persist:{self.call_id}")
         reason: str = EndReason.ERROR
@@ -162,6 +164,7 @@ class CallSession:
         finally:
             self.end_reason = EndReason.parse(reason) or EndReason.ERROR
             self.services.calls.remove(self.call_id, self)
+            cluster_hooks.call_ended(self.services, self.call_id)
 
     async def _perform(self, action: Mapping[str, Any]) -> None:
         await self.actions.perform(action)

@@ -50,6 +50,14 @@ class LiveCalls:
         """The live calls of one client (tenant)."""
         return sum(1 for call in self._calls.values() if call is not None and call.client_id == client_id)
 
+    def by_leg(self) -> dict[str, int]:
+        """Live calls by leg kind, e.g. {"webrtc": 3, "sip": 12} (a member of a deployment publishes it)."""
+        kinds: dict[str, int] = {}
+        for call in self._calls.values():
+            if call is not None:
+                kinds[call.leg.kind] = kinds.get(call.leg.kind, 0) + 1
+        return kinds
+
     def get(self, call_id: str) -> LiveCall | None:
         return self._calls.get(call_id)
 

@@ -35,6 +35,7 @@ from control_api.analysis.service import PostCallAnalysis
 from control_api.call_services import CallServices, worker_name
 from control_api.call_sweeper import UnconnectedCallSweeper
 from control_api.cluster.leader import run_while_leader
+from control_api.cluster.wiring import join as join_cluster
 from control_api.demo_agents import provider_choices, seed_demo_agents
 from control_api.dialer.loop import Dialer, dialer_name
 from control_api.dialer.sip_placer import OutboundCalls, SipPlacer
@@ -165,9 +166,10 @@ class Runtime:
                 runtime.sip = await SipDispatcher.start(services)
                 sweeper.start()
                 await runtime.analysis.resume_pending()
-                runtime.start_dialer()
-                settle_heap()
-                yield runtime
+                async with join_cluster(services, runtime.sip) as cluster:  # TALKWIRE_REDIS_URL: drains on shutdown
+                    runtime.start_dialer(cluster.outbound if cluster is not None else None)
+                    settle_heap()
+                    yield runtime
             finally:
                 warming.cancel()
                 await sweeper.stop()

@@ -38,8 +38,10 @@ class CallDirectory:
     async def owner(self, call_id: str) -> MemberState | None:
         """The live member running the call; None when no live member runs it."""
         member_id = await self.owner_id(call_id)
-        if member_id is None:
-            return None
+        return None if member_id is None else await self.state_of(member_id)
+
+    async def state_of(self, member_id: str) -> MemberState | None:
+        """A member's published state while it is live; None once its heartbeat has run out."""
         fields = await self.redis.hgetall(self.keys.member(member_id))
         return MemberState.from_fields({text(k): text(v) for k, v in fields.items()})
 

@@ -59,6 +59,10 @@ class ClusterMember:
     def healthy(self) -> bool:
         return self.presence.healthy
 
+    @property
+    def draining(self) -> bool:
+        return self.presence.state.draining
+
     @classmethod
     @asynccontextmanager
     async def open(cls, settings: Settings, db: Database, *, member_id: str, url: str, sip: str | None,

@@ -20,7 +20,6 @@ from redis.asyncio import Redis
 from control_api.cluster import scripts
 from control_api.cluster.keys import Keyspace, text
 
-
 RETRY_AFTER_SECONDS = 5  # what a 503 "no member has room" suggests (as a member at capacity does)
 
 
