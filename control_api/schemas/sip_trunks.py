@@ -12,10 +12,11 @@ from pydantic import Field
 
 from control_api.schemas.common import RequestModel, ResponseModel
 
-# A DNS name (labels of at most 63 characters: a longer one cannot even be looked up) or an IP literal.
+# A DNS name (labels of at most 63 characters: a longer one cannot even be looked up) or an IP literal; at most
+# 200 characters, so the SRV names looked up for it (`_sips._tcp.` + host) stay within DNS's 255.
 HOST_PATTERN = (r"^(\[[0-9A-Fa-f:.]{2,45}\]|[0-9A-Fa-f.]{0,39}:[0-9A-Fa-f:.]{0,39}"
                 r"|([A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}\.?)$")
-Host = Field(min_length=1, max_length=253, pattern=HOST_PATTERN, examples=["sip.example.net"])
+Host = Field(min_length=1, max_length=200, pattern=HOST_PATTERN, examples=["sip.example.net"])
 Transport = Literal["udp", "tcp", "tls"]
 
 # The API field `register` shadows ABCMeta.register of the model classes, which nothing here uses.
@@ -31,16 +32,19 @@ class TrunkCreate(RequestModel):
     password: str | None = Field(default=None, max_length=200)
     register: bool = Field(default=False, description="Keep our Contact registered with the trunk (REGISTER with "
                                                       "the trunk's credentials); inbound calls arrive on the binding")
+    srtp: bool = Field(default=False, description="Offer SRTP with SDES keys (RTP/SAVP, a=crypto) on calls through "
+                                                  "this trunk; inbound SRTP offers are answered either way")
 
 
 class TrunkUpdate(RequestModel):
     name: str | None = Field(default=None, max_length=200)
-    host: str | None = Field(default=None, min_length=1, max_length=253, pattern=HOST_PATTERN)
+    host: str | None = Field(default=None, min_length=1, max_length=200, pattern=HOST_PATTERN)
     port: int | None = Field(default=None, ge=1, le=65535)
     transport: Transport | None = None
     username: str | None = Field(default=None, max_length=200)
     password: str | None = Field(default=None, max_length=200)
     register: bool | None = None
+    srtp: bool | None = None
 
 
 class RegistrationOut(ResponseModel):
@@ -59,6 +63,7 @@ class TrunkOut(ResponseModel):
     username: str | None
     has_password: bool
     register: bool = False
+    srtp: bool = False
     registration: RegistrationOut | None = Field(
         default=None, description="This server's registration with the trunk; null when `register` is off or SIP is off")
     created_at: datetime
