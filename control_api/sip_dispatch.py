@@ -76,7 +76,7 @@ def parse_bind(text: str) -> tuple[str, int]:
 
 def stored_trunk(row: SipTrunk) -> Trunk:
     return Trunk(row.host, row.port or 5060, row.username or None, row.password or None,
-                 transport=(row.transport or "udp").lower())
+                 transport=(row.transport or "udp").lower(), srtp=bool(row.srtp))
 
 
 # The outcomes of phone calls (extra_details.outcome); see docs/sip.md.

@@ -64,7 +64,7 @@ def stream_options(settings: Settings) -> StreamOptions:
 
 def registering_trunk(row: SipTrunk) -> Trunk:
     return Trunk(row.host, row.port or 5060, row.username or None, row.password or None, register=True,
-                 transport=(row.transport or "udp").lower())
+                 transport=(row.transport or "udp").lower(), srtp=bool(row.srtp))
 
 
 class Trunking:

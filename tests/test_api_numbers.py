@@ -86,7 +86,7 @@ async def test_sip_trunks(api: Api):
     created = await api.ok("POST", "/sip-trunks", json={"name": "carrier", "host": "sip.carrier.net", "port": 5080,
                                                         "transport": "tcp", "username": "acme", "password": "s3cret"})
     assert set(created) == {"id", "client_id", "name", "host", "port", "transport", "username", "has_password",
-                            "register", "registration", "created_at", "updated_at"}
+                            "register", "srtp", "registration", "created_at", "updated_at"}
     assert created["port"] == 5080 and created["has_password"] is True and "s3cret" not in str(created)
     listed = await api.ok("GET", "/sip-trunks")
     assert [t["id"] for t in listed["trunks"]] == [created["id"]]

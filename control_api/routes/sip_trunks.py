@@ -50,6 +50,7 @@ def trunk_out(trunk: SipTrunk, ctx: Ctx) -> TrunkOut:
         username=trunk.username,
         has_password=bool(trunk.password),
         register=bool(trunk.register),
+        srtp=bool(trunk.srtp),
         registration=registration_out(ctx, trunk),
         created_at=trunk.created_at,
         updated_at=trunk.updated_at,

@@ -262,6 +262,7 @@ class SipTrunk(Base):
     username: Mapped[str | None] = mapped_column(String(200))
     password: Mapped[str | None] = mapped_column(String(200))  # never returned by the API
     register: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # keep a REGISTER binding
+    srtp: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # offer SRTP (SDES keys)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
