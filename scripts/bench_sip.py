@@ -17,6 +17,12 @@ one core. Reported over a steady window after all calls are up:
 
     .venv/bin/python scripts/bench_sip.py --calls 400 --seconds 20
     .venv/bin/python scripts/bench_sip.py --quick            # a smoke run (the tests run it)
+    .venv/bin/python scripts/bench_sip.py --micro --calls 400  # the media tick alone, CPU time per tick
+
+`--micro` is for a machine too busy for lag figures (the full run reports how long it waited for its core): no
+sipp, no agent, no clock; N calls' RTP sessions on loopback, one peer socket sending each call one packet per
+tick, and the media engine's `tick()` called back to back. It reports the process CPU time per tick and per call
+and packet, which other programs on the core do not inflate the way they inflate wall-clock lag.
 
 Target (issue 5): at least 400 concurrent calls on one core with p99 lag under 5 ms.
 Prints a human summary and, with --json, one JSON object on the last line.
@@ -220,6 +226,86 @@ async def bench(calls: int, seconds: float, warmup: float, cpu: int | None, peer
     }
 
 
+async def micro(calls: int, ticks: int, cpu: int | None) -> dict:
+    """The media tick alone: CPU time per tick with `calls` calls each receiving and sending one packet per tick."""
+    import socket
+    import struct
+
+    from media import g711
+    from signalling.sip.dialog import Dialog
+    from signalling.sip.leg import SipLeg
+    from signalling.sip.media_engine import RtpMediaEngine
+    from signalling.sip.message import NameAddr
+    from signalling.sip.rtp import RtpSession
+    from signalling.sip.sdp import Negotiated
+
+    pinned = pin(cpu)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * calls + 256)), hard))
+
+    class Control:
+        async def hangup_leg(self, leg: SipLeg, reason: str) -> None: ...
+        async def transfer_leg(self, leg: SipLeg, target: str) -> None: ...
+        async def send_dtmf(self, leg: SipLeg, digits: str) -> None: ...
+
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    peer.setblocking(False)
+    peer_address = peer.getsockname()
+    engine = RtpMediaEngine(clock=None)  # type: ignore[arg-type]  # tick() is driven here, not by a clock
+    legs = []
+    heard = [0]
+    for i in range(calls):
+        rtp = await RtpSession.open("127.0.0.1", (20000, 29999))
+        rtp.signalling_ip = "127.0.0.1"
+        leg = SipLeg(Control(), direction="outbound", rtp=rtp, remote_number=str(i), local_number="bench",
+                     dialog=Dialog(f"micro-{i}", NameAddr("", "sip:a@b", {"tag": "1"}), NameAddr("", "sip:c@d", {}),
+                                   "sip:c@d", 1))
+        leg.consume(lambda frame: heard.__setitem__(0, heard[0] + 1))
+        if hasattr(rtp, "confirm"):
+            rtp.confirm()  # (the stack from before the dialog had to be confirmed has no such step)
+        engine.start_leg(leg, Negotiated(peer_address[0], peer_address[1], g711.PCMU, g711.PCMU, 101, "sendrecv"))
+        legs.append(leg)
+    header = struct.Struct("!BBHII")
+    payload = b"\xff" * 160
+    targets = [("127.0.0.1", leg.rtp.local_port) for leg in legs]
+    loop = asyncio.get_running_loop()
+
+    def drain() -> None:
+        try:
+            while True:
+                peer.recv(2048)
+        except BlockingIOError:
+            pass
+
+    tick_cpu: list[float] = []
+    for t in range(ticks + 10):
+        for i in range(calls):
+            peer.sendto(header.pack(0x80, 0, t & 0xFFFF, t * 160, 0x1000 + i) + payload, targets[i])
+        started = time.process_time()
+        engine.tick(loop.time())
+        if t >= 10:  # the first ticks fill the jitter buffers
+            tick_cpu.append(time.process_time() - started)
+        drain()
+    for leg in legs:
+        leg.rtp.close()
+    peer.close()
+    per_tick = np.array(tick_cpu) * 1e6
+    return {
+        "mode": "micro",
+        "calls": calls,
+        "ticks": ticks,
+        "pinning": pinned,
+        "cpu_us_per_tick_median": round(float(np.median(per_tick)), 1),
+        "cpu_us_per_tick_p90": round(float(np.percentile(per_tick, 90)), 1),
+        "cpu_us_per_call_per_tick": round(float(np.median(per_tick)) / calls, 2),
+        "cpu_percent_of_one_core_at_50_ticks_per_s": round(float(np.median(per_tick)) * 50 / 1e4, 1),
+        "frames_heard": heard[0],
+        "packets_sent": sum(leg.rtp.packets_sent for leg in legs),
+    }
+
+
 def runqueue_wait() -> float | None:
     """Seconds this process's threads spent runnable but waiting for a CPU (Linux schedstat): the time
     other programs on our core took from us, which shows up as lag no code of ours caused."""
@@ -249,12 +335,24 @@ def main() -> None:
     parser.add_argument("--spread", type=float, default=None,
                         help="seconds over which the calls are started (default: one turn of the looped speech)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 5 calls, 2 s")
+    parser.add_argument("--micro", action="store_true",
+                        help="the media tick alone (no sipp, no agent): CPU time per tick; see above")
+    parser.add_argument("--ticks", type=int, default=2000, help="--micro: ticks to time")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
     args = parser.parse_args()
     if args.quick:
         args.calls, args.seconds, args.warmup = 5, 2.0, 1.0
         args.spread = 0.5 if args.spread is None else args.spread
     cpu = None if args.cpu < 0 else args.cpu
+    if args.micro:
+        figures = asyncio.run(micro(args.calls, args.ticks, cpu))
+        print(f"{figures['calls']} calls, {figures['ticks']} ticks ({figures['pinning']}): CPU per tick median "
+              f"{figures['cpu_us_per_tick_median']} us, p90 {figures['cpu_us_per_tick_p90']} us; "
+              f"{figures['cpu_us_per_call_per_tick']} us per call per tick (receive, decode, encode, send): "
+              f"{figures['cpu_percent_of_one_core_at_50_ticks_per_s']}% of a core at 50 ticks/s")
+        if args.json:
+            print(json.dumps(figures))
+        return
     peer_cpu = None if args.peer_cpu < 0 or (os.cpu_count() or 1) < 2 else args.peer_cpu
     result = asyncio.run(bench(args.calls, args.seconds, args.warmup, cpu, peer_cpu, args.agent, args.spread))
     print(f"{result['answered']}/{result['calls']} calls answered ({result['agent']}), "

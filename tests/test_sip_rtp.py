@@ -167,3 +167,14 @@ def test_garbage_is_counted_never_raised(data):
     rtp = session()
     rtp.datagram_received(data, PEER)
     assert not rtp.latched and rtp.jitter.received == 0
+
+
+def test_the_answer_reopens_the_learning_window_when_nothing_latched(monkeypatch):
+    """Early media's SDP, 30 s of ringing without a packet, then the answer with the same SDP: its media, from the
+    caller's IP on another port, may still be latched to."""
+    rtp = session()
+    now = rtp_module._monotonic()
+    monkeypatch.setattr(rtp_module, "_monotonic", lambda: now + 30)
+    rtp.apply(Negotiated("192.0.2.10", 4000, g711.PCMU, g711.PCMU, 101, "sendrecv"))
+    rtp.datagram_received(packet(1), PEER)
+    assert rtp.latched and rtp.remote == PEER

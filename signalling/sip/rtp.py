@@ -171,7 +171,8 @@ class RtpSession:
 
     def apply(self, negotiated: Negotiated) -> None:
         """Use the negotiated remote address, codec and direction (answer, 183 or re-INVITE). A new address
-        forgets the latched source and opens a new learning window."""
+        forgets the latched source; a new SDP opens a new learning window while nothing is latched (an answer
+        may come long after the early media's SDP, and its media only then)."""
         self.negotiated = negotiated
         self.codec = negotiated.codec
         address = (negotiated.address, negotiated.port)
@@ -179,8 +180,9 @@ class RtpSession:
             self._sdp_address = address
             self.latched = False
             self._source = None
-            self._learn_until = _monotonic() + LEARNING_WINDOW
             self._set_remote(address)
+        if not self.latched:
+            self._learn_until = _monotonic() + LEARNING_WINDOW
 
     def _set_remote(self, address: tuple[str, int]) -> None:
         self.remote = address
