@@ -3,7 +3,7 @@ trunks' hosts as trusted sources) and which trunks we stay registered with.
 
     trunking = Trunking(settings, db, metrics)     # before the user agent starts: `trunking.admission`
     await trunking.start(ua)                       # resolve trunk hosts, start registrations; refreshed every minute
-    await trunking.refresh()                       # at once, e.g. after a trunk was stored, changed or deleted
+    await trunking.changed()                       # after a trunk was stored, changed or deleted
     trunking.registration(trunk_id)                # RegistrationStatus | None (GET /sip-trunks)
     await trunking.close()                         # unregister (Expires: 0), stop
 
@@ -77,6 +77,7 @@ class Trunking:
         self.locator = SipLocator()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
         self._default = self._default_trunk()
         for state in STATES:
             metrics.sip_registrations.labels(state).set_function(lambda s=state: self._count(s))
@@ -102,9 +103,9 @@ class Trunking:
         self._task = asyncio.get_running_loop().create_task(self._refresh_loop(), name="sip-trunk-refresh")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in [*self._background, *([self._task] if self._task is not None else [])]:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         await asyncio.gather(*(reg.close() for reg in self.registrations.values()), return_exceptions=True)
         self.registrations.clear()
 
@@ -117,15 +118,31 @@ class Trunking:
                 log.exception("refreshing the SIP trunks failed")
 
     async def refresh(self) -> None:
-        """Re-read the stored trunks: trusted sources for admission, registrations started, changed or stopped."""
+        """Re-read the stored trunks: registrations started, changed or stopped, and the trusted sources for
+        admission resolved (waits for DNS)."""
+        hosts = await self._registrations()
+        self.admission.set_trunk_sources(await resolve_all(self.locator, hosts))
+
+    async def changed(self) -> None:
+        """A trunk was stored, changed or deleted: registrations follow at once, the trusted sources once DNS
+        answered (in the background: an API request never waits on a name server)."""
+        hosts = await self._registrations()
+        task = asyncio.get_running_loop().create_task(self._resolve_sources(hosts), name="sip-trunk-sources")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _resolve_sources(self, hosts: list[str]) -> None:
+        self.admission.set_trunk_sources(await resolve_all(self.locator, hosts))
+
+    async def _registrations(self) -> list[str]:
+        """Reconcile the registrations with the stored trunks; returns every trunk host (for the sources)."""
         async with self._lock:
             rows = await all_trunks(self.db)
-            hosts = [row.host for row in rows] + ([self._default.host] if self._default is not None else [])
-            self.admission.set_trunk_sources(await resolve_all(self.locator, hosts))
             wanted = {row.id: registering_trunk(row) for row in rows if row.register}
             if self._default is not None and self._default.register:
                 wanted[DEFAULT_TRUNK] = self._default
             await self._reconcile(wanted)
+        return [row.host for row in rows] + ([self._default.host] if self._default is not None else [])
 
     async def _reconcile(self, wanted: dict[str, Trunk]) -> None:
         ua = self._ua

@@ -36,7 +36,7 @@ def registration_out(ctx: Ctx, trunk: SipTrunk) -> RegistrationOut | None:
 async def trunks_changed(ctx: Ctx) -> None:
     """Trusted sources and registrations follow the stored trunks at once (not only on the next refresh)."""
     if ctx.runtime.sip is not None:
-        await ctx.runtime.sip.trunking.refresh()
+        await ctx.runtime.sip.trunking.changed()
 
 
 def trunk_out(trunk: SipTrunk, ctx: Ctx) -> TrunkOut:
