@@ -34,7 +34,7 @@ from starlette.types import Scope
 
 from control_api.auth import Principal, authenticate
 from control_api.errors import ApiError, validation_message
-from control_api.schemas.common import E164_PATTERN, ErrorEnvelope, parse_uuid
+from control_api.schemas.common import E164_PATTERN, JSON_BODY, ErrorEnvelope, parse_uuid
 from media import safe_json
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ class Operation:
             raise ApiError(400, "VALIDATION_ERROR", f"body: {exc.message}") from None
         assert self.body is not None
         try:
-            return self.body.model_validate(data)
+            return self.body.model_validate(data, context={JSON_BODY: True})
         except ValidationError as exc:
             custom = self.on_invalid_body(exc) if self.on_invalid_body else None
             raise (custom or ApiError(422, "VALIDATION_ERROR", validation_message(exc))) from None

@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-
 from conftest import make_keys
 
 MAX_EXAMPLES = 2

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
-from typing_extensions import Annotated
 
 from control_api.analysis.fields import PROSPECT_COLUMNS
 from control_api.schemas.common import HeaderMap, RequestModel, ResponseModel
-
 
 # Speech-to-speech model providers: named by the seed, not offered by this server yet.
 SPEECH_TO_SPEECH = frozenset({"AZURE_REALTIME", "OPENAI_REALTIME", "GEMINI_LIVE"})

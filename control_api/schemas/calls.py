@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, WithJsonSchema
-from typing_extensions import Annotated
 
 from control_api.schemas.common import E164, RequestModel, ResponseModel
 

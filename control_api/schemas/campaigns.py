@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
-from typing_extensions import Annotated
 
 from control_api.schemas.common import E164, RequestModel, ResponseModel
 

@@ -6,10 +6,9 @@ presets) is `presets.validation.validate_tool`'s job, so the API and the agent r
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, WithJsonSchema
-from typing_extensions import Annotated
 
 from control_api.schemas.common import RequestModel, ResponseModel
 from presets.validation import _PARAM_NAME as PARAM_NAME  # the document states the rule validate_tool applies
