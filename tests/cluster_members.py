@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from conftest import make_keys, run_live_server
 from redis.asyncio import Redis
 
-from conftest import make_keys, run_live_server
 from control_api.runtime import Runtime
 from control_api.settings import Settings
 

@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from cluster_members import Member, in_process_members, wait_for
 from sipp.harness import SIPP, start_sipp
 from webrtc_caller import WebRtcCaller
@@ -59,7 +58,7 @@ async def test_web_calls_spread_and_are_ended_from_any_member(tmp_path: Path, po
             assert full.json()["error"]["code"] == "OVER_CAPACITY"
             assert int(full.headers["Retry-After"]) >= 1
 
-            for body, owner in zip(created, owners):  # ended on a member that does not run it
+            for body, owner in zip(created, owners, strict=True):  # ended on a member that does not run it
                 other = next(m for m in members if m is not owner)
                 answer = await other.ok("POST", f"/calls/{body['call_id']}/end")
                 assert answer["call_id"] == body["call_id"]
