@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from control_api.dialer.clock import Clock, SystemClock
-from control_api.dialer.pacer import CallPacer
+from control_api.dialer.pacer import CallPacer, SendGate
 from control_api.dialer.placer import Attempt, AttemptResult, CallPlacer
 from control_api.storage import Database
 from control_api.storage import dialer as store
@@ -48,6 +48,7 @@ class Dialer:
         self.lease = timedelta(seconds=lease_seconds)
         self.clock: Clock = clock or SystemClock()
         self.pacer = CallPacer(max_cps)
+        self.gate = SendGate(max_cps, self.clock.monotonic, self.clock.sleep)
         self._live: dict[str, tuple[Attempt, asyncio.Task[None]]] = {}  # token + row id -> attempt, its task
         self._wake = asyncio.Event()
         self._ticks = 0
@@ -193,8 +194,10 @@ class Dialer:
 
     async def _place(self, attempt: Attempt) -> AttemptResult:
         async def created(call_id: str) -> None:
+            ticket.leave()  # the INVITE is out: the next call may go after the interval
             await store.note_call(self.db, attempt.campaign_prospect_id, attempt.claim_token, call_id)
 
+        ticket = await self.gate.enter()
         try:
             return await self.placer.place(attempt, created)
         except asyncio.CancelledError:
@@ -202,3 +205,5 @@ class Dialer:
         except Exception:
             log.exception("dialer: placing a call to %s failed", attempt.phone_to)
             return AttemptResult(answered=False, end_reason=EndReason.ERROR)
+        finally:
+            ticket.leave()

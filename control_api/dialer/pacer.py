@@ -1,5 +1,9 @@
-"""The server-wide cap on new calls per second: starts spaced evenly, never in bursts."""
+"""The server-wide cap on new calls per second: starts spaced evenly, never in bursts (`CallPacer` plans the
+starts of a tick, `SendGate` spaces the INVITEs themselves)."""
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
 
 
 class CallPacer:
@@ -23,3 +27,47 @@ class CallPacer:
         if count:
             self._next_free = times[-1] + self.interval
         return times
+
+
+class SendGate:
+    """One new call at a time through the part that sends its INVITE, each at least `interval` after the one
+    before: the pacing holds at the trunk even when the database work before each INVITE takes uneven time.
+
+        ticket = await gate.enter()   # waits for the gate and for the interval since the last call went out
+        ... send the INVITE ...
+        ticket.leave()                # idempotent; the next call's interval counts from here
+    """
+
+    def __init__(self, per_second: float, monotonic: Callable[[], float],
+                 sleep: Callable[[float], Awaitable[None]]) -> None:
+        self.interval = 1.0 / per_second
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._lock = asyncio.Lock()
+        self._last = float("-inf")
+
+    async def enter(self) -> Ticket:
+        await self._lock.acquire()
+        ticket = Ticket(self)
+        try:
+            wait = self._last + self.interval - self._monotonic()
+            if wait > 0:
+                await self._sleep(wait)
+        except BaseException:
+            ticket.leave()
+            raise
+        return ticket
+
+    def _leave(self) -> None:
+        self._last = self._monotonic()
+        self._lock.release()
+
+
+class Ticket:
+    def __init__(self, gate: SendGate) -> None:
+        self._gate: SendGate | None = gate
+
+    def leave(self) -> None:
+        if self._gate is not None:
+            gate, self._gate = self._gate, None
+            gate._leave()
