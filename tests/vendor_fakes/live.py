@@ -1,0 +1,137 @@
+"""Calls through a live `talkwire serve` whose cloud vendors are the local fakes (`VendorStack`): one server per
+test module, a web call made by the aiortc caller, a phone call answered by sipp, and readers of the record.
+
+The server's SIP and HTTP plumbing come from test_e2e_sip_calls (`serving`, `Api`, the sipp scenario
+builder); this adds what the vendor tests share.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from conftest import make_keys
+from sipp.harness import Sipp, make_speech
+from test_e2e_sip_calls import Api, serving
+from webrtc_caller import RATE, WebRtcCaller, dominant_frequency, to_48k
+
+from control_api.settings import Settings
+from vendor_fakes.stack import VendorStack
+
+def module_settings(data_dir: Path, template: Path) -> Settings:
+    """A server's settings on a fresh data dir holding the migrated template database (FAKE defaults)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, data_dir / "talkwire.db")
+    secret, publishable = make_keys()
+    return Settings(data_dir=data_dir, host="127.0.0.1", port=8080, secret_key=secret, publishable_key=publishable,
+                    providers="fake")
+
+
+@asynccontextmanager
+async def vendor_server(settings: Settings, vendors: VendorStack, **overrides: Any) -> AsyncIterator[Api]:
+    """A live server whose vendor keys and base URLs point at `vendors` (plus `overrides`)."""
+    update = {**vendors.settings(), "azure_deployments": ["gpt-4.1-mini=prod-mini", "gpt-4o"],
+              "provider_connect_timeout": 2.0, "provider_first_result_timeout": 3.0, **overrides}
+    async with serving(settings, **update) as api:
+        yield api
+
+
+def caller_speech(text: str, workdir: Path) -> tuple[Path, np.ndarray]:
+    """`text` spoken by espeak-ng: the folder holding sipp's `speech.ulaw`, and the same speech at 48 kHz
+    for the web caller's microphone, one second of silence after it."""
+    wav, _, decoded = make_speech(text, workdir)
+    return workdir, np.concatenate([to_48k(decoded, 8000), np.zeros(RATE, dtype=np.int16)])
+
+
+async def agent_from(api: Api, body: dict[str, Any]) -> str:
+    """An agent created with `body` verbatim, then made active (the seed's bodies create it inactive)."""
+    agent_id: str = (await api.ok("POST", "/assistant", json=body))["id"]
+    await api.ok("PATCH", f"/assistant/{agent_id}", json={"active": True, "call_end_duration": 0,
+                                                          "call_user_alert_duration": 0})
+    return agent_id
+
+
+async def dial_sipp(api: Api, agent_id: str, sipp: Sipp) -> str:
+    """The agent calls sipp through a trunk stored for it (this server's trunk is per call, sipp's port is)."""
+    number = f"+1555{sipp.port:07d}"
+    trunk = await api.ok("POST", "/sip-trunks", json={"name": f"sipp {sipp.port}", "host": "127.0.0.1",
+                                                       "port": sipp.port})
+    await api.ok("POST", "/phone-numbers/import",
+                 json={"phone_number": number, "agent_id": agent_id, "trunk_id": trunk["id"]})
+    return await api.dial(agent_id, "+15551230001", from_number=number)
+
+
+def listening(message: dict[str, Any]) -> bool:
+    return message.get("type") == "agent_state" and message.get("state") == "listening"
+
+
+def final_of(role: str, text: str | None = None) -> Any:
+    def match(message: dict[str, Any]) -> bool:
+        return (message.get("type") == "transcription" and message.get("role") == role
+                and bool(message.get("is_final")) and (text is None or message.get("text") == text))
+    return match
+
+
+async def heard_more(caller: WebRtcCaller, before: int, frames: int, timeout: float = 15) -> None:
+    """Until `frames` more non-silent 20 ms frames than `before` have reached the caller."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(caller.nonsilent()) < before + frames:
+        assert loop.time() < deadline, f"caller heard {len(caller.nonsilent()) - before} new frames, not {frames}"
+        await asyncio.sleep(0.02)
+
+
+def tone_of(samples: np.ndarray, rate: int) -> float:
+    """The dominant frequency of the 20 ms frames of `samples` that are not silent (the TTS fakes: 200 Hz)."""
+    step = rate // 50
+    frames = samples[:len(samples) // step * step].reshape(-1, step).astype(np.float64)
+    loud = frames[np.sqrt((frames ** 2).mean(axis=1)) > 300]
+    return dominant_frequency(loud.reshape(-1), rate) if len(loud) else 0.0
+
+
+async def web_turn(api: Api, agent_id: str, speech: np.ndarray, *, user_final: str | None = None,
+                   agent_final: str | None = None, timeout: float = 30) -> WebRtcCaller:
+    """A web call: the welcome heard, `speech` said, the agent's answer heard, then hung up."""
+    caller = WebRtcCaller()
+    try:
+        await caller.call(api.server.base_url, agent_id, api.server.publishable_key)
+        await caller.wait_for_message(listening, timeout=timeout)
+        before = len(caller.nonsilent())
+        caller.mic.play(speech)
+        await caller.wait_for_message(final_of("user", user_final), timeout=timeout)
+        mark = len(caller.messages)
+        await caller.wait_for_message(final_of("agent", agent_final), timeout=timeout, after=mark)
+        await caller.wait_for_message(listening, timeout=timeout, after=mark)
+        await heard_more(caller, before, 10)
+    finally:
+        await caller.close()
+    return caller
+
+
+def events(record: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [e["data"] for e in record["timeline"] if e["kind"] == kind]
+
+
+def turns(record: dict[str, Any], role: str) -> list[str]:
+    return [t["text"] for t in record["transcript"] if t["role"] == role]
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """A sample's value from a Prometheus exposition (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            label_text, _, value = line[len(name) + 1:].rpartition("} ")
+            parts = ",".join(sorted(label_text.split(",")))
+            if parts == wanted:
+                return float(value)
+    return 0.0
