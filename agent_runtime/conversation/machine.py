@@ -84,7 +84,7 @@ class Conversation:
         self._end_reason: str | None = None
         self._hang_up = False
 
-        self.stages = Stages(config, self.updates, self.provider_failed)
+        self.stages = Stages(config, self.updates, self.provider_failed, leg_rate=leg.sample_rate)
         self._hearing = Hearing(self)
         self._generator = Generator(self)
         self._speaker = Speaker(self)

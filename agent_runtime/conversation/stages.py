@@ -27,13 +27,16 @@ log = logging.getLogger(__name__)
 
 class Stages:
     def __init__(self, config: AgentConfig, updates: asyncio.Queue[Update], on_failure: FailureSink,
-                 meter: Meter | None = None) -> None:
+                 meter: Meter | None = None, *, leg_rate: int | None = None) -> None:
         self.meter = meter or Meter()  # an agent_transfer keeps counting on the call's meter
         stage_s = config.stage_timeout_ms / 1000
         self.stt = GuardedSTT(config.stt, config.stt_fallback, on_failure, self.meter, stage_s)
         self.llm = GuardedLLM(config.llm, config.llm_fallback, on_failure, self.meter, stage_s,
                               config.turn_deadline_ms / 1000)
         self.tts = GuardedTTS(config.tts, config.tts_fallback, on_failure, self.meter, stage_s)
+        if leg_rate in getattr(config.tts, "sample_rates", ()):
+            self.tts.sample_rate = leg_rate  # a voice that makes the leg's own rate: no resampling hop
+        self._leg_rate = leg_rate
         self.meter.watch_llms(self.llm.providers)
         self.language = CallLanguage(config, self.stt, self.tts, updates)
         self._turn_start: Totals = {}
@@ -41,7 +44,7 @@ class Stages:
 
     def for_agent(self, config: AgentConfig) -> Stages:
         """agent_transfer: the new agent's stages, in its language, counting on this call's meter."""
-        stages = Stages(config, self._updates, self._on_failure, self.meter)
+        stages = Stages(config, self._updates, self._on_failure, self.meter, leg_rate=self._leg_rate)
         stages.language.start()
         return stages
 
