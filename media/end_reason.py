@@ -9,10 +9,10 @@ A SIP outcome (`busy`, `no_answer`, …) is also an end reason: a call that was 
 """
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class EndReason(str, Enum):
+class EndReason(StrEnum):
     failed: bool
 
     def __new__(cls, value: str, failed: bool = False) -> EndReason:
@@ -20,9 +20,6 @@ class EndReason(str, Enum):
         member._value_ = value
         member.failed = failed
         return member
-
-    def __str__(self) -> str:
-        return self.value
 
     # Ended by the caller or by us, normally.
     REMOTE_HANGUP = "remote_hangup"  # the caller hung up (BYE, browser closed the connection)

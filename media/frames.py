@@ -27,5 +27,5 @@ class AudioFrame:
         return len(self.samples) / self.sample_rate
 
     @classmethod
-    def silence(cls, sample_rate: int, timestamp: float = 0.0) -> "AudioFrame":
+    def silence(cls, sample_rate: int, timestamp: float = 0.0) -> AudioFrame:
         return cls(np.zeros(samples_per_frame(sample_rate), dtype=np.int16), sample_rate, timestamp)

@@ -79,11 +79,15 @@ def alaw_encode(samples: np.ndarray) -> np.ndarray:
 
 def ulaw_decode(codes: bytes | np.ndarray) -> np.ndarray:
     """mu-law bytes → int16 samples."""
-    return ULAW_DECODE.take(np.frombuffer(codes, dtype=np.uint8) if isinstance(codes, (bytes, bytearray, memoryview)) else codes)
+    if isinstance(codes, (bytes, bytearray, memoryview)):
+        codes = np.frombuffer(codes, dtype=np.uint8)
+    return ULAW_DECODE.take(codes)
 
 
 def alaw_decode(codes: bytes | np.ndarray) -> np.ndarray:
-    return ALAW_DECODE.take(np.frombuffer(codes, dtype=np.uint8) if isinstance(codes, (bytes, bytearray, memoryview)) else codes)
+    if isinstance(codes, (bytes, bytearray, memoryview)):
+        codes = np.frombuffer(codes, dtype=np.uint8)
+    return ALAW_DECODE.take(codes)
 
 
 def encode(payload_type: int, samples: np.ndarray) -> np.ndarray:

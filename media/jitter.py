@@ -89,7 +89,7 @@ class JitterBuffer:
             if self._next is None or self.depth < self.target:
                 return None
             self._playing = True
-        if self._next is not None and self.depth > self.maximum:
+        if self._next is not None and self._highest is not None and self.depth > self.maximum:
             # Sender clock faster than ours (or a burst): skip ahead to the target delay.
             skip_to = self._highest - self.target + 1
             for ext in [e for e in self._frames if e < skip_to]:

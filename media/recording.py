@@ -235,7 +235,7 @@ class CallRecorder:
             await self._guarded_flush(final=False)
             try:
                 await asyncio.wait_for(self._stop.wait(), self.flush_interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def close(self) -> None:
