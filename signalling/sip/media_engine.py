@@ -57,6 +57,9 @@ class RtpMediaEngine:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        for hangup in list(self._hangups):  # (the user agent closes: its calls end anyway)
+            hangup.cancel()
+        await asyncio.gather(*self._hangups, return_exceptions=True)
         if hasattr(select, "epoll") and isinstance(self._poller, select.epoll):
             self._poller.close()
 
