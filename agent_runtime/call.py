@@ -64,7 +64,7 @@ class Call:
             if self.ready is not None:
                 await asyncio.wait_for(self.ready, self.ready_timeout)
             reason = await self.conversation.run()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             reason = EndReason.CONNECT_TIMEOUT
         except Exception:
             log.exception("the conversation failed")

@@ -182,12 +182,12 @@ class ClientEvents:
         route = handler.get("route") if handler else None
         self._record("media", {"media_id": media_id, "reason": reason, "message": text,
                                "content_type": media.content_type, "size": media.size, "route": route})
-        if route == "webhook" and handler.get("webhook_url"):
+        if handler is not None and route == "webhook" and handler.get("webhook_url"):
             task = asyncio.get_running_loop().create_task(self._webhook(handler, media, reason, text))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
-        if route == "vision" and media.content_type in VISION_TYPES and media.size <= MAX_VISION_BYTES:
+        if handler is not None and route == "vision" and media.content_type in VISION_TYPES and media.size <= MAX_VISION_BYTES:
             encoded = await asyncio.to_thread(base64.b64encode, media.data)  # up to 20 MB: not on the loop
             url = f"data:{media.content_type};base64,{encoded.decode('ascii')}"
             caption = (f"The user shared an image (reason: {reason})."
@@ -228,7 +228,7 @@ class ClientEvents:
             if not 200 <= response.status_code < 300:
                 result_text = result_text or f"The media service answered HTTP {response.status_code}."
                 record["error"] = f"HTTP {response.status_code}"
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             result_text, interrupt = "The uploaded file could not be processed in time.", False
             record["error"] = "timeout"
         except BlockedDestination as exc:

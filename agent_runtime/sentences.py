@@ -67,7 +67,7 @@ def heard_part(text: str, fraction: float) -> str:
     weights = [len(w) + 1 for w in words]
     total = sum(weights)
     heard, spoken = [], 0.0
-    for word, weight in zip(words, weights):
+    for word, weight in zip(words, weights, strict=True):
         if (spoken + weight / 2) / total > fraction:
             break
         heard.append(word)

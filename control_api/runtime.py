@@ -25,7 +25,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import cast
 
 from agent_runtime.providers.base import LanguageModel, ProviderRegistry
 from agent_runtime.providers.catalog import build_registry, preload
@@ -65,8 +64,8 @@ def analysis_models(services: CallServices) -> Callable[[str, str], LanguageMode
     def create(provider: str, model: str) -> LanguageModel:
         registry = services.providers
         if registry.has("llm", provider, model):
-            return cast(LanguageModel, registry.create("llm", provider, model))
-        return cast(LanguageModel, registry.create("llm"))
+            return registry.create("llm", provider, model)
+        return registry.create("llm")
     return create
 
 

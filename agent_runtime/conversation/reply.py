@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -16,14 +16,11 @@ from agent_runtime.history import History
 from agent_runtime.updates import TurnTiming
 
 
-class ReplyKind(str, Enum):
+class ReplyKind(StrEnum):
     WELCOME = "welcome"  # the call's first words (or a transferred-to agent's)
     ANSWER = "answer"  # an LLM reply to the caller's turn (the only kind with a `timing` update)
     ALERT = "alert"  # the silence alert: it does not start a new silence stretch
     ERROR = "error"  # the error message after an STT failure
-
-    def __str__(self) -> str:
-        return self.value
 
 
 Piece = tuple[str, dict[str, Any] | None]  # a sentence to speak and the history message it belongs to

@@ -1,17 +1,14 @@
 """The conversation's states. `USER_SPEAKING` is internal: the client sees `listening` (`State.visible`)."""
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class State(str, Enum):
+class State(StrEnum):
     LISTENING = "listening"
     USER_SPEAKING = "user_speaking"
     THINKING = "thinking"
     SPEAKING = "speaking"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def visible(self) -> State:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, overload, runtime_checkable
 
 import numpy as np
 
@@ -158,6 +158,7 @@ class VoiceActivityDetector(Protocol):
 # ---- registry -------------------------------------------------------------------------------------
 
 Kind = Literal["llm", "tts", "stt"]
+Provider = SpeechToText | LanguageModel | TextToSpeech  # what a registered factory makes, by its kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,14 +178,21 @@ class ProviderRegistry:
     """What is installed and configured here: catalog entries plus a factory per (kind, provider)."""
 
     entries: list[CatalogEntry] = field(default_factory=list)
-    factories: dict[tuple[Kind, str], Callable[[str], Any]] = field(default_factory=dict)
+    factories: dict[tuple[Kind, str], Callable[[str], Provider]] = field(default_factory=dict)
     defaults: dict[Kind, tuple[str, str]] = field(default_factory=dict)  # kind -> (provider, name)
 
     def add(self, entry: CatalogEntry) -> None:
         self.entries.append(entry)
 
-    def register(self, kind: Kind, provider: str, factory: Callable[[str], Any]) -> None:
-        """`factory(name)` returns a ready provider instance for that model/voice name."""
+    @overload
+    def register(self, kind: Literal["stt"], provider: str, factory: Callable[[str], SpeechToText]) -> None: ...
+    @overload
+    def register(self, kind: Literal["llm"], provider: str, factory: Callable[[str], LanguageModel]) -> None: ...
+    @overload
+    def register(self, kind: Literal["tts"], provider: str, factory: Callable[[str], TextToSpeech]) -> None: ...
+
+    def register(self, kind: Kind, provider: str, factory: Callable[[str], Provider]) -> None:
+        """`factory(name)` returns a ready provider instance of that kind for that model/voice name."""
         self.factories[(kind, provider)] = factory
 
     def catalog(self, kind: Kind) -> list[CatalogEntry]:
@@ -193,10 +201,19 @@ class ProviderRegistry:
     def has(self, kind: Kind, provider: str, name: str) -> bool:
         return any(e.kind == kind and e.provider == provider and e.name == name for e in self.entries)
 
-    def create(self, kind: Kind, provider: str | None = None, name: str | None = None) -> Any:
+    @overload
+    def create(self, kind: Literal["stt"], provider: str | None = None, name: str | None = None) -> SpeechToText: ...
+    @overload
+    def create(self, kind: Literal["llm"], provider: str | None = None, name: str | None = None) -> LanguageModel: ...
+    @overload
+    def create(self, kind: Literal["tts"], provider: str | None = None, name: str | None = None) -> TextToSpeech: ...
+    @overload
+    def create(self, kind: Kind, provider: str | None = None, name: str | None = None) -> Provider: ...
+
+    def create(self, kind: Kind, provider: str | None = None, name: str | None = None) -> Provider:
         """A provider instance for (provider, name), or the default for `kind` when both are None."""
         if provider is None and name is None:
             provider, name = self.defaults[kind]
-        if not self.has(kind, provider, name):
+        if provider is None or name is None or not self.has(kind, provider, name):
             raise ProviderError(f"no {kind} provider {provider}/{name} is configured")
         return self.factories[(kind, provider)](name)

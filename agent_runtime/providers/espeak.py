@@ -46,7 +46,7 @@ async def list_voices(language: str | None = None) -> list[EspeakVoice]:
         proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.DEVNULL)
         out, _ = await asyncio.wait_for(proc.communicate(), 10)
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         raise ProviderError(f"cannot list espeak-ng voices: {exc!r}") from exc
     voices: dict[str, EspeakVoice] = {}
     for line in out.decode(errors="replace").splitlines()[1:]:

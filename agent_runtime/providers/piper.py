@@ -84,10 +84,12 @@ class _Worker:
             *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=env)
         self._stderr = asyncio.create_task(self._log_stderr(proc))
+        stdout = proc.stdout
+        assert stdout is not None  # stdout=PIPE
         try:
-            header = await asyncio.wait_for(proc.stdout.readexactly(HEADER.size), START_TIMEOUT)
+            header = await asyncio.wait_for(stdout.readexactly(HEADER.size), START_TIMEOUT)
             _id, kind, length = HEADER.unpack(header)
-            payload = await asyncio.wait_for(proc.stdout.readexactly(length), START_TIMEOUT)
+            payload = await asyncio.wait_for(stdout.readexactly(length), START_TIMEOUT)
             if kind != READY:
                 raise ProviderError("Piper worker sent no ready frame")
             self.sample_rate = int(json.loads(payload)["sample_rate"])
@@ -192,7 +194,7 @@ class _Worker:
             proc.stdin.close()
         try:
             await asyncio.wait_for(proc.wait(), 5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
         for task in (self._reader, self._stderr):

@@ -51,7 +51,7 @@ class _Output:
         self._stream.flush()
 
 
-def _read_messages(inbox: "queue.Queue[dict | None]") -> None:
+def _read_messages(inbox: queue.Queue[dict | None]) -> None:
     """stdin reader thread, so new requests and cancels are seen between two sentences."""
     for line in sys.stdin.buffer:
         try:
@@ -63,7 +63,7 @@ def _read_messages(inbox: "queue.Queue[dict | None]") -> None:
     inbox.put(None)
 
 
-def serve(voice: Any, inbox: "queue.Queue[dict | None]", out: _Output) -> None:
+def serve(voice: Any, inbox: queue.Queue[dict | None], out: _Output) -> None:
     """Answer requests sentence by sentence, round-robin across the open requests, so one call's long
     answer does not hold back another call's first sentence."""
     from piper import SynthesisConfig

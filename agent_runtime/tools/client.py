@@ -130,8 +130,9 @@ class ClientToolBroker:
     async def _await_blocking(self, entry: _Pending, result_timeout: float) -> ClientToolResult:
         assert entry.outcome is not None
         ack_wait = asyncio.ensure_future(entry.acked.wait())
+        waiters: set[asyncio.Future[Any]] = {ack_wait, entry.outcome}
         try:
-            await asyncio.wait({ack_wait, entry.outcome}, timeout=self.ack_timeout,
+            await asyncio.wait(waiters, timeout=self.ack_timeout,
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             ack_wait.cancel()
