@@ -27,6 +27,7 @@ from control_api.call_agent import AgentRecord
 from control_api.call_services import CallServices
 from control_api.call_session import CallSession, Direction, start_call
 from control_api.cluster.wiring import inbound_refusal
+from control_api.db_retry import retrying
 from control_api.dialer.sip_placer import CallEnd
 from control_api.sip_routing import InviteFacts, dialled_candidates
 from control_api.sip_trunking import Trunking, stream_options
@@ -275,7 +276,7 @@ class SipDispatcher:
                 await self._fail(call_id, leg, result.outcome)
                 self._ended(call_id, CallEnd(False, EndReason.parse(result.outcome) or EndReason.ERROR))
                 return
-            await call_store.set_status(db, call_id, "in-progress")
+            await retrying(f"call {call_id}: answered", lambda: call_store.set_status(db, call_id, "in-progress"))
             agent = await load_agent(db, client_id, agent_id)
             if agent is None:  # deleted (with this record) while the phone rang
                 await leg.hangup(EndReason.AGENT_DELETED)
@@ -301,8 +302,8 @@ class SipDispatcher:
 
     async def _fail(self, call_id: str, leg: SipLeg, outcome: str) -> None:
         """A call that was never answered: `failed`, whatever the reason (even our own hang-up while it rang)."""
-        await call_store.finish_call(self.services.db, call_id, end_reason=outcome, status="failed",
-                                     extra_details=call_details(leg, outcome))
+        await retrying(f"call {call_id}: not answered", lambda: call_store.finish_call(
+            self.services.db, call_id, end_reason=outcome, status="failed", extra_details=call_details(leg, outcome)))
         self.services.metrics.calls.labels(leg.kind, "failed", outcome).inc()
 
     async def _start_call(self, call_id: str, client_id: str, agent: AgentRecord, leg: SipLeg,
