@@ -9,11 +9,13 @@ import asyncio
 import os
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from conftest import LiveServer
+from sipp.harness import SCENARIOS, SIPP, start_sipp
 from sqlalchemy.exc import OperationalError
 from test_call_control import error_code, http, record, serving
 from webrtc_caller import WebRtcCaller
@@ -188,3 +190,30 @@ async def test_a_caller_flooding_context_updates_cannot_grow_the_record(settings
 def database_size(path: Any) -> int:
     """The SQLite database with its write-ahead log."""
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+@pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is not installed")
+async def test_an_inbound_phone_call_past_the_capacity_is_refused_with_503(settings: Settings, tmp_path: Path) -> None:
+    async with serving(settings, max_calls=1) as server:
+        agent_id = await create_fake_agent(server.base_url, server.secret_key)
+        async with http(server) as api:
+            imported = await api.post("/phone-numbers/import", json={
+                "phone_number": "+15557773333", "agent_id": agent_id, "trunk": {"host": "127.0.0.1", "port": 5060}})
+            assert imported.status_code == 200, imported.text
+        remote = f"127.0.0.1:{server.app.state.runtime.sip.local_address[1]}"
+        caller, _ = await connect(server, agent_id)  # the one call this server takes
+        try:
+            rejected = await start_sipp(tmp_path, expecting_503(tmp_path), remote=remote, extra=["-s", "+15557773333"])
+            assert await rejected.wait() == 0, rejected.explain()
+        finally:
+            await caller.close()
+        assert "SIP/2.0 503 " in rejected.messages()
+        assert (await refusals(server))["over_capacity"] >= 1
+
+
+def expecting_503(workdir: Path) -> str:
+    """tests/sipp/uac_rejected.xml expecting 503 where it expects 480 (an absolute path: start_sipp takes it)."""
+    text = (SCENARIOS / "uac_rejected.xml").read_text().replace('<recv response="480" />', '<recv response="503" />')
+    path = workdir / "uac_expects_503.xml"
+    path.write_text(text)
+    return str(path)
