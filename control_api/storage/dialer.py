@@ -280,19 +280,36 @@ async def record_result(db: Database, campaign_prospect_id: str, claim_token: st
     return decision
 
 
-async def lost_attempts(db: Database, now: datetime, dialer_id: str | None = None) -> list[tuple[str, str, bool]]:
-    """(row id, claim token, whether its call was answered) of attempts in flight that no live process holds:
-    those whose lease ran out, and, given `dialer_id` (this process's own name, on its start-up), every attempt
-    claimed under that name."""
+async def lost_attempts(db: Database, now: datetime, dialer_id: str | None = None) -> list[LostAttempt]:
+    """Attempts in flight that no live process holds: those whose lease ran out, and, given `dialer_id` (this
+    process's own name, on its start-up), every attempt claimed under that name. Each with its call: the one
+    `note_call` named, else the campaign's call to that prospect made since the claim (the process may have died
+    between creating the call and naming it)."""
     lost = and_(CampaignProspect.lease_until.is_not(None), CampaignProspect.lease_until < now)
     if dialer_id is not None:
         lost = or_(lost, CampaignProspect.dialer_id == dialer_id)
     async with db.session() as session:
-        rows = (await session.execute(
-            select(CampaignProspect.id, CampaignProspect.claim_token, Call.answered_at)
-            .outerjoin(Call, Call.id == CampaignProspect.last_call_id)
-            .where(CampaignProspect.status == IN_PROGRESS, lost))).all()
-    return [(row_id, token or "", answered_at is not None) for row_id, token, answered_at in rows]
+        rows = list((await session.scalars(
+            select(CampaignProspect).where(CampaignProspect.status == IN_PROGRESS, lost))).all())
+        found = []
+        for row in rows:
+            call = await session.get(Call, row.last_call_id) if row.last_call_id else None
+            if call is None and row.attempt_started_at is not None:
+                call = await session.scalar(
+                    select(Call).where(Call.campaign_id == row.campaign_id, Call.prospect_id == row.prospect_id,
+                                       Call.created_at >= row.attempt_started_at)
+                    .order_by(Call.created_at.desc()).limit(1))
+            found.append(LostAttempt(row.id, row.claim_token or "", call.id if call else None,
+                                     call is not None and call.answered_at is not None))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class LostAttempt:
+    row_id: str
+    claim_token: str
+    call_id: str | None
+    answered: bool
 
 
 async def give_up_lost(db: Database, now: datetime, dialer_id: str | None = None) -> int:
@@ -300,8 +317,9 @@ async def give_up_lost(db: Database, now: datetime, dialer_id: str | None = None
     failed-call policy may retry, unless its call had been answered (then the candidate is done, as for any
     answered call, and is not called again). How many."""
     lost = await lost_attempts(db, now, dialer_id)
-    for row_id, token, answered in lost:
-        await record_result(db, row_id, token, AttemptResult(answered, EndReason.WORKER_LOST), now)
+    for attempt in lost:
+        await record_result(db, attempt.row_id, attempt.claim_token,
+                            AttemptResult(attempt.answered, EndReason.WORKER_LOST, attempt.call_id), now)
     return len(lost)
 
 
