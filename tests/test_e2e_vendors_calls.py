@@ -27,7 +27,7 @@ from vendor_fakes.live import (
     tone_of,
     turns,
     vendor_server,
-    web_turn,
+    web_call,
 )
 from vendor_fakes.stack import VendorStack
 
@@ -94,12 +94,12 @@ async def test_web_call_on_the_seed_agent_deepgram_azure_elevenlabs(api: Api, fr
     """The seed's create body verbatim; the caller's speech reaches Deepgram at the web rate, Azure answers, and
     ElevenLabs' audio (the fake's 200 Hz tone) is what the caller hears."""
     agent_id = await agent_from(api, SEED_AGENT_CREATE)
-    _, speech = caller_speech(SPOKEN, tmp_path)
-    caller = await web_turn(api, agent_id, speech, user_final=HEARD, agent_final=REPLY)
+    caller, [turn] = await web_call(api, agent_id, caller_speech(SPOKEN, tmp_path))
     record, _ = await api.follow(caller.call_id)
 
+    assert (turn.user, turn.agent) == (HEARD, REPLY)
     check_record(record, {"stt": "DEEPGRAM", "llm": "AZURE", "tts": "ELEVENLABS"}, WELCOME, HEARD, REPLY)
-    assert 190 <= tone_of(caller.heard_audio(nonsilent_only=True), 48000) <= 210  # ElevenLabs' tone
+    assert 190 <= tone_of(turn.audio) <= 210  # ElevenLabs' tone is what the caller heard
 
     vendors = fresh
     streams = [s for s in vendors.deepgram.sessions if s.audio]

@@ -123,7 +123,9 @@ class DeepgramFake:
                 return
 
     async def start(self) -> DeepgramFake:
-        self._server = await serve(self._handle, "127.0.0.1", 0, process_request=self._check, compression=None)
+        # the same port again after a stop(): connections refused meanwhile, the base URL unchanged
+        self._server = await serve(self._handle, "127.0.0.1", self.port, process_request=self._check,
+                                   compression=None)
         self.port = next(iter(self._server.sockets)).getsockname()[1]
         return self
 

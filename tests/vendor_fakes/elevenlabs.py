@@ -1,9 +1,10 @@
 """Test double: ElevenLabs' voices API and streaming text-to-speech, on 127.0.0.1 on a free port.
 
 `GET /v1/voices` lists `voices` (the seed's three by default); `POST /v1/text-to-speech/{voice_id}/stream`
-checks `xi-api-key`, reads `output_format=pcm_<rate>` and streams raw int16 PCM at that rate (a tone as long
-as the text takes to say, 60 ms a character) in `chunk_ms` pieces. Faults: `status` (an HTTP error with the
-vendor's error body), `stall_s` (wait before the first byte), `json_instead` (a 200 JSON answer).
+checks `xi-api-key`, reads `output_format=pcm_<rate>` and streams raw int16 PCM at that rate (a tone at
+`frequency`, as long as the text takes to say, 60 ms a character) in `chunk_ms` pieces. Faults: `status` (an
+HTTP error with the vendor's error body), `stall_s` (wait before the first byte), `json_instead` (a 200 JSON
+answer).
 """
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ SEED_VOICES = [
 ]
 
 
-def tone(seconds: float, rate: int) -> np.ndarray:
+def tone(seconds: float, rate: int, frequency: float = 200.0) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
-    return (np.sin(2 * np.pi * 200 * t) * 6000).astype("<i2")
+    return (np.sin(2 * np.pi * frequency * t) * 6000).astype("<i2")
 
 
 class ElevenLabsFake(HttpFake):
@@ -42,6 +43,7 @@ class ElevenLabsFake(HttpFake):
         self.stall_s = 0.0
         self.json_instead = False
         self.chunk_ms = 50
+        self.frequency = 200.0  # of the tone it speaks (tests tell two voices apart by it)
         self.app = Starlette(routes=[
             Route("/v1/voices", self._voices, methods=["GET"]),
             Route("/v1/text-to-speech/{voice_id}/stream", self._stream, methods=["POST"]),
@@ -70,7 +72,7 @@ class ElevenLabsFake(HttpFake):
         if self.json_instead:
             return JSONResponse({"ok": True})
         rate = int(rec.query.get("output_format", "mp3_44100_128").split("_")[1])
-        audio = tone(len(rec.body["text"]) * 0.06, rate).tobytes()
+        audio = tone(len(rec.body["text"]) * 0.06, rate, self.frequency).tobytes()
         step = rate * 2 * self.chunk_ms // 1000 + 1  # odd: chunks split samples, as real streams may
 
         async def chunks() -> AsyncIterator[bytes]:

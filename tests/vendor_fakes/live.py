@@ -6,11 +6,11 @@ builder); this adds what the vendor tests share.
 """
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from webrtc_caller import RATE, WebRtcCaller, dominant_frequency, to_48k
 
 from control_api.settings import Settings
 from vendor_fakes.stack import VendorStack
+
 
 def module_settings(data_dir: Path, template: Path) -> Settings:
     """A server's settings on a fresh data dir holding the migrated template database (FAKE defaults)."""
@@ -41,11 +42,11 @@ async def vendor_server(settings: Settings, vendors: VendorStack, **overrides: A
         yield api
 
 
-def caller_speech(text: str, workdir: Path) -> tuple[Path, np.ndarray]:
-    """`text` spoken by espeak-ng: the folder holding sipp's `speech.ulaw`, and the same speech at 48 kHz
-    for the web caller's microphone, one second of silence after it."""
-    wav, _, decoded = make_speech(text, workdir)
-    return workdir, np.concatenate([to_48k(decoded, 8000), np.zeros(RATE, dtype=np.int16)])
+def caller_speech(text: str, workdir: Path) -> np.ndarray:
+    """`text` spoken by espeak-ng, at 48 kHz with one second of silence after it for the web caller's
+    microphone; sipp's `speech.ulaw` of it is left in `workdir`."""
+    _, _, decoded = make_speech(text, workdir)
+    return np.concatenate([to_48k(decoded, 8000), np.zeros(RATE, dtype=np.int16)])
 
 
 async def agent_from(api: Api, body: dict[str, Any]) -> str:
@@ -77,40 +78,43 @@ def final_of(role: str, text: str | None = None) -> Any:
     return match
 
 
-async def heard_more(caller: WebRtcCaller, before: int, frames: int, timeout: float = 15) -> None:
-    """Until `frames` more non-silent 20 ms frames than `before` have reached the caller."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while len(caller.nonsilent()) < before + frames:
-        assert loop.time() < deadline, f"caller heard {len(caller.nonsilent()) - before} new frames, not {frames}"
-        await asyncio.sleep(0.02)
-
-
-def tone_of(samples: np.ndarray, rate: int) -> float:
-    """The dominant frequency of the 20 ms frames of `samples` that are not silent (the TTS fakes: 200 Hz)."""
+def tone_of(samples: np.ndarray, rate: int = RATE) -> float:
+    """The dominant frequency of the 20 ms frames of `samples` that are not silent (the TTS fakes' tones)."""
     step = rate // 50
     frames = samples[:len(samples) // step * step].reshape(-1, step).astype(np.float64)
     loud = frames[np.sqrt((frames ** 2).mean(axis=1)) > 300]
     return dominant_frequency(loud.reshape(-1), rate) if len(loud) else 0.0
 
 
-async def web_turn(api: Api, agent_id: str, speech: np.ndarray, *, user_final: str | None = None,
-                   agent_final: str | None = None, timeout: float = 30) -> WebRtcCaller:
-    """A web call: the welcome heard, `speech` said, the agent's answer heard, then hung up."""
+@dataclass
+class HeardTurn:
+    user: str  # the caller's final transcription
+    agent: str  # the agent's final transcription of its answer
+    audio: np.ndarray  # what the caller heard from starting to speak until the agent listened again (48 kHz)
+
+
+async def web_call(api: Api, agent_id: str, speech: np.ndarray, *, turns: int = 1, timeout: float = 30,
+                   before_turn: Callable[[int], None] | None = None) -> tuple[WebRtcCaller, list[HeardTurn]]:
+    """A web call: after the welcome, the caller says `speech` `turns` times (`before_turn(i)` first), each
+    time waiting until the agent's answer was spoken (it listens again); then it hangs up."""
     caller = WebRtcCaller()
+    heard: list[HeardTurn] = []
     try:
         await caller.call(api.server.base_url, agent_id, api.server.publishable_key)
         await caller.wait_for_message(listening, timeout=timeout)
-        before = len(caller.nonsilent())
-        caller.mic.play(speech)
-        await caller.wait_for_message(final_of("user", user_final), timeout=timeout)
-        mark = len(caller.messages)
-        await caller.wait_for_message(final_of("agent", agent_final), timeout=timeout, after=mark)
-        await caller.wait_for_message(listening, timeout=timeout, after=mark)
-        await heard_more(caller, before, 10)
+        for index in range(turns):
+            if before_turn is not None:
+                before_turn(index)
+            mark, frames = len(caller.messages), len(caller.heard)
+            caller.mic.play(speech)
+            user = await caller.wait_for_message(final_of("user"), timeout=timeout, after=mark)
+            agent = await caller.wait_for_message(final_of("agent"), timeout=timeout, after=mark)
+            await caller.wait_for_message(listening, timeout=timeout, after=mark)
+            audio = [f.samples for f in caller.heard[frames:]] or [np.zeros(0, dtype=np.int16)]
+            heard.append(HeardTurn(user["text"], agent["text"], np.concatenate(audio)))
     finally:
         await caller.close()
-    return caller
+    return caller, heard
 
 
 def events(record: dict[str, Any], kind: str) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ class SarvamFake(HttpFake):
         self.translation = "where is my order"
         self.status = 200
         self.stall_s = 0.0
+        self.frequency = 200.0  # of the tone its speech is
         self.app = Starlette(routes=[
             Route("/speech-to-text", self._stt, methods=["POST"]),
             Route("/speech-to-text-translate", self._stt, methods=["POST"]),
@@ -74,5 +75,5 @@ class SarvamFake(HttpFake):
         if (denied := await self._guard(request)) is not None:
             return denied
         rate = int(rec.body.get("speech_sample_rate", 22050))
-        audio = wav(tone(len(rec.body["text"]) * 0.06, rate).tobytes(), rate)
+        audio = wav(tone(len(rec.body["text"]) * 0.06, rate, self.frequency).tobytes(), rate)
         return JSONResponse({"request_id": "fake", "audios": [base64.b64encode(audio).decode()]})

@@ -55,6 +55,7 @@ class VendorStack:
             http.requests.clear()
         self.elevenlabs.status, self.elevenlabs.stall_s, self.elevenlabs.json_instead = 200, 0.0, False
         self.sarvam.status, self.sarvam.stall_s = 200, 0.0
+        self.elevenlabs.frequency = self.sarvam.frequency = 200.0
         self.azure.script.clear()
         self.azure.not_a_stream, self.azure.keepalive_only_s, self.azure.usage = False, 0.0, None
         self.groq.requests.clear()
