@@ -138,3 +138,51 @@ async def test_caps_on_unacked_dialogs_and_inbound_calls_refuse_before_any_rtp_p
         print("admission counts:", ua.uas.admission.counts)
     finally:
         await ua.close()
+
+
+async def test_through_the_server_an_untrusted_flood_gets_403_and_a_trunk_caller_gets_through(settings, tmp_path):
+    """The attack of issue 13 (120 INVITEs never ACKed took every RTP port, each ran an agent for 63 s), sent from
+    127.0.0.2 to a live server trusting only 127.0.0.1 (its trunk): every one is answered 403, no call record, no
+    RTP port; then sipp from 127.0.0.1 calls the same number and the agent answers it."""
+    from sipp.harness import SIPP, start_sipp
+    from test_e2e_sip_calls import serving
+
+    if SIPP is None:
+        pytest.skip("sipp (Debian sip-tester) is not installed")
+    attacker = Peer()
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(lambda: attacker,
+                                                                             local_addr=("127.0.0.2", 0))
+    attacker.transport = transport
+    attacker.port = transport.get_extra_info("sockname")[1]
+    try:
+        async with serving(settings, sip_bind="127.0.0.1:0", sip_allow_from=["127.0.0.1/32"],
+                           sip_invites_per_second=0) as api:
+            agent_id = await api.agent(inbound_welcome_message="Hello from the trunk.")
+            await api.ok("POST", "/phone-numbers/import", json={"phone_number": "+15557770000", "agent_id": agent_id,
+                                                                "trunk": {"host": "127.0.0.1", "port": 5060}})
+            ua = api.server.app.state.runtime.sip.ua
+            sip = ua.local_address
+            for n in range(120):
+                data = request("INVITE", ua, attacker, branch=f"z9hG4bKflood{n}", call_id=f"flood-{n}", body=OFFER,
+                               ctype="application/sdp").replace(b"sip:100@", b"sip:+15557770000@")
+                data = data.replace(b"127.0.0.1:%d;branch" % attacker.port, b"127.0.0.2:%d;branch" % attacker.port)
+                transport.sendto(data, sip)
+            answered: dict[str, int] = {}
+            while len(answered) < 120:
+                response = await asyncio.wait_for(attacker.received.get(), 5)
+                answered[response.call_id] = response.status
+            assert set(answered.values()) == {403}, answered
+            assert not ua.legs and (await api.ok("GET", "/calls"))["calls"] == []
+            caller = await start_sipp(tmp_path, "uac", remote=f"{sip[0]}:{sip[1]}",
+                                      extra=["-s", "+15557770000", "-d", "3000"])
+            assert await caller.wait() == 0, caller.explain()
+            calls = (await api.ok("GET", "/calls"))["calls"]
+            assert len(calls) == 1
+            record, _ = await api.follow(calls[0]["id"])
+            counts = ua.uas.admission.counts
+        assert record["status"] == "completed" and record["direction"] == "inbound"
+        assert counts.forbidden == 120 and counts.admitted == 1
+        print(f"untrusted flood: 120 INVITEs from 127.0.0.2 answered 403, no call, no RTP port; the trunk's caller "
+              f"connected ({counts})")
+    finally:
+        transport.close()
