@@ -128,3 +128,24 @@ def test_schemathesis_finds_no_server_errors_and_no_schema_violations(settings):
         tested += 1
     assert tested >= 50
     assert not failures, "\n\n".join(failures)
+
+
+async def test_methods_bodies_and_types_as_documented(api: Api):  # noqa: F811
+    """405 lists every method of the path, also on fixed paths next to a parameter; PATCH needs a body; JSON
+    numbers and flags have their JSON types; unknown keys are ignored whatever they hold."""
+    document = await api.ok("GET", "/openapi.json", key=None)
+    for method, path, allow in (("DELETE", "/phone-numbers/import", "POST"), ("GET", "/calls/create", "POST"),
+                                ("PUT", "/assistant", "GET, HEAD, POST")):
+        response = await api.call(method, path, json={})
+        assert response.status_code == 405, (path, response.text)
+        assert response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+        assert response.headers["allow"] == allow
+        declared = {m.upper() for m in document["paths"][path]}
+        assert declared <= set(response.headers["allow"].split(", "))
+    agent = (await api.ok("POST", "/assistant", json={"name": "A", "welcome_message": "", "agent_prompt": "p"}))["id"]
+    assert (await api.call("PATCH", f"/assistant/{agent}")).status_code == 400
+    for bad in ({"active": 0}, {"temperature": "0.5"}, {"initial_disable_mic_duration": 1.5}):
+        await api.error("PATCH", f"/assistant/{agent}", 422, "VALIDATION_ERROR", json=bad)
+    await api.ok("PATCH", f"/assistant/{agent}", json={"active": False, "initial_disable_mic_duration": 2.0,
+                                                       "unknown\u0000": "ignored\u0000"})
+    assert (await api.call("GET", "/calls", params={"limit": "5"})).status_code == 200  # query text stays text
