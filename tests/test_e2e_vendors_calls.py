@@ -9,10 +9,13 @@ latencies, usage). One server for the module.
 from __future__ import annotations
 
 import copy
+import io
+import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import pytest_asyncio
 from sipp.harness import HAVE_SPEECH_TOOLS, SIPP, start_sipp
@@ -78,6 +81,14 @@ def check_record(record: dict[str, Any], served_by: dict[str, str], welcome: str
     assert events(record, "provider_error") == []
 
 
+def check_linear16(audio: bytes, rate: int, *, spoken_s: float) -> None:
+    """`audio` is little-endian int16 mono at `rate` holding the caller's speech: as long as it (the local VAD's
+    pre-roll and the silence that ends the turn on top) and loud."""
+    samples = np.frombuffer(audio, dtype="<i2")
+    assert len(audio) % 2 == 0 and spoken_s * 0.8 <= len(samples) / rate <= spoken_s + 2.5, (len(samples), rate)
+    assert np.sqrt(np.mean(samples.astype(np.float64) ** 2)) > 300
+
+
 def check_azure(vendors: VendorStack, user: str, *, answer_in: str | None = None) -> None:
     [chat] = vendors.azure.requests
     assert chat.path == "/openai/deployments/prod-mini/chat/completions"  # the seed's model, mapped
@@ -94,7 +105,8 @@ async def test_web_call_on_the_seed_agent_deepgram_azure_elevenlabs(api: Api, fr
     """The seed's create body verbatim; the caller's speech reaches Deepgram at the web rate, Azure answers, and
     ElevenLabs' audio (the fake's 200 Hz tone) is what the caller hears."""
     agent_id = await agent_from(api, SEED_AGENT_CREATE)
-    caller, [turn] = await web_call(api, agent_id, caller_speech(SPOKEN, tmp_path))
+    speech = caller_speech(SPOKEN, tmp_path)
+    caller, [turn] = await web_call(api, agent_id, speech)
     record, _ = await api.follow(caller.call_id)
 
     assert (turn.user, turn.agent) == (HEARD, REPLY)
@@ -112,7 +124,7 @@ async def test_web_call_on_the_seed_agent_deepgram_azure_elevenlabs(api: Api, fr
         "interim_results": "true"}
     assert "endpointing" in query and "utterance_end_ms" in query
     assert "language" not in query  # enable_lid_detection: the first utterance goes without a language
-    assert len(stream.audio) % 2 == 0 and len(stream.audio) / 2 / 48000 >= 1.5  # linear16 at 48 kHz
+    check_linear16(bytes(stream.audio), 48000, spoken_s=len(speech) / 48000 - 1)
     assert stream.messages[0] == "Finalize" and stream.messages[-1] == "CloseStream", stream.messages
     assert set(stream.messages) <= {"Finalize", "KeepAlive", "CloseStream"}
     check_azure(vendors, HEARD)
@@ -136,10 +148,10 @@ async def test_web_call_on_the_seed_agent_deepgram_azure_elevenlabs(api: Api, fr
 PHONE_CALL = stream_after(2500) + callee_bye(6500)
 
 
-async def phone_call(api: Api, workdir: Path, agent_id: str) -> tuple[dict[str, Any], Any]:
-    """The agent calls sipp, which answers, speaks after the welcome and hangs up; the record and the
-    recording's two channels (caller left, agent right) at 8 kHz."""
-    caller_speech(SPOKEN, workdir)
+async def phone_call(api: Api, workdir: Path, agent_id: str) -> tuple[dict[str, Any], np.ndarray, float]:
+    """The agent calls sipp, which answers, speaks after the welcome and hangs up: the record, the recording's
+    two channels (caller left, agent right) at 8 kHz, and how long the callee spoke."""
+    spoken_s = len(caller_speech(SPOKEN, workdir)) / 48000 - 1
     sipp = await start_sipp(workdir, scenario(workdir, "vendors", PHONE_CALL))
     call_id = await dial_sipp(api, agent_id, sipp)
     record, _ = await api.follow(call_id)
@@ -149,7 +161,7 @@ async def phone_call(api: Api, workdir: Path, agent_id: str) -> tuple[dict[str, 
     (workdir / "recording.wav").write_bytes(recording.content)
     channels, rate = read_wav_channels(workdir / "recording.wav")
     assert rate == 8000
-    return record, channels
+    return record, channels, spoken_s
 
 
 @pytest.mark.sip
@@ -158,12 +170,13 @@ async def test_phone_call_on_the_seed_agent_deepgram_azure_elevenlabs(api: Api, 
                                                                       tmp_path: Path) -> None:
     """At the phone's 8 kHz: Deepgram and ElevenLabs work at the leg's own rate."""
     agent_id = await agent_from(api, SEED_AGENT_CREATE)
-    record, channels = await phone_call(api, tmp_path, agent_id)
+    record, channels, spoken_s = await phone_call(api, tmp_path, agent_id)
     check_record(record, {"stt": "DEEPGRAM", "llm": "AZURE", "tts": "ELEVENLABS"}, WELCOME, HEARD, REPLY)
     assert 190 <= tone_of(channels[:, 1], 8000) <= 210  # what the callee was sent: ElevenLabs' tone
     vendors = fresh
     [stream] = [s for s in vendors.deepgram.sessions if s.audio]
     assert stream.query["sample_rate"] == "8000" and stream.query["encoding"] == "linear16"
+    check_linear16(bytes(stream.audio), 8000, spoken_s=spoken_s)
     assert stream.messages[-1] == "CloseStream"
     check_azure(vendors, HEARD)
     speech = [r for r in vendors.elevenlabs.requests if r.path.endswith("/stream")]
@@ -184,7 +197,7 @@ async def test_phone_call_on_azure_and_sarvam_in_hindi(api: Api, fresh: VendorSt
     vendors.azure.script.clear()
     vendors.azure.add_text("आपका ऑर्डर कल आएगा।")
     agent_id = await agent_from(api, body)
-    record, channels = await phone_call(api, tmp_path, agent_id)
+    record, channels, spoken_s = await phone_call(api, tmp_path, agent_id)
 
     transcript = vendors.sarvam.transcript
     check_record(record, {"stt": "SARVAM", "llm": "AZURE", "tts": "SARVAM"}, "नमस्ते", transcript,
@@ -195,7 +208,9 @@ async def test_phone_call_on_azure_and_sarvam_in_hindi(api: Api, fresh: VendorSt
     [stt] = [r for r in vendors.sarvam.requests if r.path == "/speech-to-text"]
     assert stt.headers["api-subscription-key"] == vendors.sarvam.api_key
     assert stt.body["model"] == "saaras:v3" and stt.body["language_code"] == "hi-IN"
-    assert stt.files["file"][:4] == b"RIFF"
+    with wave.open(io.BytesIO(stt.files["file"])) as wav:  # the utterance as a 16 kHz mono PCM16 WAV
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
+        check_linear16(wav.readframes(wav.getnframes()), 16000, spoken_s=spoken_s)
     speech = [r for r in vendors.sarvam.requests if r.path == "/text-to-speech"]
     assert " ".join(r.body["text"] for r in speech) == "नमस्ते आपका ऑर्डर कल आएगा।"
     assert {(r.body["speaker"], r.body["target_language_code"], r.body["speech_sample_rate"]) for r in speech} == {
