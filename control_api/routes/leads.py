@@ -23,6 +23,7 @@ def lead_out(prospect: Prospect) -> LeadOut:
         lead_source=prospect.lead_source,
         status=prospect.status,
         remarks=prospect.remarks,
+        prospect_data=dict(prospect.prospect_data or {}),
         created_at=prospect.created_at,
         updated_at=prospect.updated_at,
     )

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import Field
 
@@ -24,6 +25,7 @@ class LeadOut(ResponseModel):
     lead_source: str | None
     status: str | None
     remarks: str | None
+    prospect_data: dict[str, Any]  # what post-call analysis stored on the lead (store_to_prospect_data)
     created_at: datetime
     updated_at: datetime
 
