@@ -2,14 +2,20 @@
 rules, learning window, no media before the dialog is confirmed), SSRC changes that must persist, DTMF."""
 from __future__ import annotations
 
+import asyncio
 import struct
 
 import numpy as np
 import pytest
 
 from media import g711
+from media.end_reason import EndReason
 from signalling.sip import dtmf
 from signalling.sip import rtp as rtp_module
+from signalling.sip.dialog import Dialog
+from signalling.sip.leg import SipLeg
+from signalling.sip.media_engine import RtpMediaEngine
+from signalling.sip.message import NameAddr
 from signalling.sip.rtp import SSRC_PERSISTENCE, RtpSession
 from signalling.sip.rtp_packet import build_rtp, parse_rtp
 from signalling.sip.sdp import Negotiated
@@ -178,3 +184,44 @@ def test_the_answer_reopens_the_learning_window_when_nothing_latched(monkeypatch
     rtp.apply(Negotiated("192.0.2.10", 4000, g711.PCMU, g711.PCMU, 101, "sendrecv"))
     rtp.datagram_received(packet(1), PEER)
     assert rtp.latched and rtp.remote == PEER
+
+
+async def test_a_call_whose_consumer_raises_leaves_the_tick_and_the_others_go_on():
+    """The media engine hands every call's frame to its conversation inside one tick: a consumer that raises takes
+    its own call out of the tick (hung up as media_error), and the calls after it in the same tick still get theirs."""
+    hung_up: list[str] = []
+
+    class Control:
+        async def hangup_leg(self, leg: SipLeg, reason: str) -> None:
+            hung_up.append(reason)
+
+        async def transfer_leg(self, leg: SipLeg, target: str) -> None: ...
+
+        async def send_dtmf(self, leg: SipLeg, digits: str) -> None: ...
+
+    engine = RtpMediaEngine(clock=None)  # type: ignore[arg-type]  # ticked by hand
+    heard = {0: 0, 1: 0, 2: 0}
+    legs = []
+    for n in range(3):
+        rtp = await RtpSession.open("127.0.0.1", (20000, 29999))
+        dialog = Dialog(f"c{n}", NameAddr("", "sip:a@b", {"tag": "1"}), NameAddr("", "sip:c@d", {}), "sip:c@d", 1)
+        leg = SipLeg(Control(), direction="inbound", rtp=rtp, remote_number="x", local_number="y", dialog=dialog)
+
+        def consume(frame, n=n):
+            if n == 1:
+                raise RuntimeError("a conversation bug")
+            heard[n] += 1
+
+        leg.consume(consume)
+        engine.start_leg(leg, Negotiated("127.0.0.1", 9, g711.PCMU, g711.PCMU, None, "sendrecv"))
+        rtp.datagram_received(packet(1), ("127.0.0.1", 9))
+        rtp.datagram_received(packet(2), ("127.0.0.1", 9))
+        legs.append(leg)
+    engine.tick(0.0)
+    engine.tick(0.0)
+    await asyncio.sleep(0)
+    assert heard == {0: 2, 1: 0, 2: 2}
+    assert engine.leg_errors == 1 and legs[1] not in engine.legs and hung_up == [EndReason.MEDIA_ERROR]
+    for leg in legs:
+        leg.rtp.close()
+    await engine.stop()

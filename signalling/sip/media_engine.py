@@ -125,19 +125,20 @@ class RtpMediaEngine:
             ready = poll(0)
             if not ready:
                 return
-            i, n = 0, len(ready)
-            while i < n:
+            start, n = 0, len(ready)
+            while start < n:
+                i = start
                 try:
-                    while i < n:
-                        leg = by_fd.get(ready[i][0])
+                    for i, (fd, _events) in enumerate(ready[start:] if start else ready, start):
+                        leg = by_fd.get(fd)
                         if leg is not None:
                             leg.rtp.read_one()
-                        i += 1
+                    break
                 except Exception as exc:
                     leg = by_fd.get(ready[i][0])
                     if leg is not None:
                         self.failed(leg, exc)
-                    i += 1
+                    start = i + 1
 
     def tick(self, scheduled: float) -> None:
         """Send every call's frame of this tick first (that is what is late or not), then hand each
@@ -149,11 +150,11 @@ class RtpMediaEngine:
             n = len(senders)
             frames = np.zeros((n, FRAME_SAMPLES), dtype=np.int16)
             alaw_rows: list[int] = []
-            i = 0
-            while i < n:  # the loops over the calls go on past a call that raised (see `failed`)
+            start = 0
+            while start < n:  # the loops over the calls go on past a call that raised (see `failed`)
+                i = start
                 try:
-                    while i < n:
-                        leg = senders[i]
+                    for i, leg in enumerate(senders[start:] if start else senders, start):
                         rtp = leg.rtp
                         if not rtp._dtmf_plan:  # (the attribute, not the property: this runs per call per tick)
                             frame = leg.outbound.pop_frame()
@@ -163,25 +164,26 @@ class RtpMediaEngine:
                             leg.outbound.tap(None)  # a DTMF tick: the recorder still sees the tick, as silence
                         if rtp.codec == g711.PCMA:
                             alaw_rows.append(i)
-                        i += 1
+                    break
                 except Exception as exc:
                     self.failed(senders[i], exc)
-                    i += 1
+                    start = i + 1
             encoded = g711.ULAW_ENCODE.take(frames.view(np.uint16))
             if alaw_rows:
                 encoded[alaw_rows] = g711.ALAW_ENCODE.take(frames[alaw_rows].view(np.uint16))
             payloads = encoded.tobytes()
-            i = 0
-            while i < n:
+            start = 0
+            while start < n:
+                i = start
                 try:
-                    while i < n:
-                        rtp = senders[i].rtp
+                    for i, leg in enumerate(senders[start:] if start else senders, start):
+                        rtp = leg.rtp
                         if rtp.sending:  # (a call that failed above is out)
                             rtp.send_payload(payloads[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES])
-                        i += 1
+                    break
                 except Exception as exc:
                     self.failed(senders[i], exc)
-                    i += 1
+                    start = i + 1
         observer = self.tick_observer
         if observer is not None:
             observer(max(0.0, loop_time() - scheduled))
@@ -209,12 +211,11 @@ class RtpMediaEngine:
             g711.PCMA: iter(g711.ALAW_DECODE.take(alaw_bytes).reshape(-1, FRAME_SAMPLES)),
         }
         now = loop_time()
-        i, n = 0, len(due)
-        while i < n:
+        start, n = 0, len(due)
+        while start < n:
+            i = start
             try:
-                while i < n:
-                    leg, item = due[i]
-                    i += 1  # (before delivering: the frame was decoded, whatever its consumer does with it)
+                for i, (leg, item) in enumerate(due[start:] if start else due, start):
                     jitter = leg.rtp.jitter
                     if item is MISSING:
                         samples = jitter.conceal()
@@ -222,5 +223,7 @@ class RtpMediaEngine:
                         samples = next(decoded[leg.rtp.codec])
                         jitter.played(samples)
                     leg.deliver_audio(AudioFrame(samples, 8000, now))
-            except Exception as exc:
-                self.failed(due[i - 1][0], exc)
+                break
+            except Exception as exc:  # (the frame was decoded: the next call's is next in `decoded`)
+                self.failed(due[i][0], exc)
+                start = i + 1
