@@ -89,10 +89,6 @@ class TurnDetector:
         over if no more speech came."""
         return TAIL_MS // self.frame_ms
 
-    @property
-    def utterance_ms(self) -> int:
-        return len(self._frames) * self.frame_ms
-
     def reset(self) -> None:
         """Forget everything (the mic was muted, or the utterance was taken)."""
         self._recent.clear()

@@ -66,7 +66,6 @@ class Leg(ABC):
         self.events: asyncio.Queue[dict] = asyncio.Queue()
         self.outbound = OutboundAudio(sample_rate)
         self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.dropped_inbound_frames = 0
         self._tap: FrameTap | None = None
         self._consumer: FrameConsumer | None = None
 
@@ -99,7 +98,6 @@ class Leg(ABC):
             return
         if self.inbound.full():
             self.inbound.get_nowait()
-            self.dropped_inbound_frames += 1
         self.inbound.put_nowait(frame)
 
     def deliver_event(self, message: dict) -> None:

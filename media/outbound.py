@@ -69,7 +69,3 @@ class OutboundAudio:
         self._head = 0
         self.queued_samples = 0
         return dropped
-
-    @property
-    def queued_seconds(self) -> float:
-        return self.queued_samples / self.sample_rate

@@ -66,7 +66,6 @@ class VoiceDirectory:
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts
         self.voices: dict[str, Voice] = {}
-        self.fetches = 0
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -77,7 +76,6 @@ class VoiceDirectory:
         except httpx.HTTPError as exc:
             raise ProviderError(f"ELEVENLABS voices at {url}: {exc!r}") from exc
         self._fetched_at = time.monotonic()
-        self.fetches += 1
         if response.status_code != 200:
             raise http_error("ELEVENLABS", "voices", response)
         try:
