@@ -187,7 +187,8 @@ class ClientEvents:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
-        if handler is not None and route == "vision" and media.content_type in VISION_TYPES and media.size <= MAX_VISION_BYTES:
+        if (handler is not None and route == "vision" and media.content_type in VISION_TYPES
+                and media.size <= MAX_VISION_BYTES):
             encoded = await asyncio.to_thread(base64.b64encode, media.data)  # up to 20 MB: not on the loop
             url = f"data:{media.content_type};base64,{encoded.decode('ascii')}"
             caption = (f"The user shared an image (reason: {reason})."

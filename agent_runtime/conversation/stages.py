@@ -34,7 +34,7 @@ class Stages:
         self.llm = GuardedLLM(config.llm, config.llm_fallback, on_failure, self.meter, stage_s,
                               config.turn_deadline_ms / 1000)
         self.tts = GuardedTTS(config.tts, config.tts_fallback, on_failure, self.meter, stage_s)
-        if leg_rate in getattr(config.tts, "sample_rates", ()):
+        if leg_rate is not None and leg_rate in getattr(config.tts, "sample_rates", ()):
             self.tts.sample_rate = leg_rate  # a voice that makes the leg's own rate: no resampling hop
         self._leg_rate = leg_rate
         self.meter.watch_llms(self.llm.providers)
