@@ -38,7 +38,7 @@ def _ice_connections(pc: RTCPeerConnection) -> list[Any]:
     dtls_transports = [t.receiver.transport for t in pc.getTransceivers()]
     if pc.sctp is not None:
         dtls_transports.append(pc.sctp.transport)
-    connections = []
+    connections: list[Any] = []
     for dtls in dtls_transports:
         if dtls is None:
             continue

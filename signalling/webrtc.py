@@ -23,7 +23,7 @@ import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -99,14 +99,13 @@ class AgentAudioTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, leg: "WebRtcLeg", clock: MediaClock) -> None:
+    def __init__(self, leg: WebRtcLeg, clock: MediaClock) -> None:
         super().__init__()
         self._leg = leg
         self._clock = clock
         self._pts = 0
         self._next_tick: int | None = None  # index of the first tick not yet served
         self._silence = np.zeros((1, FRAME_SAMPLES), dtype=np.int16)
-        self.frames_sent = 0
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
@@ -127,7 +126,6 @@ class AgentAudioTrack(MediaStreamTrack):
         frame.time_base = TIME_BASE
         frame.pts = self._pts
         self._pts += FRAME_SAMPLES
-        self.frames_sent += 1
         return frame
 
 
@@ -149,7 +147,7 @@ class WebRtcLeg(Leg):
         self.connected = asyncio.Event()  # set once ICE and DTLS are up (media can flow)
         self._pending: deque[str] = deque(maxlen=PENDING_MESSAGES)  # sent before the data channel opened
         self._tasks: set[asyncio.Task] = set()
-        self._remainder = np.zeros(0, dtype=np.int16)  # inbound samples short of a whole frame
+        self._remainder: np.ndarray = np.zeros(0, dtype=np.int16)  # inbound samples short of a whole frame
         self._resampler: av.AudioResampler | None = None
         self._closing = False
         self._shutdown_task: asyncio.Task | None = None
@@ -167,7 +165,7 @@ class WebRtcLeg(Leg):
         clock: MediaClock,
         ice_servers: Iterable[dict[str, Any]] = (),
         host_addresses: Sequence[str] = (),
-    ) -> tuple["WebRtcLeg", str]:
+    ) -> tuple[WebRtcLeg, str]:
         """Answer a browser's offer. Returns the leg and the answer SDP (all candidates included).
 
         Raises InvalidOffer when the offer cannot start a call; nothing is left running then.
@@ -211,7 +209,7 @@ class WebRtcLeg(Leg):
         try:
             while True:
                 frame = await track.recv()
-                self._deliver(frame)
+                self._deliver(cast(av.AudioFrame, frame))  # an audio track yields audio frames
         except MediaStreamError:
             self._remote_end("inbound track ended")
 
@@ -224,6 +222,7 @@ class WebRtcLeg(Leg):
             return
         data = frame.to_ndarray()
         channels = len(frame.layout.channels)
+        mono: np.ndarray
         if channels == 1:
             mono = data.reshape(-1)
         else:  # packed s16: (1, samples × channels); average the channels in one vectorised op
