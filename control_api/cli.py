@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # imported where used: `talkwire --help` and `--version` stay
     from control_api.runtime import Runtime
     from control_api.settings import Settings
     from control_api.storage import Database
+    from control_api.storage.clients import KeyKind
 
 
 def talkwire_version() -> str:
@@ -31,7 +32,7 @@ def talkwire_version() -> str:
         return "0+unknown"
 
 
-def build_settings(args: argparse.Namespace, **fields: Any) -> "Settings":
+def build_settings(args: argparse.Namespace, **fields: Any) -> Settings:
     """Settings from TALKWIRE_* env, with the flags that were actually given taking precedence."""
     from control_api.settings import Settings
 
@@ -49,8 +50,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(settings: "Settings", *, log_level: str = "info",
-                announce: Callable[["Runtime"], None] | None = None) -> "uvicorn.Server":
+def make_server(settings: Settings, *, log_level: str = "info",
+                announce: Callable[[Runtime], None] | None = None) -> uvicorn.Server:
     """The app and a uvicorn server for it (one process, one event loop).
 
     With `announce`, the server passes it the opened Runtime (for the banner) once it is listening.
@@ -64,7 +65,7 @@ def make_server(settings: "Settings", *, log_level: str = "info",
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
             if announce is not None and not self.should_exit:
-                announce(self.config.app.state.runtime)
+                announce(app.state.runtime)
 
     app = create_app(settings)
     http = guarded_protocol(settings.http_header_timeout, settings.http_body_timeout)
@@ -77,7 +78,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                               public_url=args.public_url)
     from control_api.storage.clients import check_kind
 
-    for kind, key in (("secret", settings.secret_key), ("publishable", settings.publishable_key)):
+    configured: tuple[tuple[KeyKind, str | None], ...] = (
+        ("secret", settings.secret_key), ("publishable", settings.publishable_key))
+    for kind, key in configured:
         if key:
             check_kind(key, kind)  # a clear error now rather than a failed start-up later
     try:
@@ -86,7 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
     settings.port = sock.getsockname()[1]
 
-    def announce(runtime: "Runtime") -> None:
+    def announce(runtime: Runtime) -> None:
         print(json.dumps(runtime.banner_info()) if args.json else runtime.banner(), flush=True)
 
     server = make_server(settings, log_level=args.log_level, announce=announce)
@@ -99,7 +102,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 # ---- management commands ---------------------------------------------------------------------------
 
-def _with_db(args: argparse.Namespace, action: Callable[["Database"], Awaitable[int]]) -> int:
+def _with_db(args: argparse.Namespace, action: Callable[[Database], Awaitable[int]]) -> int:
     from control_api.storage import Database
 
     settings = build_settings(args)
@@ -130,7 +133,7 @@ def _fail(message: str) -> int:
 
 
 def cmd_clients_create(args: argparse.Namespace) -> int:
-    async def action(db: "Database") -> int:
+    async def action(db: Database) -> int:
         client = await _store().create_client(db, args.name)
         _emit(args, {"id": client.id, "name": client.name}, f"Created client {client.name}: {client.id}")
         return 0
@@ -139,7 +142,7 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
 
 
 def cmd_clients_list(args: argparse.Namespace) -> int:
-    async def action(db: "Database") -> int:
+    async def action(db: Database) -> int:
         rows = await _store().list_clients(db)
         data = [{"id": c.id, "name": c.name, "is_default": c.is_default, "created_at": c.created_at.isoformat()}
                 for c in rows]
@@ -153,7 +156,7 @@ def cmd_clients_list(args: argparse.Namespace) -> int:
 def cmd_keys_create(args: argparse.Namespace) -> int:
     origins = [o.strip() for o in args.origins.split(",") if o.strip()] if args.origins else None
 
-    async def action(db: "Database") -> int:
+    async def action(db: Database) -> int:
         if await _store().get_client(db, args.client) is None:
             return _fail(f"no client with id {args.client}")
         created = await _store().add_key(db, args.client, args.kind, origins=origins, label=args.label)
@@ -166,7 +169,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    async def action(db: "Database") -> int:
+    async def action(db: Database) -> int:
         rows = await _store().list_keys(db, args.client)
         data = [{
             "id": k.id, "client_id": k.client_id, "kind": k.kind, "prefix": k.prefix,
@@ -184,7 +187,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    async def action(db: "Database") -> int:
+    async def action(db: Database) -> int:
         row = await _store().revoke_key(db, args.key_id)
         if row is None:
             return _fail(f"no key with id {args.key_id}")

@@ -66,7 +66,7 @@ class Database:
         self._one_writer: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
-    async def open(cls, url: str, *, migrate: bool = True) -> "Database":
+    async def open(cls, url: str, *, migrate: bool = True) -> Database:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":

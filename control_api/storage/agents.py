@@ -23,7 +23,7 @@ from control_api.storage.models import (
     Widget,
     utcnow,
 )
-from control_api.storage.owned import Check, get_owned, list_owned, owned, update_owned
+from control_api.storage.owned import get_owned, list_owned, owned
 
 
 class DuplicateKey(ValueError):
@@ -87,10 +87,6 @@ async def create_agent(db: Database, client_id: str, fields: Mapping[str, Any]) 
         await session.flush()
         session.add(Widget(client_id=client_id, agent_id=agent.id))
     return agent
-
-
-async def update_agent(db: Database, client_id: str, agent_id: str, fields: Mapping[str, Any]) -> Agent | None:
-    return await update_owned(db, Agent, client_id, agent_id, fields)
 
 
 async def delete_agent(db: Database, client_id: str, agent_id: str) -> Agent | None:
@@ -177,13 +173,6 @@ async def create_data_collection(
     return row
 
 
-async def update_data_collection(
-    db: Database, client_id: str, collection_id: str, fields: Mapping[str, Any],
-    check: Check[DataCollection] | None = None,
-) -> DataCollection | None:
-    return await update_owned(db, DataCollection, client_id, collection_id, fields, check=check)
-
-
 # ---- media handlers -------------------------------------------------------------------------------
 
 async def list_media_handlers(db: Database, client_id: str, agent_id: str) -> list[MediaHandler] | None:
@@ -207,10 +196,3 @@ async def create_media_handler(
         session.add(row)
         await session.flush()
     return row
-
-
-async def update_media_handler(
-    db: Database, client_id: str, handler_id: str, fields: Mapping[str, Any],
-    check: Check[MediaHandler] | None = None,
-) -> MediaHandler | None:
-    return await update_owned(db, MediaHandler, client_id, handler_id, fields, check=check)

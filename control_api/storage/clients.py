@@ -142,7 +142,8 @@ async def ensure_default_client(
             session.add(client)
     result = DefaultClient(client.id, "", None)
 
-    for kind, given in (("secret", secret_key), ("publishable", publishable_key)):
+    configured: tuple[tuple[KeyKind, str | None], ...] = (("secret", secret_key), ("publishable", publishable_key))
+    for kind, given in configured:
         if given:
             existing = await find_key(db, given)
             if existing is None:
