@@ -129,7 +129,7 @@ class ScriptedCall(ABC):
             script = self._talk_echo() if self.echo else self._talk(started)
             try:
                 await asyncio.wait_for(self._unless_closed(script), max(remaining, 0.1))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass  # the call's time is up: hang up mid-turn
             if self.closed.is_set() and not self._hangup:
                 raise CallFailed("the server ended the call early")
@@ -140,7 +140,7 @@ class ScriptedCall(ABC):
             result.ok = True
         except CallFailed as exc:
             result.error = str(exc)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             result.error = f"set-up took over {setup_timeout:.0f} s"
         except httpx.HTTPError as exc:
             result.error = f"HTTP: {exc!r}"

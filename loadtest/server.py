@@ -89,7 +89,7 @@ async def local_server(kind: str, workdir: Path, *, providers: str = "fake", cpu
         try:
             line = await asyncio.wait_for(proc.stdout.readline(), startup_timeout)
             banner = json.loads(line)
-        except (asyncio.TimeoutError, ValueError):
+        except (TimeoutError, ValueError):
             raise RuntimeError(f"the {kind} server did not start; see {workdir / f'{kind}-server.log'}") from None
         drain = asyncio.get_running_loop().create_task(proc.stdout.read(), name="server-stdout")
         base = banner["url"].rstrip("/")
@@ -101,7 +101,7 @@ async def local_server(kind: str, workdir: Path, *, providers: str = "fake", cpu
             proc.send_signal(signal.SIGINT)  # uvicorn shuts down cleanly and ends the calls
             try:
                 await asyncio.wait_for(proc.wait(), 30)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 proc.kill()
                 await proc.wait()
         if drain is not None:

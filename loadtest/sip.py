@@ -47,7 +47,7 @@ class SipLoadGenerator:
         self._waiting: dict[str, asyncio.Future[SipLeg]] = {}
 
     @classmethod
-    async def start(cls, bind: tuple[str, int] = ("127.0.0.1", 0)) -> "SipLoadGenerator":
+    async def start(cls, bind: tuple[str, int] = ("127.0.0.1", 0)) -> SipLoadGenerator:
         generator = cls()
         generator.ua = await SipUserAgent.start(bind=bind, rtp_ports=RTP_PORTS, clock=generator.clock,
                                                 resolver=generator._resolve, on_incoming=generator._incoming)

@@ -60,7 +60,7 @@ class HistogramDelta:
     sum: float
 
     @classmethod
-    def between(cls, before: Samples, after: Samples, name: str, **labels: str) -> "HistogramDelta":
+    def between(cls, before: Samples, after: Samples, name: str, **labels: str) -> HistogramDelta:
         def matches(key_labels: tuple[tuple[str, str], ...]) -> bool:
             have = dict(key_labels)
             return all(have.get(k) == v for k, v in labels.items())

@@ -39,7 +39,7 @@ class LoopProbe:
         self.lags: list[float] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> "LoopProbe":
+    async def __aenter__(self) -> LoopProbe:
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self
 
@@ -66,10 +66,12 @@ async def run_step(target: Target, calls: int, duration: float, speech: SpeechCa
     what the server measured."""
     echo = target.kind == "echo"
     states: dict[int, str] = {}
+    changed = asyncio.Event()  # a caller's progress moved (or its task ended): the watcher looks again
 
     def tracker(index: int) -> Callable[[str], None]:
         def update(state: str) -> None:
             states[index] = state
+            changed.set()
             if progress is not None:
                 progress(states, calls)
         return update
@@ -97,12 +99,15 @@ async def run_step(target: Target, calls: int, duration: float, speech: SpeechCa
             return await caller.run(http, target.base_url, target.agent_id, key, duration)
 
         tasks = [loop.create_task(one(c), name=f"caller-{c.result.index}") for c in callers]
+        for task in tasks:
+            task.add_done_callback(lambda _task: changed.set())
         window: list[Scrape] = []
 
         async def watch() -> None:
             while not all(c.result.setup_ms is not None or c.result.error or t.done()
                           for c, t in zip(callers, tasks, strict=True)):
-                await asyncio.sleep(0.05)
+                await changed.wait()
+                changed.clear()
             if any(t.done() for t in tasks):
                 return
             await asyncio.sleep(0.5)  # let the last call's set-up settle
