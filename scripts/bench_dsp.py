@@ -117,7 +117,8 @@ class Bench:
         self.repeat = repeat
         self.results: list[Result] = []
 
-    def add(self, kernel: str, calls: int, ours: Callable[[], object], baselines: dict[str, Callable[[], object]]) -> None:
+    def add(self, kernel: str, calls: int, ours: Callable[[], object],
+            baselines: dict[str, Callable[[], object]]) -> None:
         mode = "single" if calls == 1 else f"batch {calls}"
         times = best_per_call({"ours": ours, **baselines}, calls, self.target_s, self.repeat)
         result = Result(kernel, mode, calls, times.pop("ours"), times)
@@ -197,7 +198,8 @@ class Bench:
 
             ours = (lambda x=a[0], y=b[0]: dsp.mix(x, y)) if single else \
                 (lambda x=a, y=b: dsp.mix(np.stack(x), np.stack(y)))
-            base = {"audioop": lambda xs=ab, ys=bb: [audioop.add(x, y, 2) for x, y in zip(xs, ys)]} if au else {}
+            base = {"audioop": lambda xs=ab, ys=bb: [audioop.add(x, y, 2) for x, y in zip(xs, ys, strict=True)]} \
+                if au else {}
             self.add("mix two (saturating) 16k", calls, ours, base)
 
             ours = (lambda x=a[0]: dsp.rms(x)) if single else (lambda x=a: dsp.rms(np.stack(x)))
@@ -226,12 +228,13 @@ class Bench:
                 au_enc = getattr(audioop, enc_name) if audioop else None
                 au_dec = getattr(audioop, dec_name) if audioop else None
 
-                ours = (lambda p=pcm[0]: encode(p)) if single else (lambda p=pcm: encode(np.stack(p)))
+                ours = (lambda p=pcm[0], enc=encode: enc(p)) if single else \
+                    (lambda p=pcm, enc=encode: enc(np.stack(p)))
                 base = {"audioop": lambda xs=pcm_bytes, f=au_enc: [f(x, 2) for x in xs]} if au_enc else {}
                 self.add(f"G.711 {label} encode 8k", calls, ours, base)
 
-                ours = (lambda c=code_bytes[0]: decode(c)) if single else \
-                    (lambda c=codes: decode(np.stack(c)))
+                ours = (lambda c=code_bytes[0], dec=decode: dec(c)) if single else \
+                    (lambda c=codes, dec=decode: dec(np.stack(c)))
                 base = {"audioop": lambda xs=code_bytes, f=au_dec: [f(x, 2) for x in xs]} if au_dec else {}
                 self.add(f"G.711 {label} decode 8k", calls, ours, base)
 
@@ -289,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         payload = {
             "meta": {
-                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                 "python": platform.python_version(),
                 "machine": platform.machine(),
                 "processor": platform.processor(),

@@ -50,7 +50,7 @@ async def bench(calls: int, rounds: int, duration: float, workdir: Path, cpu: in
             idle.append(step["server"]["rss_mb"])
             print(f"round {index + 1}/{rounds}: {step['summary']['calls_failed']} failed, RSS loaded "
                   f"{loaded[-1]} MB, idle after {idle[-1]} MB", file=sys.stderr, flush=True)
-    per_call = [(load - before) / calls for load, before in zip(loaded, idle[:-1])]
+    per_call = [(load - before) / calls for load, before in zip(loaded, idle[:-1], strict=True)]
     growth = idle[-1] - idle[1]
     return {
         "calls": calls,

@@ -34,12 +34,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from legs import MemoryLeg, espeak_speech  # noqa: E402
+
 from agent_runtime.agent_config import AgentConfig  # noqa: E402
 from agent_runtime.call import Call  # noqa: E402
 from agent_runtime.conversation import Conversation  # noqa: E402
 from agent_runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS  # noqa: E402
 from agent_runtime.turn_taking import TurnDetector  # noqa: E402
-from legs import MemoryLeg, espeak_speech  # noqa: E402
 from media.frames import AudioFrame, samples_per_frame  # noqa: E402
 from media.vad import WebRtcVad  # noqa: E402
 
@@ -90,7 +91,8 @@ async def baseline(frames: np.ndarray, rate: int, repeats: int) -> tuple[list[fl
         vad, detector = WebRtcVad(sample_rate=rate), TurnDetector(endpointing_ms=ENDPOINTING_MS)
         delivered: list[float] = []
 
-        async def consume() -> None:
+        async def consume(queue: asyncio.Queue = queue, vad: WebRtcVad = vad,
+                          detector: TurnDetector = detector) -> None:
             while (frame := await queue.get()) is not None:
                 event = detector.feed(frame.samples, vad.is_speech(frame.samples))
                 if event == "start":
@@ -141,17 +143,18 @@ async def run_call(rate: int, turns: int, barge_ins: int, tts_speed: float = 1.0
             times = await feed_frames(leg, frames[:end_idx + 1])
             decided_at = times[end_idx]
             feeder = asyncio.get_running_loop().create_task(feed_frames(leg, frames[end_idx + 1:]))
-            await leg.wait_for(lambda _: len(leg.outbound.pushes) > pushes_before, 10)
+            await leg.wait_for(lambda _, before=pushes_before: len(leg.outbound.pushes) > before, 10)
             added.append((leg.outbound.pushes[pushes_before][0] - decided_at) * 1000)
             if turn >= turns:  # barge-in turn: speak again 300 ms into the reply
                 feeder.cancel()  # the rest was silence: stop it, the barge-in speech follows
-                await leg.wait_for(lambda _: states().count("speaking") > speaking_before, 10)
+                await leg.wait_for(lambda _, before=speaking_before: states().count("speaking") > before, 10)
                 await asyncio.sleep(0.3)
                 sent_before = len(leg.sent)
                 times = await feed_frames(leg, frames[:start_idx + 8])
                 onset = times[first_voiced]
                 await leg.wait_for(lambda _: leg.outbound.clears, 10)
-                await leg.wait_for(lambda _: any(f.samples is None and f.at > onset for f in leg.sent[sent_before:]), 5)
+                await leg.wait_for(lambda _, at=onset, sent=sent_before:
+                                   any(f.samples is None and f.at > at for f in leg.sent[sent:]), 5)
                 stopped = next(f.at for f in leg.sent[sent_before:] if f.samples is None and f.at > onset)
                 barge.append((stopped - onset) * 1000)
                 leg.outbound.clears.clear()

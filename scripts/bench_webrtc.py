@@ -95,7 +95,7 @@ async def bench(args: argparse.Namespace, console: Console) -> dict:
                                                "steps": run["steps"]}
     ours, floor = result["sweep"]["talkwire"], result["sweep"]["echo"]
     by_n = []
-    for t, e in zip(steps["talkwire"], steps["echo"]):
+    for t, e in zip(steps["talkwire"], steps["echo"], strict=False):
         above = (t["server"]["cpu_cores"] - idle["talkwire"], e["server"]["cpu_cores"] - idle["echo"])
         by_n.append({"calls": t["concurrent_calls"], "talkwire_cores": t["server"]["cpu_cores"],
                      "echo_cores": e["server"]["cpu_cores"],
