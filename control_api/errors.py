@@ -42,7 +42,7 @@ class ApiError(Exception):
         self.headers = headers  # e.g. Retry-After on a 429 or 503
 
 
-def error_response(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 

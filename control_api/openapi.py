@@ -29,7 +29,7 @@ from pydantic_core import core_schema
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Match, Route, get_route_path
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 
 from control_api.auth import Principal, authenticate
@@ -104,7 +104,7 @@ class Ctx:
         return self.request.app.state.settings
 
     def path(self, name: str) -> str:
-        return self.request.path_params[name]
+        return str(self.request.path_params[name])
 
     def uuid(self, name: str, code: str = "VALIDATION_ERROR") -> str:
         """The path parameter `name` as a canonical UUID, else `code` (404 codes read as "not found")."""
@@ -212,6 +212,12 @@ class Operation:
 _LITERAL_PATHS: set[str] = set()
 
 
+def _route_path(scope: Scope) -> str:
+    """The request's path below the app's mount point, as Route.matches reads it."""
+    path, root = str(scope["path"]), str(scope.get("root_path", ""))
+    return path[len(root):] if root and path.startswith(root) else path
+
+
 def _refused(request: Request, reason: str) -> None:
     """Count a refusal in /metrics (talkwire_refusals_total)."""
     request.app.state.runtime.metrics.refused(reason)
@@ -228,7 +234,7 @@ class ApiRoute(Route):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child = super().matches(scope)
-        if match != Match.NONE and self.param_convertors and get_route_path(scope) in _LITERAL_PATHS:
+        if match != Match.NONE and self.param_convertors and _route_path(scope) in _LITERAL_PATHS:
             return Match.NONE, {}
         return match, child
 
@@ -346,7 +352,7 @@ def build_document(routes: Iterable[BaseRoute], *, title: str = "Talkwire contro
     return document
 
 
-def _operation(op: Operation, keys: dict, schemas: dict[str, Any]) -> dict[str, Any]:
+def _operation(op: Operation, keys: dict[Any, Any], schemas: dict[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "tags": [op.tag],
         "summary": op.summary,

@@ -197,7 +197,12 @@ async def flood_slow(http: httpx.AsyncClient, t: Target, args: argparse.Namespac
 async def call_abuse(http: httpx.AsyncClient, t: Target, args: argparse.Namespace) -> list[Tally]:
     """One real web call: the data-channel floods, then the upload flood, then whether the call is still up."""
     messages: list[dict[str, Any]] = []
-    peer = WebRtcPeer(host_addresses=["127.0.0.1"], on_message=lambda _t, m: m is not None and messages.append(m))
+
+    def on_message(_text: str, message: dict[str, Any] | None) -> None:
+        if message is not None:
+            messages.append(message)
+
+    peer = WebRtcPeer(host_addresses=["127.0.0.1"], on_message=on_message)
     channel, uploads = Tally("channel"), Tally("uploads")
     try:
         await peer.create_call(http, t.base_url, t.agent_id, t.key)
