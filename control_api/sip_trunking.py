@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from functools import partial
 
 from control_api.metrics import Metrics
 from control_api.settings import Settings
@@ -80,7 +81,7 @@ class Trunking:
         self._background: set[asyncio.Task[None]] = set()
         self._default = self._default_trunk()
         for state in STATES:
-            metrics.sip_registrations.labels(state).set_function(lambda s=state: self._count(s))
+            metrics.sip_registrations.labels(state).set_function(partial(self._count, state))
 
     def _default_trunk(self) -> Trunk | None:
         if not self.settings.sip_trunk:

@@ -20,7 +20,7 @@ from signalling.sip.builder import USER_AGENT, MessageBuilder
 from signalling.sip.dialog import new_call_id, new_tag
 from signalling.sip.digest import DigestError, authorization
 from signalling.sip.dns import Resolve
-from signalling.sip.message import Headers, Request, Response, SipParseError, parse_name_addr
+from signalling.sip.message import Headers, Request, Response, SipParseError, is_digits, parse_name_addr
 from signalling.sip.transaction import TransactionLayer, TransactionTimeout
 from signalling.sip.trunk import Trunk
 
@@ -70,7 +70,7 @@ class Registration:
         if self.status.state == "registered":
             try:
                 await asyncio.wait_for(self._register(0), timeout)
-            except (asyncio.TimeoutError, OSError, TransactionTimeout, RegistrationFailed):
+            except (TimeoutError, OSError, TransactionTimeout, RegistrationFailed):
                 pass
         self.status = RegistrationStatus("unregistered", None, None)
 
@@ -103,7 +103,7 @@ class Registration:
             resp = await txn.final
             if 200 <= resp.status < 300:
                 return granted_expiry(resp, self.builder.contact(self.user), expires)
-            if resp.status == 423 and (minimum := resp.headers.get("Min-Expires")) and minimum.strip().isdigit():
+            if resp.status == 423 and (minimum := resp.headers.get("Min-Expires")) and is_digits(minimum.strip()):
                 expires = max(expires, int(minimum))
                 continue
             if resp.status in (401, 407) and resp.status not in answered and self.trunk.username:
@@ -156,13 +156,13 @@ def granted_expiry(resp: Response, our_contact: str, asked: int) -> int:
                 contact = parse_name_addr(item.strip())
             except SipParseError:
                 continue
-            seconds = contact.params.get("expires")
-            if seconds and seconds.isdigit():
-                found.append((contact.uri, int(seconds)))
-    for uri, seconds in found:
+            param = contact.params.get("expires")
+            if param and is_digits(param):
+                found.append((contact.uri, int(param)))
+    for uri, granted in found:
         if uri == ours:
-            return seconds
+            return granted
     if len(found) == 1:  # a registrar that rewrote our Contact (e.g. added a transport parameter)
         return found[0][1]
     header = (resp.headers.get("Expires") or "").strip()
-    return int(header) if header.isdigit() else asked
+    return int(header) if is_digits(header) else asked
