@@ -151,7 +151,12 @@ class CallSession:
     async def _finish(self, reason: str) -> None:
         """Finish the record (status by the reason) and leave the live calls."""
         try:
-            self.services.metrics.call_finished(self.leg.kind, call_store.final_status(reason), reason)
+            metrics = self.services.metrics
+            metrics.call_finished(self.leg.kind, call_store.final_status(reason), reason)
+            for refusal, count in (("bad_message", self.leg.invalid_messages),
+                                   ("rate_limited", self.leg.rate_limited_messages)):
+                if count:
+                    metrics.refused(refusal, count)
             details = self.details(reason) if self.details is not None else None
             await retrying(f"call {self.call_id}: finish", lambda: call_store.finish_call(
                 self.services.db, self.call_id, end_reason=reason, extra_details=details))

@@ -68,6 +68,9 @@ class Leg(ABC):
         self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._tap: FrameTap | None = None
         self._consumer: FrameConsumer | None = None
+        # Caller messages the transport refused (malformed; over the rate): the call session counts them.
+        self.invalid_messages = 0
+        self.rate_limited_messages = 0
 
     def attach_tap(self, tap: FrameTap) -> None:
         self._tap = tap

@@ -139,9 +139,7 @@ class WebRtcLeg(Leg):
         self.clock = clock
         self.track = AgentAudioTrack(self, clock)
         self.data_channel: Any = None
-        self.invalid_messages = 0
         self.max_message_bytes = MAX_MESSAGE_BYTES
-        self.rate_limited_messages = 0
         self._message_budget = TokenBucket(MESSAGES_PER_SECOND, MESSAGE_BURST)
         self._rate_notice = TokenBucket(1.0, 1)
         self.connected = asyncio.Event()  # set once ICE and DTLS are up (media can flow)

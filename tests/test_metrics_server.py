@@ -48,6 +48,9 @@ async def test_metrics_after_a_web_call(live_server: LiveServer) -> None:
                                       and m.get("is_final") and "You said" in m.get("text", ""), timeout=30)
         during = await scrape(live_server)
         assert value(during, "talkwire_active_calls", leg="webrtc") == 1
+        for garbage in ("not json", "[" * 100 + "]" * 100):  # refused by the leg, counted at the call's end
+            caller.send_raw(garbage)
+        await caller.wait_for_message(lambda m: m.get("code") == "MESSAGE_TOO_DEEP", timeout=10)
     finally:
         await caller.close()
     for _ in range(250):
@@ -72,6 +75,7 @@ async def test_metrics_after_a_web_call(live_server: LiveServer) -> None:
         assert value(after, "talkwire_pipeline_stage_seconds_count", stage=stage) >= 1, stage
     assert value(after, "talkwire_pipeline_stage_seconds_bucket", stage="response", le="10.0") >= 1
     assert value(after, "talkwire_provider_errors_total", stage="llm") == 0
+    assert value(after, "talkwire_refusals_total", reason="bad_message") == 2
     assert value(after, "process_cpu_seconds_total") > 0
     assert value(after, "process_resident_memory_bytes") > 10e6
 
