@@ -27,6 +27,7 @@ import numpy as np
 from loadtest.audio import RATE, SpeechCache, Turn
 from loadtest.caller import CallFailed, ScriptedCall
 from loadtest.webrtc_peer import response_body, rms
+from media.end_reason import EndReason
 from media.pacing import MediaClock
 from media.resample import resample
 from signalling.sip import Decision, InboundInvite, SipLeg, SipUserAgent
@@ -174,7 +175,7 @@ class SipCaller(ScriptedCall):
         if leg is not None:
             self.result.packets_received = leg.rtp.packets_received
             if not leg.ended.done():
-                await leg.hangup("caller_hangup")
+                await leg.hangup(EndReason.CALLER_HANGUP)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

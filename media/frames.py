@@ -6,7 +6,6 @@ from dataclasses import dataclass
 import numpy as np
 
 FRAME_MS = 20
-FRAMES_PER_SECOND = 1000 // FRAME_MS
 
 
 def samples_per_frame(sample_rate: int) -> int:

@@ -9,10 +9,8 @@
 """
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -99,5 +97,3 @@ class Callback:
 
 Event = (SpeechStart | SpeechEnd | Partial | Transcript | SttFailed | SpeculationDone | AudioStarted
          | PlaybackDone | Message | Silence | LegEnded | SwitchAgent | Callback)
-Post = Callable[[Event], None]
-Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
