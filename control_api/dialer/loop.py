@@ -6,8 +6,10 @@
            renew this process's claims; give up claims whose lease ran out (another process died)
            per active campaign, inside its calling window: claim due candidates (storage.dialer.claim_attempts,
              one atomic step within the campaign's and each caller ID's cap), start them spaced by the
-             server-wide calls-per-second cap, each as a task: CallPlacer.place → record_result
+             server-wide calls-per-second cap, each as a task: CallPlacer.place
            campaigns with nothing pending or in a call → completed
+      what attempts report (their calls, how they ended) is written at the start of the next tick, all of it in
+      one transaction (storage.dialer.note_calls, record_results): a few statements per tick, not per call
 
 All state is in the database, so a restarted process (or another one on the same PostgreSQL) carries on where
 this one stopped. Only the pacing and the set of this process's live attempts are in memory.
@@ -29,7 +31,8 @@ from control_api.storage import dialer as store
 from media.end_reason import EndReason
 
 log = logging.getLogger(__name__)
-MIN_TICK_GAP = 0.1  # seconds between ticks at least, however often calls end
+MIN_TICK_GAP = 0.25  # seconds between ticks at least, however often calls end
+ACTIVE_CHECK_SECONDS = 0.1  # how stale a paced attempt's "is the campaign still active" may be
 
 
 def dialer_name(configured: str | None, data_dir: Path) -> str:
@@ -55,6 +58,11 @@ class Dialer:
         self._next_upkeep = float("-inf")
         self._next_refresh = float("-inf")
         self._plans: list[store.DialPlan] = []
+        # Written to the database at the start of the next tick, all at once (storage.dialer.note_calls,
+        # record_results): the calls of attempts just placed, and how ended attempts ended.
+        self._noted: list[tuple[str, str, str]] = []
+        self._ended: list[tuple[str, str, AttemptResult]] = []
+        self._active: dict[str, tuple[float, bool]] = {}  # campaign id -> (checked at, active), for 100 ms
         self._loop_task: asyncio.Task[None] | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------------------
@@ -97,6 +105,10 @@ class Dialer:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        try:
+            await self._flush()
+        except Exception:  # left to the next start's recovery (worker_lost)
+            log.exception("dialer: recording the last attempts failed")
 
     @property
     def live_attempts(self) -> list[Attempt]:
@@ -107,6 +119,7 @@ class Dialer:
     async def tick(self) -> int:
         """One pass over every campaign; how many attempts it started."""
         now = self.clock.now()
+        await self._flush()
         await self._refresh()
         await self._upkeep()
         plans = self._plans
@@ -130,6 +143,17 @@ class Dialer:
             if not claimed and live == 0:
                 await store.complete_finished(self.db, plan.campaign_id, now)
         return started
+
+    async def _flush(self) -> None:
+        """Write what attempts reported since the last tick: their calls, then how the ended ones ended."""
+        noted, self._noted = self._noted, []
+        ended, self._ended = self._ended, []
+        try:
+            await store.note_calls(self.db, noted)
+            await store.record_results(self.db, ended, self.clock.now())
+        except BaseException:
+            self._noted[:0], self._ended[:0] = noted, ended  # again next tick
+            raise
 
     async def _refresh(self) -> None:
         """Start scheduled campaigns that are due and re-read the active ones, once per tick period (ticks
@@ -164,12 +188,11 @@ class Dialer:
             if delay > 0 and not await self._still_due(attempt, delay):
                 return
             result = await self._place(attempt)
-            await store.record_result(self.db, attempt.campaign_prospect_id, attempt.claim_token, result,
-                                      self.clock.now())
+            self._ended.append((attempt.campaign_prospect_id, attempt.claim_token, result))  # the next tick writes it
         except asyncio.CancelledError:
             raise
         except Exception:  # the claim stays; its lease runs out and it is recovered as worker_lost
-            log.exception("dialer: recording attempt %s failed", attempt.campaign_prospect_id)
+            log.exception("dialer: attempt %s failed", attempt.campaign_prospect_id)
         finally:
             self._live.pop(key, None)
             self._wake.set()
@@ -181,7 +204,7 @@ class Dialer:
             await self.clock.sleep(delay)
             plan = next((p for p in self._plans if p.campaign_id == attempt.campaign_id), None)
             if (plan is not None and plan.window.is_open(self.clock.now())
-                    and await store.campaign_is_active(self.db, attempt.campaign_id)):
+                    and await self._is_active(attempt.campaign_id)):
                 return True
         except asyncio.CancelledError:
             await asyncio.shield(self._release(attempt))
@@ -189,13 +212,22 @@ class Dialer:
         await self._release(attempt)
         return False
 
+    async def _is_active(self, campaign_id: str) -> bool:
+        """Whether the campaign is still active (not paused), read at most every 100 ms: paced attempts starting
+        close together share one read."""
+        mono = self.clock.monotonic()
+        checked = self._active.get(campaign_id)
+        if checked is None or mono - checked[0] >= ACTIVE_CHECK_SECONDS:
+            checked = self._active[campaign_id] = (mono, await store.campaign_is_active(self.db, campaign_id))
+        return checked[1]
+
     async def _release(self, attempt: Attempt) -> None:
         await store.release_claim(self.db, attempt.campaign_prospect_id, attempt.claim_token, self.clock.now())
 
     async def _place(self, attempt: Attempt) -> AttemptResult:
         async def created(call_id: str) -> None:
             ticket.leave()  # the INVITE is out: the next call may go after the interval
-            await store.note_call(self.db, attempt.campaign_prospect_id, attempt.claim_token, call_id)
+            self._noted.append((attempt.campaign_prospect_id, attempt.claim_token, call_id))  # the next tick writes it
 
         ticket = await self.gate.enter()
         try:

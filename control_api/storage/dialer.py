@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, Result, and_, func, or_, select, update
+from sqlalchemy import CursorResult, Result, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.dialer.placer import Attempt, AttemptResult
@@ -201,14 +201,18 @@ async def claim_attempts(db: Database, plan: DialPlan, wanted: int, now: datetim
     ]
 
 
-async def note_call(db: Database, campaign_prospect_id: str, claim_token: str, call_id: str) -> None:
-    """Name a live attempt's call on its candidate (`last_call_id`; it joins `call_ids` when the attempt is
-    recorded, also when it is recorded as lost)."""
+async def note_calls(db: Database, calls: Sequence[tuple[str, str, str]]) -> None:
+    """Name live attempts' calls on their candidates, (row id, claim token, call id) each, in one statement
+    (`last_call_id`; it joins `call_ids` when the attempt is recorded, also when it is recorded as lost)."""
+    if not calls:
+        return
     async with db.session() as session:
         await session.execute(
-            update(CampaignProspect)
-            .where(CampaignProspect.id == campaign_prospect_id, CampaignProspect.claim_token == claim_token)
-            .values(last_call_id=call_id).execution_options(synchronize_session=False))
+            update(CampaignProspect.__table__)
+            .where(CampaignProspect.__table__.c.id == bindparam("row_id"),
+                   CampaignProspect.__table__.c.claim_token == bindparam("token"))
+            .values(last_call_id=bindparam("call_id")),
+            [{"row_id": row_id, "token": token, "call_id": call_id} for row_id, token, call_id in calls])
 
 
 async def renew_leases(db: Database, claim_tokens: Sequence[str], until: datetime) -> None:
@@ -241,50 +245,81 @@ async def campaign_is_active(db: Database, campaign_id: str) -> bool:
 
 async def record_result(db: Database, campaign_prospect_id: str, claim_token: str, result: AttemptResult,
                         now: datetime) -> Decision | None:
-    """Record how an attempt ended and what comes next (retry due, done, given up), with the campaign's counts
-    and the lead's status. None when the claim is no longer held (the attempt was already given up as lost)."""
+    """`record_results` for one attempt."""
+    return (await record_results(db, [(campaign_prospect_id, claim_token, result)], now)).get(campaign_prospect_id)
+
+
+async def record_results(db: Database, outcomes: Sequence[tuple[str, str, AttemptResult]],
+                         now: datetime) -> dict[str, Decision]:
+    """Record how attempts ended, (row id, claim token, result) each, and what comes next for each candidate
+    (retry due, done, given up), with the campaigns' counts and the leads' statuses — one transaction, a handful
+    of statements however many attempts. Returns the decisions by row id; an attempt whose claim is no longer
+    held (already given up as lost) is left out."""
+    if not outcomes:
+        return {}
+    tokens = {row_id: token for row_id, token, _ in outcomes}
+    results = {row_id: result for row_id, _, result in outcomes}
+    decisions: dict[str, Decision] = {}
     async with db.session() as session:
-        row = await session.scalar(select(CampaignProspect).where(
-            CampaignProspect.id == campaign_prospect_id, CampaignProspect.claim_token == claim_token,
-            CampaignProspect.status == IN_PROGRESS).with_for_update())
-        if row is None:
-            return None
-        campaign = await session.get(Campaign, row.campaign_id)
-        if campaign is None:
-            return None
-        outcome = outcome_of(result.end_reason, result.answered)
-        counter = f"retries_{outcome.value}"
-        used = int(getattr(row, counter, 0) or 0) if outcome is not Outcome.ANSWERED else 0
-        decision = decide(policy_of(campaign), outcome, used, now, window_of(campaign))
-        if decision.retry_counted is not None:
-            setattr(row, counter, used + 1)
-        row.last_call_id = result.call_id or row.last_call_id
-        if row.last_call_id and row.last_call_id not in (row.call_ids or []):
-            row.call_ids = [*(row.call_ids or []), row.last_call_id]
-        row.status = decision.status.value
-        row.next_attempt_at = decision.next_attempt_at
-        row.last_outcome = outcome.value
-        row.last_reason = (result.end_reason.value if result.end_reason is not None
-                           else ("answered" if result.answered else None))
-        row.last_attempt_ended_at = now
-        row.claim_token = row.dialer_id = row.lease_until = row.from_number = None
-        row.updated_at = now
-        counted = Campaign.successful_calls if outcome is Outcome.ANSWERED else Campaign.failed_calls
-        await session.execute(update(Campaign).where(Campaign.id == campaign.id)
-                              .values({counted.key: counted + 1}).execution_options(synchronize_session=False))
-        await session.execute(  # the lead's status, unless someone else's value is there (states.py)
-            update(Prospect)
-            .where(Prospect.id == row.prospect_id, Prospect.status.in_(sorted(DIALER_LEAD_STATUSES)))
-            .values(status=lead_status_after(LeadStatus.NEW.value, decision.status), updated_at=now)
-            .execution_options(synchronize_session=False))
+        rows = [row for row in (await session.scalars(select(CampaignProspect).where(
+            CampaignProspect.id.in_(list(tokens)), CampaignProspect.status == IN_PROGRESS).with_for_update())).all()
+            if row.claim_token == tokens[row.id]]
+        if not rows:
+            return {}
+        campaigns = {c.id: (c, policy_of(c), window_of(c)) for c in (await session.scalars(
+            select(Campaign).where(Campaign.id.in_({row.campaign_id for row in rows})))).all()}
+        answered: dict[str, list[int]] = {}  # campaign id -> [answered, not answered]
+        leads: dict[str, list[str]] = {}  # the leads' new status -> prospect ids
+        for row in rows:
+            if row.campaign_id not in campaigns:
+                continue
+            _, policy, window = campaigns[row.campaign_id]
+            result = results[row.id]
+            decision = _record(row, result, policy, window, now)
+            decisions[row.id] = decision
+            answered.setdefault(row.campaign_id, [0, 0])[0 if row.last_outcome == Outcome.ANSWERED.value else 1] += 1
+            leads.setdefault(lead_status_after(LeadStatus.NEW.value, decision.status), []).append(row.prospect_id)
+        for campaign_id, (ok, not_ok) in answered.items():
+            await session.execute(
+                update(Campaign).where(Campaign.id == campaign_id)
+                .values(successful_calls=Campaign.successful_calls + ok, failed_calls=Campaign.failed_calls + not_ok)
+                .execution_options(synchronize_session=False))
+        for status, prospect_ids in leads.items():  # unless someone else's value is there (states.py)
+            await session.execute(
+                update(Prospect)
+                .where(Prospect.id.in_(prospect_ids), Prospect.status.in_(sorted(DIALER_LEAD_STATUSES)))
+                .values(status=status, updated_at=now).execution_options(synchronize_session=False))
+    return decisions
+
+
+def _record(row: CampaignProspect, result: AttemptResult, policy: RetryPolicy, window: CallingWindow,
+            now: datetime) -> Decision:
+    """Move one candidate on after its attempt ended with `result` (the row is changed in place)."""
+    outcome = outcome_of(result.end_reason, result.answered)
+    counter = f"retries_{outcome.value}"
+    used = int(getattr(row, counter, 0) or 0) if outcome is not Outcome.ANSWERED else 0
+    decision = decide(policy, outcome, used, now, window)
+    if decision.retry_counted is not None:
+        setattr(row, counter, used + 1)
+    row.last_call_id = result.call_id or row.last_call_id
+    if row.last_call_id and row.last_call_id not in (row.call_ids or []):
+        row.call_ids = [*(row.call_ids or []), row.last_call_id]
+    row.status = decision.status.value
+    row.next_attempt_at = decision.next_attempt_at
+    row.last_outcome = outcome.value
+    row.last_reason = (result.end_reason.value if result.end_reason is not None
+                       else ("answered" if result.answered else None))
+    row.last_attempt_ended_at = now
+    row.claim_token = row.dialer_id = row.lease_until = row.from_number = None
+    row.updated_at = now
     return decision
 
 
 async def lost_attempts(db: Database, now: datetime, dialer_id: str | None = None) -> list[LostAttempt]:
     """Attempts in flight that no live process holds: those whose lease ran out, and, given `dialer_id` (this
     process's own name, on its start-up), every attempt claimed under that name. Each with its call: the one
-    `note_call` named, else the campaign's call to that prospect made since the claim (the process may have died
-    between creating the call and naming it)."""
+    `note_calls` named, else the campaign's latest call to that prospect not already on an earlier attempt (the
+    process may have died between creating the call and naming it)."""
     lost = and_(CampaignProspect.lease_until.is_not(None), CampaignProspect.lease_until < now)
     if dialer_id is not None:
         lost = or_(lost, CampaignProspect.dialer_id == dialer_id)
@@ -294,11 +329,12 @@ async def lost_attempts(db: Database, now: datetime, dialer_id: str | None = Non
         found = []
         for row in rows:
             call = await session.get(Call, row.last_call_id) if row.last_call_id else None
-            if call is None and row.attempt_started_at is not None:
+            if call is None:  # the campaign's latest call to them, unless an earlier attempt already has it
                 call = await session.scalar(
-                    select(Call).where(Call.campaign_id == row.campaign_id, Call.prospect_id == row.prospect_id,
-                                       Call.created_at >= row.attempt_started_at)
+                    select(Call).where(Call.campaign_id == row.campaign_id, Call.prospect_id == row.prospect_id)
                     .order_by(Call.created_at.desc()).limit(1))
+                if call is not None and call.id in (row.call_ids or []):
+                    call = None
             found.append(LostAttempt(row.id, row.claim_token or "", call.id if call else None,
                                      call is not None and call.answered_at is not None))
     return found
@@ -317,9 +353,9 @@ async def give_up_lost(db: Database, now: datetime, dialer_id: str | None = None
     failed-call policy may retry, unless its call had been answered (then the candidate is done, as for any
     answered call, and is not called again). How many."""
     lost = await lost_attempts(db, now, dialer_id)
-    for attempt in lost:
-        await record_result(db, attempt.row_id, attempt.claim_token,
-                            AttemptResult(attempt.answered, EndReason.WORKER_LOST, attempt.call_id), now)
+    await record_results(db, [(attempt.row_id, attempt.claim_token,
+                               AttemptResult(attempt.answered, EndReason.WORKER_LOST, attempt.call_id))
+                              for attempt in lost], now)
     return len(lost)
 
 
