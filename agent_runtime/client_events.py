@@ -87,8 +87,10 @@ class ClientEvents:
         webhook_timeout: float = WEBHOOK_TIMEOUT_S,
         frame_interval: float = FRAME_INTERVAL_S,
         transport: httpx.AsyncBaseTransport | None = None,
+        on_guard_refusal: Callable[[], None] | None = None,
     ) -> None:
         self.session_id = session_id
+        self.on_guard_refusal = on_guard_refusal
         self.media_handlers = {str(h.get("reason")): dict(h) for h in media_handlers or []}
         self.load_media = load_media
         self.on_record = on_record
@@ -235,6 +237,8 @@ class ClientEvents:
         except BlockedDestination as exc:
             result_text, interrupt = "The uploaded file could not be processed.", False
             record["error"] = f"refused: {exc.detail}"
+            if self.on_guard_refusal is not None:
+                self.on_guard_refusal()
         except httpx.HTTPError as exc:
             result_text, interrupt = "The uploaded file could not be processed.", False
             record["error"] = f"{type(exc).__name__}: {exc}"

@@ -81,6 +81,7 @@ class CallSession:
             on_activity=lambda record: self._conversation.record_tool_activity(record),
             # Phone legs press keys (built-in send_dtmf tool); legs without a keypad keep the base method.
             send_dtmf=leg.send_dtmf if type(leg).send_dtmf is not Leg.send_dtmf else None,
+            on_guard_refusal=self._guard_refused,
         )
         config = build_agent_config(agent, services.providers)
         self._conversation = Conversation(leg, config, tools=self.executor, direction=direction)
@@ -90,6 +91,7 @@ class CallSession:
             on_record=self._record_client_event,
             allow_private_webhooks=settings.allow_private_webhooks,
             webhook_timeout=settings.webhook_timeout,
+            on_guard_refusal=self._guard_refused,
         )
         self.client_events.install(self._conversation)
         self.call = Call(leg, self._conversation, ready=ready, ready_timeout=ready_timeout)
@@ -170,6 +172,9 @@ class CallSession:
             self.end_reason = EndReason.parse(reason) or EndReason.ERROR
             self.services.calls.remove(self.call_id, self)
             cluster_hooks.call_ended(self.services, self.call_id)
+
+    def _guard_refused(self) -> None:
+        self.services.metrics.refused("guard_refusal")
 
     async def _perform(self, action: Mapping[str, Any]) -> None:
         await self.actions.perform(action)

@@ -196,6 +196,18 @@ async def test_private_destinations_refused_without_the_setting(webhook, host):
     assert webhook.requests == []
 
 
+async def test_each_guard_refusal_is_reported_for_the_metrics(webhook):
+    refused: list[None] = []
+    hooks = WebhookCaller(allow_private=False, timeout=2, on_refused=lambda: refused.append(None))
+    port = webhook.base_url.rsplit(":", 1)[1]
+    try:
+        for host in ("127.0.0.1", "[::1]"):
+            assert not (await hooks.call(tool(f"http://{host}:{port}/hook/x"), {"order_id": "1"})).ok
+    finally:
+        await hooks.aclose()
+    assert len(refused) == 2 and webhook.requests == []
+
+
 async def test_private_allowed_with_the_setting(webhook, caller):
     result = await caller.call(tool(f"{webhook.base_url}/hook/x"), {"order_id": "1"})
     assert result.ok and len(webhook.requests) == 1

@@ -108,12 +108,15 @@ class ToolExecutor:
         webhooks: WebhookCaller | None = None,
         end_call: bool = True,
         send_dtmf: SendDtmf | None = None,
+        on_guard_refusal: Callable[[], None] | None = None,
     ) -> None:
-        """`send_dtmf`: the phone leg's keypad sender; given, the built-in `send_dtmf` tool is offered."""
+        """`send_dtmf`: the phone leg's keypad sender; given, the built-in `send_dtmf` tool is offered.
+        `on_guard_refusal`: told of each webhook the address guard refuses."""
         self.channel = normalize_channel(channel)
         self.client = ClientToolBroker(send_event, on_activity=on_activity, ack_timeout=ack_timeout)
         self._owns_webhooks = webhooks is None
-        self.webhooks = webhooks or WebhookCaller(allow_private=allow_private_webhooks, timeout=webhook_timeout)
+        self.webhooks = webhooks or WebhookCaller(allow_private=allow_private_webhooks, timeout=webhook_timeout,
+                                                  on_refused=on_guard_refusal)
         self._end_call = end_call
         self._send_dtmf = send_dtmf
         self._background: set[asyncio.Task[Any]] = set()

@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,8 +70,11 @@ class WebhookCaller:
         timeout: float = DEFAULT_TIMEOUT_S,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
+        on_refused: Callable[[], None] | None = None,
     ) -> None:
+        """`on_refused` is told of each request the address guard refuses (the server counts them)."""
         self.allow_private = allow_private
+        self.on_refused = on_refused
         self.timeout = timeout
         self.max_response_bytes = max_response_bytes
         # trust_env=False: a proxy from the environment would bypass the address check.
@@ -94,6 +97,8 @@ class WebhookCaller:
             result = WebhookResult(False, error=f"The webhook did not answer within {deadline:g} s.")
         except BlockedDestination as exc:
             _refusals.log(logging.WARNING, ("webhook", exc.detail), "webhook refused: %s", exc.detail)
+            if self.on_refused is not None:
+                self.on_refused()
             result = WebhookResult(False, error=f"Webhook refused: {exc}", refused=exc.detail)
         except httpx.HTTPError as exc:
             result = WebhookResult(False, error=f"Could not reach the webhook: {type(exc).__name__}: {exc}")
