@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 import httpx
@@ -25,11 +26,10 @@ from .base import ProviderError
 from .pool import client
 from .remote import (
     DEFAULT_TIMEOUTS,
-    PcmChunker,
     Timeouts,
     base_language,
-    error_detail,
     http_error,
+    stream_pcm,
 )
 
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
@@ -129,20 +129,8 @@ class ElevenLabsTTS:
         url = f"{self.directory.base_url}/v1/text-to-speech/{voice_id}/stream"
         headers = {"xi-api-key": self.directory.api_key, "Accept": "audio/pcm, application/octet-stream"}
         self.characters += len(text)
-        chunker = PcmChunker()
-        try:
-            async with client().stream("POST", url, params={"output_format": f"pcm_{rate}"},
-                                       json=self._body(text, speed), headers=headers,
-                                       timeout=self.timeouts.httpx()) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    raise ProviderError(f"ELEVENLABS speech: HTTP {response.status_code} {error_detail(response)}")
-                if response.headers.get("content-type", "").startswith(("application/json", "text/")):
-                    await response.aread()
-                    raise ProviderError(f"ELEVENLABS speech: HTTP 200 but not audio: {response.text[:120]!r}")
-                async for data in response.aiter_bytes():
-                    samples = chunker.push(data)
-                    if len(samples):
-                        yield samples
-        except httpx.HTTPError as exc:
-            raise ProviderError(f"ELEVENLABS speech at {url}: {exc!r}") from exc
+        async with aclosing(stream_pcm("ELEVENLABS", url, params={"output_format": f"pcm_{rate}"},
+                                       body=self._body(text, speed), headers=headers,
+                                       timeouts=self.timeouts)) as chunks:
+            async for samples in chunks:
+                yield samples

@@ -10,6 +10,7 @@ Protocol (sources in docs/providers.md), `Authorization: Bearer <key>` when a ke
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import httpx
 import numpy as np
@@ -18,11 +19,10 @@ from .base import ProviderError
 from .pool import client
 from .remote import (
     DEFAULT_TIMEOUTS,
-    PcmChunker,
     Timeouts,
     base_language,
-    error_detail,
     http_error,
+    stream_pcm,
     wav_bytes,
 )
 
@@ -99,19 +99,7 @@ class OpenAITTS:
         if speed is not None:
             body["speed"] = min(4.0, max(0.25, speed))
         self.characters += len(text)
-        chunker = PcmChunker()
-        try:
-            async with client().stream("POST", url, json=body, headers=_headers(self.api_key),
-                                       timeout=self.timeouts.httpx()) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    raise ProviderError(f"OPENAI speech: HTTP {response.status_code} {error_detail(response)}")
-                if response.headers.get("content-type", "").startswith(("application/json", "text/")):
-                    await response.aread()
-                    raise ProviderError(f"OPENAI speech: HTTP 200 but not audio: {response.text[:120]!r}")
-                async for data in response.aiter_bytes():
-                    samples = chunker.push(data)
-                    if len(samples):
-                        yield samples
-        except httpx.HTTPError as exc:
-            raise ProviderError(f"OPENAI speech at {url}: {exc!r}") from exc
+        async with aclosing(stream_pcm("OPENAI", url, body=body, headers=_headers(self.api_key),
+                                       timeouts=self.timeouts)) as chunks:
+            async for samples in chunks:
+                yield samples

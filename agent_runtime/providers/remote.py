@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import wave
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -16,6 +17,7 @@ import numpy as np
 from media.wav import pcm16_header
 
 from .base import ProviderError
+from .pool import client
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,28 @@ class PcmChunker:
         usable = len(data) - len(data) % 2
         self._rest = data[usable:]
         return np.frombuffer(data[:usable], dtype="<i2").astype(np.int16)
+
+
+async def stream_pcm(vendor: str, url: str, *, body: Mapping[str, object], headers: Mapping[str, str],
+                     timeouts: Timeouts, params: Mapping[str, str] | None = None) -> AsyncGenerator[np.ndarray, None]:
+    """POST `body` to a speech endpoint whose reply is raw PCM16 and yield its samples as they arrive.
+    `ProviderError` on an HTTP error, a non-200 status or a reply that is not audio (JSON or text)."""
+    chunker = PcmChunker()
+    try:
+        async with client().stream("POST", url, params=params, json=body, headers=headers,
+                                   timeout=timeouts.httpx()) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise ProviderError(f"{vendor} speech: HTTP {response.status_code} {error_detail(response)}")
+            if response.headers.get("content-type", "").startswith(("application/json", "text/")):
+                await response.aread()
+                raise ProviderError(f"{vendor} speech: HTTP 200 but not audio: {response.text[:120]!r}")
+            async for data in response.aiter_bytes():
+                samples = chunker.push(data)
+                if len(samples):
+                    yield samples
+    except httpx.HTTPError as exc:
+        raise ProviderError(f"{vendor} speech at {url}: {exc!r}") from exc
 
 
 def region_language(language: str | None, default: str) -> str:
