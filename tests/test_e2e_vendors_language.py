@@ -19,6 +19,7 @@ from vendor_fakes.live import (
     agent_from,
     caller_speech,
     events,
+    loud_seconds,
     module_settings,
     turns,
     vendor_server,
@@ -77,11 +78,6 @@ def spoken(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
     return caller_speech("Where is my order?", tmp_path_factory.mktemp("speech"))
-
-
-def loud_seconds(audio: np.ndarray) -> float:
-    frames = audio[:len(audio) // 960 * 960].reshape(-1, 960).astype(np.float64)
-    return float((np.sqrt((frames ** 2).mean(axis=1)) > 300).sum() * 0.02)
 
 
 async def test_a_caller_deepgram_hears_as_hindi_pivots_a_detecting_agent_to_hindi(

@@ -86,6 +86,20 @@ def tone_of(samples: np.ndarray, rate: int = RATE) -> float:
     return dominant_frequency(loud.reshape(-1), rate) if len(loud) else 0.0
 
 
+def tone_share(samples: np.ndarray, frequency: float, rate: int = RATE) -> float:
+    """The share of the energy of `samples` within 10 Hz of `frequency` (a fake's tone: near 1; speech: near 0)."""
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64) * np.hanning(len(samples)))) ** 2
+    near = np.abs(np.fft.rfftfreq(len(samples), 1 / rate) - frequency) <= 10
+    return float(spectrum[near].sum() / max(spectrum.sum(), 1e-9))
+
+
+def loud_seconds(samples: np.ndarray, rate: int = RATE) -> float:
+    """How much of `samples` is not silent, by 20 ms frames."""
+    step = rate // 50
+    frames = samples[:len(samples) // step * step].reshape(-1, step).astype(np.float64)
+    return float((np.sqrt((frames ** 2).mean(axis=1)) > 300).sum() / 50)
+
+
 @dataclass
 class HeardTurn:
     user: str  # the caller's final transcription
