@@ -28,15 +28,35 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
+from agent_runtime.conversation.messages import MessageHandler
 from agent_runtime.tools.netguard import BlockedDestination, pin_url, tls_context
 
 log = logging.getLogger(__name__)
 
 RecordSink = Callable[[str, dict[str, Any]], None]
+
+
+class EventsHost(Protocol):
+    """What ClientEvents needs of the conversation it is installed on (`agent_runtime.conversation.Conversation`)."""
+
+    turn_extras: Callable[[], list[dict[str, Any]]] | None
+
+    @property
+    def waiting_on_tool(self) -> bool: ...
+    @property
+    def replying(self) -> bool: ...
+    def register_handler(self, message_type: str, handler: MessageHandler) -> None: ...
+    def set_fallback_handler(self, handler: MessageHandler | None) -> None: ...
+    def add_context(self, message: dict[str, Any]) -> None: ...
+    async def interrupt(self, reason: str, *, audio_only: bool = False) -> bool: ...
+    async def respond(self, message: dict[str, Any] | None = None) -> None: ...
+    def respond_after_reply(self, message: dict[str, Any]) -> None: ...
+    def run_soon(self, fn: Callable[[], Awaitable[None]]) -> None: ...
+    async def send(self, message: dict[str, Any]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -103,10 +123,15 @@ class ClientEvents:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._http = httpx.AsyncClient(trust_env=False, transport=transport, follow_redirects=False,
                                        verify=tls_context(), headers={"User-Agent": "Talkwire-MediaWebhook/0.1"})
-        self.conversation: Any = None
+        self._conversation: EventsHost | None = None
 
-    def install(self, conversation: Any) -> None:
-        self.conversation = conversation
+    @property
+    def conversation(self) -> EventsHost:
+        assert self._conversation is not None, "install() the conversation first"
+        return self._conversation
+
+    def install(self, conversation: EventsHost) -> None:
+        self._conversation = conversation
         for kind, handler in (
             ("client_context_update", self.on_context_update),
             ("client_action_trigger", self.on_action_trigger),

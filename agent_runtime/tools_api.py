@@ -67,7 +67,7 @@ class BuiltinOutcome:
 
     tool_call_id: str
     name: str
-    result: Any
+    result: object
     is_error: bool = False
     action: dict[str, Any] | None = None
 

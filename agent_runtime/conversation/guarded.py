@@ -28,6 +28,7 @@ from media.resample import StreamResampler, resample
 
 FailureSink = Callable[[str, Exception, str, str | None], None]  # stage, error, provider, fallback
 P = TypeVar("P")
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -63,7 +64,7 @@ class _Guarded(Generic[P]):
         return can_fail_over
 
 
-async def _first(iterator: AsyncIterator[Any], timeout: float, what: str) -> Any:
+async def _first(iterator: AsyncIterator[T], timeout: float, what: str) -> T:
     try:
         async with asyncio.timeout(timeout):  # no task per chunk, unlike wait_for
             return await anext(iterator)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
-from typing import Any, Literal
+from typing import Literal
 
 from .base import CatalogEntry, Kind, ProviderError, ProviderRegistry
 from .vendors import VendorConfig, add_vendors
@@ -179,9 +179,9 @@ async def preload(registry: ProviderRegistry) -> None:
 
     async def warm(kind: Kind) -> None:
         try:
-            provider: Any = registry.create(kind)
-            if hasattr(provider, "warm"):
-                await provider.warm()
+            warm_up = getattr(registry.create(kind), "warm", None)
+            if warm_up is not None:
+                await warm_up()
         except Exception:  # a broken model must not stop the server; calls will report it
             log.exception("could not preload the default %s provider %s", kind, registry.defaults.get(kind))
 

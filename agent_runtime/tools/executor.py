@@ -33,6 +33,7 @@ from agent_runtime.tools.client import (
 )
 from agent_runtime.tools.definitions import function_name, llm_definition
 from agent_runtime.tools.server import DEFAULT_TIMEOUT_S, WebhookCaller
+from agent_runtime.tools_api import CallContext
 from media.end_reason import EndReason
 from presets.catalog import get_preset
 from presets.templating import client_arguments, server_request
@@ -146,7 +147,7 @@ class ToolExecutor:
         wanted = normalize_channel(channel) if channel else self.channel
         return [llm_definition(t) for t in self._tools.values() if self._offered(t, wanted)]
 
-    async def execute(self, request: ToolCallRequest, ctx: Any = None) -> ToolOutcome:
+    async def execute(self, request: ToolCallRequest, ctx: CallContext | None = None) -> ToolOutcome:
         """Run one LLM tool call. Never raises for tool failures: they are error outcomes.
 
         `ctx` is the conversation's call context; tools need nothing from it today.
