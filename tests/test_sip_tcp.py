@@ -9,13 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sipp.harness import SCENARIOS, SIPP, Sipp, free_sip_listen_port, free_udp_port
 
-from signalling.sip.stream_transport import Framer, FramingError, StreamLimits, StreamOptions, StreamTransport
 from signalling.sip.routing import Decision, InboundInvite
+from signalling.sip.stream_transport import Framer, FramingError, StreamLimits, StreamOptions, StreamTransport
 from signalling.sip.transaction import Timers
 from signalling.sip.trunk import Trunk
 from signalling.sip.ua import SipUserAgent
-from sipp.harness import SCENARIOS, SIPP, Sipp, free_udp_port
 
 MESSAGE = (b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl: 5\r\n\r\nhello")
 
@@ -70,7 +70,7 @@ async def test_stream_limits_connections_and_idle_timeout():
 async def tcp_sipp(workdir: Path, scenario: str, *, remote: str | None = None, extra: list[str] = ()) -> Sipp:
     """sipp over TCP (one connection, `-t t1`); without `remote` it listens and this returns once it accepts."""
     assert SIPP is not None
-    port, media = free_udp_port(), free_udp_port(pair=True)
+    port, media = free_sip_listen_port(), free_udp_port(pair=True)  # sipp binds TCP (and UDP) on its port
     args = [SIPP, *(["-sf", str(SCENARIOS / scenario)] if scenario.endswith(".xml") else ["-sn", scenario]),
             "-t", "t1", "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(port), "-mp", str(media), "-m", "1",
             "-nostdin", "-timeout", "30s", "-timeout_error", "-trace_msg", "-trace_err", *extra]
