@@ -21,15 +21,16 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from fractions import Fraction
 from typing import Any, cast
 
 import av
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_gt
 
 from media import safe_json
@@ -69,14 +70,15 @@ class ImmediateAudioBuffer(JitterBuffer):
         super().__init__(capacity=16)
         self._last: int | None = None  # sequence number of the newest packet handed on
 
-    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         if self._last is not None and not uint16_gt(packet.sequence_number, self._last):
             return False, None
         self._last = packet.sequence_number
-        return False, JitterFrame(packet._data, packet.timestamp)
+        # aiortc's receiver sets `_data` (the payload) on each packet; its own buffer reads it the same way.
+        return False, JitterFrame(packet._data, packet.timestamp)  # type: ignore[attr-defined]
 
 
-def use_immediate_audio_buffer(receiver: Any) -> None:
+def use_immediate_audio_buffer(receiver: RTCRtpReceiver) -> None:
     """Swap aiortc's playout jitter buffer for ImmediateAudioBuffer on an audio receiver.
 
     aiortc has no option for this; its receiver keeps the buffer in a private (name-mangled) attribute,
@@ -138,7 +140,7 @@ class WebRtcLeg(Leg):
         self.pc = pc
         self.clock = clock
         self.track = AgentAudioTrack(self, clock)
-        self.data_channel: Any = None
+        self.data_channel: RTCDataChannel | None = None
         self.max_message_bytes = MAX_MESSAGE_BYTES
         self._message_budget = TokenBucket(MESSAGES_PER_SECOND, MESSAGE_BURST)
         self._rate_notice = TokenBucket(1.0, 1)
@@ -241,7 +243,7 @@ class WebRtcLeg(Leg):
 
     # ---- data channel -----------------------------------------------------------------------------
 
-    def _on_datachannel(self, channel: Any) -> None:
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
         if self.data_channel is not None:
             log.debug("ignoring extra data channel %r", channel.label)
             return
@@ -253,9 +255,11 @@ class WebRtcLeg(Leg):
             channel.on("open", self._flush_pending)
 
     def _flush_pending(self) -> None:
+        channel = self.data_channel
+        assert channel is not None  # called once the channel is there
         pending, self._pending = self._pending, deque(maxlen=PENDING_MESSAGES)
         for text in pending:
-            self.data_channel.send(text)
+            channel.send(text)
 
     def _on_message(self, message: str | bytes) -> None:
         """Any message from the browser, however hostile, is answered or delivered; none can end the call."""
@@ -328,7 +332,7 @@ class WebRtcLeg(Leg):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
