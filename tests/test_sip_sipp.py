@@ -52,9 +52,11 @@ async def test_answer_and_speech_both_ways(ua, tmp_path):
     assert rc == 0, sipp.explain()
     assert reason == "agent_hangup" and leg.outcome == "agent_hangup"
     heard = agent.recording
-    # G.711 decoding is exact and loopback loses nothing: the caller's speech is in the recording,
-    # sample for sample (skipping the first frame, where our jitter buffer may have started mid-way).
-    assert find_exact(heard, expected[160:160 + 8000]) >= 0, "the callee's speech did not reach the agent"
+    # G.711 decoding is exact: the caller's speech is in the recording, sample for sample (skipping the first
+    # frame, where our jitter buffer may have started mid-way). A half second of it must match exactly; on a
+    # loaded machine a packet that arrives too late for its tick may leave a gap elsewhere.
+    windows = [expected[start:start + 4000] for start in range(160, len(expected) - 4000, 4000)]
+    assert any(find_exact(heard, window) >= 0 for window in windows), "the callee's speech did not reach the agent"
     assert leg.rtp.packets_sent > 40  # our tone went out at 20 ms per packet
     assert leg.duration > 0
     assert "a=rtpmap:0 PCMU/8000" in sipp.messages()
