@@ -102,7 +102,8 @@ class Admission:
             log.info("inbound INVITE %s from %s refused %d (%s)", req.call_id, ip, refusal.status, refusal.why)
             return refusal
         self.counts.admitted += 1
-        self._pending[req.call_id] = txn
+        if self.policy.max_inbound_calls > 0 or self.policy.max_unacked > 0:  # counted until answered (_prune)
+            self._pending[req.call_id] = txn
         return None
 
     def trusted(self, ip: str) -> bool:
