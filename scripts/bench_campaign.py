@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -117,7 +118,7 @@ class HoldCalls:
 
     async def place(self, attempt: Attempt, call_created: CallCreated) -> AttemptResult:
         self.placed.append(time.monotonic())
-        await call_created(f"hold-{attempt.campaign_prospect_id}-{attempt.attempt_number}")
+        await call_created(str(uuid.uuid4()))
         self.live += 1
         try:
             await asyncio.sleep(self.hold)

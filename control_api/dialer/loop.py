@@ -32,6 +32,7 @@ from media.end_reason import EndReason
 
 log = logging.getLogger(__name__)
 MIN_TICK_GAP = 0.25  # seconds between ticks at least, however often calls end
+FLUSH_TRIES = 3  # writes of one attempt's report before it is given up (then recovered as worker_lost)
 ACTIVE_CHECK_SECONDS = 0.1  # how stale a paced attempt's "is the campaign still active" may be
 
 
@@ -62,6 +63,7 @@ class Dialer:
         # record_results): the calls of attempts just placed, and how ended attempts ended.
         self._noted: list[tuple[str, str, str]] = []
         self._ended: list[tuple[str, str, AttemptResult]] = []
+        self._failures: dict[int, int] = {}  # id() of an item that failed to be written -> failures
         self._active: dict[str, tuple[float, bool]] = {}  # campaign id -> (checked at, active), for 100 ms
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -145,15 +147,36 @@ class Dialer:
         return started
 
     async def _flush(self) -> None:
-        """Write what attempts reported since the last tick: their calls, then how the ended ones ended."""
+        """Write what attempts reported since the last tick: their calls, then how the ended ones ended. When the
+        batch fails, each item is tried alone, so one bad item cannot hold the others back; an item that keeps
+        failing is given up after a few ticks (its claim's lease then runs out: recovered as worker_lost)."""
         noted, self._noted = self._noted, []
         ended, self._ended = self._ended, []
         try:
             await store.note_calls(self.db, noted)
             await store.record_results(self.db, ended, self.clock.now())
-        except BaseException:
-            self._noted[:0], self._ended[:0] = noted, ended  # again next tick
-            raise
+            return
+        except Exception:
+            log.exception("dialer: writing %d call(s) and %d result(s) failed; trying each alone",
+                          len(noted), len(ended))
+        for note in noted:
+            if not await self._alone(note, store.note_calls(self.db, [note])):
+                self._noted.append(note)
+        for result in ended:
+            if not await self._alone(result, store.record_results(self.db, [result], self.clock.now())):
+                self._ended.append(result)
+
+    async def _alone(self, item: object, write: Awaitable[object]) -> bool:
+        """Write one item; True when written or given up (after FLUSH_TRIES failures)."""
+        try:
+            await write
+        except Exception:
+            failures = self._failures[id(item)] = self._failures.get(id(item), 0) + 1
+            if failures < FLUSH_TRIES:
+                return False
+            log.exception("dialer: giving up writing %s", item)
+        self._failures.pop(id(item), None)
+        return True
 
     async def _refresh(self) -> None:
         """Start scheduled campaigns that are due and re-read the active ones, once per tick period (ticks

@@ -153,7 +153,8 @@ async def claim_attempts(db: Database, plan: DialPlan, wanted: int, now: datetim
                          lease: timedelta) -> list[Attempt]:
     """Claim up to `wanted` due candidates of the campaign for new attempts, within its caps, atomically."""
     async with db.session() as session:
-        campaign = await session.scalar(select(Campaign).where(Campaign.id == plan.campaign_id).with_for_update())
+        campaign = (await session.execute(select(Campaign.status, Campaign.max_concurrent_calls)
+                                          .where(Campaign.id == plan.campaign_id).with_for_update())).first()
         if campaign is None or campaign.status != ACTIVE:
             return []
         in_flight = await _in_flight_by_number(session, plan.campaign_id)
