@@ -7,14 +7,14 @@ import asyncio
 import time
 
 import pytest
+from sipp.harness import SIPP, start_sipp
 
-from signalling.sip.register import Registration, granted_expiry
 from signalling.sip.message import parse
+from signalling.sip.register import Registration, granted_expiry
 from signalling.sip.routing import Decision, InboundInvite
 from signalling.sip.transaction import Timers
 from signalling.sip.trunk import Trunk
 from signalling.sip.ua import SipUserAgent
-from sipp.harness import SIPP, start_sipp
 
 pytestmark = [pytest.mark.sip, pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is not installed")]
 
@@ -123,6 +123,38 @@ async def test_a_stored_trunk_with_register_shows_its_registration_and_its_calls
         assert agent_said[:1] == ["Registered line, hello."], record["transcript"]
         print("registration as GET /sip-trunks showed it:", seen)
     finally:
+        if sipp.proc.returncode is None:
+            sipp.proc.kill()
+            await sipp.wait(5)
+
+
+async def test_register_over_tcp_and_the_call_comes_back_on_the_connection(tmp_path):
+    """The same registrar over TCP (`-t t1`): REGISTER, the challenge, the binding with `;transport=tcp`, and the
+    INVITE to it arriving on the connection the registration opened."""
+    from test_sip_tcp import tcp_sipp
+
+    calls: asyncio.Queue = asyncio.Queue()
+
+    async def resolve(invite: InboundInvite) -> Decision:
+        return Decision.accept()
+
+    ua = await SipUserAgent.start(bind=("127.0.0.1", 0), rtp_ports=(20000, 29999), resolver=resolve,
+                                  on_incoming=calls, linger=0.2, timers=Timers(t1=0.25))
+    sipp = await tcp_sipp(tmp_path, "registrar.xml", extra=["-key", "expires", "12", "-key", "number", "+15557770000",
+                                                             "-rtp_echo"])
+    trunk = Trunk.parse(f"sip:alice:secret@127.0.0.1:{sipp.port};transport=tcp;register=yes")
+    reg = Registration(ua.transactions, ua.builder, ua.endpoint.resolve, trunk, retry_min=0.5)
+    try:
+        reg.start()
+        leg = await asyncio.wait_for(calls.get(), 20)
+        assert reg.status.state == "registered" and leg.direction == "inbound"
+        assert await asyncio.wait_for(leg.ended, 10) == "remote_hangup"
+        assert await sipp.wait(30) == 0, sipp.explain()
+        assert ";transport=tcp>" in sipp.messages() and "Via: SIP/2.0/TCP" in sipp.messages()
+        assert len(ua.endpoint.streams.connections) <= 1
+    finally:
+        await reg.close(timeout=0.5)
+        await ua.close()
         if sipp.proc.returncode is None:
             sipp.proc.kill()
             await sipp.wait(5)

@@ -49,6 +49,9 @@ class Registration:
         self.user = trunk.username or "talkwire"
         self.aor = f"sip:{self.user}@{trunk.host}"
         self.registrar_uri = f"sip:{trunk.hostport}"
+        self.contact = builder.contact(self.user)
+        if trunk.transport != "udp":  # the registrar reaches the binding over the same transport
+            self.contact = self.contact[:-1] + f";transport={trunk.transport}>"
         self.call_id = new_call_id(builder.public_host)
         self.tag = new_tag()
         self.cseq = 0
@@ -102,7 +105,7 @@ class Registration:
             txn = self.transactions.start_client(self._request(expires, auth), dest)
             resp = await txn.final
             if 200 <= resp.status < 300:
-                return granted_expiry(resp, self.builder.contact(self.user), expires)
+                return granted_expiry(resp, self.contact, expires)
             if resp.status == 423 and (minimum := resp.headers.get("Min-Expires")) and is_digits(minimum.strip()):
                 expires = max(expires, int(minimum))
                 continue
@@ -134,7 +137,7 @@ class Registration:
         headers.add("To", f"<{self.aor}>")
         headers.add("Call-ID", self.call_id)
         headers.add("CSeq", f"{self.cseq} REGISTER")
-        headers.add("Contact", self.builder.contact(self.user))
+        headers.add("Contact", self.contact)
         headers.add("Expires", str(expires))
         headers.add("User-Agent", USER_AGENT)
         for name, value in auth:
