@@ -18,13 +18,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sipp.harness import BARESIP, BARESIP_MODULES, free_sip_listen_port, free_udp_port, tone, wait_listening
 
 from media.wav import read_wav
 from signalling.sip.routing import Decision, InboundInvite
 from signalling.sip.stream_transport import StreamOptions, client_context, server_context
 from signalling.sip.transaction import Timers
 from signalling.sip.ua import SipUserAgent
-from sipp.harness import BARESIP, BARESIP_MODULES, free_sip_listen_port, free_udp_port, tone, wait_listening
 
 
 def _name(common: str) -> x509.Name:
@@ -33,7 +33,7 @@ def _name(common: str) -> x509.Name:
 
 def make_pki(folder: Path) -> tuple[Path, Path, Path]:
     """(CA certificate, server certificate chain, server key) for 127.0.0.1 / localhost, as PEM files."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (x509.CertificateBuilder().subject_name(_name("Talkwire test CA")).issuer_name(_name("Talkwire test CA"))
           .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
@@ -90,7 +90,7 @@ async def baresip_peer(folder: Path, *, config: str = "", account: str = "", mod
             proc.terminate()
             try:
                 await asyncio.wait_for(proc.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 proc.kill()
                 await proc.wait()
 
@@ -166,3 +166,40 @@ async def test_a_call_to_baresip_over_tls(tmp_path):
         heard = await recording_of(rec)
     spectrum = np.abs(np.fft.rfft(heard.astype(np.float64)))
     assert abs(int(np.argmax(spectrum)) * 8000 / len(heard) - 800) < 20, "baresip did not hear our 800 Hz tone"
+
+
+def test_a_tls_port_needs_a_certificate(settings):
+    from control_api.sip_trunking import stream_options
+
+    with pytest.raises(ValueError, match="TALKWIRE_SIP_TLS_CERT"):
+        stream_options(settings.model_copy(update={"sip_tls_bind": "127.0.0.1:0"}))
+    assert stream_options(settings).tls_bind is None and stream_options(settings).tls_client is not None
+
+
+async def test_the_server_answers_a_call_on_its_tls_port(settings, tmp_path):
+    """TALKWIRE_SIP_TLS_BIND/CERT/KEY: a caller that trusts our CA calls an imported number over TLS and the
+    number's agent answers it."""
+    from test_e2e_sip_calls import serving
+
+    ca, cert, key = make_pki(tmp_path)
+    async with serving(settings, sip_bind="127.0.0.1:0", sip_tls_bind="127.0.0.1:0", sip_tls_cert=str(cert),
+                       sip_tls_key=str(key)) as api:
+        agent_id = await api.agent(inbound_welcome_message="Hello over TLS.")
+        await api.ok("POST", "/phone-numbers/import", json={"phone_number": "+15557770000", "agent_id": agent_id,
+                                                            "trunk": {"host": "127.0.0.1", "port": 5060}})
+        streams = api.server.app.state.runtime.sip.ua.endpoint.streams
+        tls_port = streams.servers[0].sockets[0].getsockname()[1]
+        caller = await SipUserAgent.start(bind=("127.0.0.1", 0), rtp_ports=(20000, 29999), timers=Timers(t1=0.25),
+                                          streams=StreamOptions(tls_client=client_context(ca_file=str(ca))))
+        try:
+            leg = await caller.dial("+15557770000", f"sip:127.0.0.1:{tls_port};transport=tls")
+            assert (await asyncio.wait_for(leg.answered, 20)).answered
+            await asyncio.sleep(2.0)
+            assert leg.rtp.packets_received > 50  # the agent's welcome
+            await leg.hangup("agent_hangup")
+        finally:
+            await caller.close()
+        calls = (await api.ok("GET", "/calls"))["calls"]
+        record, _ = await api.follow(calls[0]["id"])
+    assert record["direction"] == "inbound" and record["status"] == "completed"
+    assert record["extra_details"]["outcome"] == "remote_hangup"
