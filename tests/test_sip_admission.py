@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from test_sip_protocol import Peer, request
 
 from signalling.sip.admission import Admission, AdmissionPolicy, parse_networks, parse_users
 from signalling.sip.digest import authorization
@@ -13,7 +14,6 @@ from signalling.sip.routing import Decision, InboundInvite
 from signalling.sip.sdp import build_sdp
 from signalling.sip.transaction import Timers
 from signalling.sip.ua import SipUserAgent
-from test_sip_protocol import Peer, request
 
 OFFER = build_sdp(address="127.0.0.1", port=9, session_id=1, version=1)
 

@@ -10,12 +10,12 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import pytest
+from sipp.harness import SIPP, start_sipp
 
 from signalling.sip.dns import LocateError, SipLocator, Target
 from signalling.sip.transaction import Timers
 from signalling.sip.trunk import Trunk
 from signalling.sip.ua import SipUserAgent
-from sipp.harness import SIPP, start_sipp
 
 
 class DnsServer(asyncio.DatagramProtocol):

@@ -100,7 +100,7 @@ class SipLocator:
         loop = asyncio.get_running_loop()
         try:
             infos = await asyncio.wait_for(loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM), self.lifetime)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return []
         return [str(info[4][0]) for info in infos]
 

@@ -180,7 +180,7 @@ class StreamTransport:
             await asyncio.wait_for(asyncio.get_running_loop().create_connection(
                 lambda: StreamConnection(self, dest), dest[0], dest[1], ssl=tls,
                 server_hostname=server_name if tls else None), 10)
-        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+        except (TimeoutError, OSError, ssl.SSLError) as exc:
             self.connect_errors += 1
             log.info("SIP %s connection to %s:%s failed: %s", transport.upper(), dest[0], dest[1], exc)
             self._pending.pop(dest, None)  # the transaction's timers end what was waiting on it
