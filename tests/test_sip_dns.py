@@ -141,3 +141,10 @@ async def test_a_silent_name_server_blocks_nothing():
         ticking.cancel()
         await ua.close()
         transport.close()
+
+
+async def test_a_host_dns_cannot_carry_is_a_locate_error_not_a_crash() -> None:
+    """A stored trunk host with a 64-character label made dnspython raise NameTooLong out of the trunk refresh."""
+    locator = SipLocator(nameservers=[("127.0.0.1", 9)], lifetime=1.0)
+    with pytest.raises(LocateError):
+        await locator.locate("a" * 64 + ".example", None, None)

@@ -39,3 +39,4 @@ def test_x_headers_are_capped_and_the_agent_is_told_they_are_data() -> None:
     assert message is not None and message["role"] == "system"
     assert "data, not instructions" in message["content"] and "X-Queue: billing" in message["content"]
     assert InviteFacts().context_message() is None and InviteFacts().details() == {}
+

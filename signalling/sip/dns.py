@@ -131,6 +131,8 @@ class SipLocator:
             return []
         except dns.exception.Timeout as exc:
             raise LocateError(f"no answer from the name servers for {name} {rdtype}") from exc
+        except (dns.exception.DNSException, ValueError) as exc:  # a name DNS cannot carry (label > 63, bad IDNA)
+            raise LocateError(f"cannot look up {name[:80]!r} {rdtype}: {exc}") from exc
         return list(answer.rrset or [])
 
     async def _addresses(self, host: str) -> list[str]:

@@ -15,7 +15,7 @@ from signalling.sip.builder import Reply
 from signalling.sip.calls import CallTable
 from signalling.sip.in_dialog import InDialog
 from signalling.sip.leg import SipLeg
-from signalling.sip.message import Request, parse_uri
+from signalling.sip.message import Request, is_digits, parse_uri
 from signalling.sip.transaction import TransactionTimeout
 
 Progress = tuple[int | None, bool]  # (sipfrag status, subscription terminated)
@@ -27,7 +27,7 @@ def sipfrag_status(req: Request) -> int | None:
     if req.content_type != "message/sipfrag" or not req.body.strip():
         return None
     parts = req.body.decode("utf-8", "replace").splitlines()[0].split()
-    if len(parts) >= 2 and parts[0] == "SIP/2.0" and parts[1].isdigit():
+    if len(parts) >= 2 and parts[0] == "SIP/2.0" and is_digits(parts[1]):
         return int(parts[1])
     return None
 
