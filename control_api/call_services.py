@@ -20,6 +20,7 @@ from control_api.settings import Settings
 from control_api.storage import Database
 from media.pacing import MediaClock
 
+
 class AfterCall(Protocol):
     """What runs once a call's record is finished (post-call analysis, `control_api.analysis`)."""
 

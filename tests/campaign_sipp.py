@@ -48,6 +48,12 @@ def _user(text: str) -> str:
     return found.group(1) if found else ""
 
 
+def _prepare(workdir: Path) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    if not (workdir / "speech.ulaw").exists():
+        (workdir / "speech.ulaw").write_bytes(b"\xff" * 8000)
+
+
 @dataclass
 class CampaignTrunk:
     """sipp as a UDP trunk on 127.0.0.1 taking any number of calls at once."""
@@ -60,9 +66,7 @@ class CampaignTrunk:
     async def start(cls, workdir: Path) -> CampaignTrunk:
         """sipp in `workdir`; what the talking callee says is `workdir/speech.ulaw` (silence unless there)."""
         assert SIPP is not None
-        workdir.mkdir(parents=True, exist_ok=True)
-        if not (workdir / "speech.ulaw").exists():
-            (workdir / "speech.ulaw").write_bytes(b"\xff" * 8000)
+        _prepare(workdir)
         port, media = free_udp_port(), free_udp_port(pair=True)
         proc = await asyncio.create_subprocess_exec(
             SIPP, "-sf", str(SCENARIOS / "uas_campaign.xml"), "-i", "127.0.0.1", "-mi", "127.0.0.1",

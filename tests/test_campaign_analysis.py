@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 import pytest
-
 from campaign_sipp import TALK, CampaignTrunk, campaign_body
 from openai_fake import OpenAIFake, ScriptedReply
 from sipp.harness import HAVE_SPEECH_TOOLS, SIPP, make_speech

@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-
 from campaign_sipp import ANSWER, LATE, CampaignTrunk, campaign_body
-from control_api.settings import Settings
 from sipp.harness import SIPP
+
+from control_api.settings import Settings
 
 pytestmark = [
     pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is not installed"),
@@ -86,7 +86,8 @@ async def test_a_killed_server_retries_the_lost_call_and_dials_nobody_twice(sett
                     break
                 await asyncio.sleep(0.2)
             assert found["status"] == "completed", found
-            candidates = {p["phone"]: p for p in (await ok(api, "GET", f"/campaigns/{campaign}/prospects"))["prospects"]}
+            page = await ok(api, "GET", f"/campaigns/{campaign}/prospects")
+            candidates = {p["phone"]: p for p in page["prospects"]}
             calls = await ok(api, "GET", f"/calls?campaign_id={campaign}")
             lost = await ok(api, "GET", f"/calls/{candidates[ringing]['call_ids'][0]}")
             listed = {c["id"]: c for c in (await ok(api, "GET", "/campaigns"))["data"]}[campaign]

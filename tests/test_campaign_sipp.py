@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from campaign_sipp import ANSWER, BUSY, NO_ANSWER, CampaignTrunk, Dialog, campaign_body, most_at_once
 from sipp.harness import SIPP
 from test_e2e_sip_calls import Api, serving
@@ -64,7 +63,7 @@ async def run_campaigns(api: Api, trunk: CampaignTrunk) -> None:
     busy = [f"{BUSY}000{i}" for i in range(1, 4)]
     never = [f"{NO_ANSWER}000{i}" for i in range(1, 4)]
     # The window opens a few seconds from now, in New York wall-clock time, and stays open for half an hour.
-    opens = (datetime.now(timezone.utc) + timedelta(seconds=5)).replace(microsecond=0)
+    opens = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
     mixed = (await api.ok("POST", "/campaigns", json=campaign_body(
         agent_id, answer + busy + never, name="Mixed", timezone="America/New_York", call_hours_start=at_clock(opens),
         call_hours_end=at_clock(opens + timedelta(minutes=30)), max_concurrent_calls=2,
@@ -75,7 +74,7 @@ async def run_campaigns(api: Api, trunk: CampaignTrunk) -> None:
     later = (await api.ok("POST", "/campaigns", json=campaign_body(
         agent_id, [f"{ANSWER}0011", f"{ANSWER}0012"], name="Scheduled", from_numbers=[NUMBER_C],
         max_concurrent_calls=1)))["campaign_id"]
-    scheduled_at = datetime.now(timezone.utc) + timedelta(seconds=8)
+    scheduled_at = datetime.now(UTC) + timedelta(seconds=8)
     await api.ok("POST", f"/campaigns/{later}/schedule-start",
                  json={"scheduled_start_time": scheduled_at.isoformat()})
     assert (await api.ok("GET", f"/campaigns/{later}"))["status"] == "scheduled"
@@ -87,7 +86,7 @@ async def run_campaigns(api: Api, trunk: CampaignTrunk) -> None:
     await api.ok("PATCH", f"/campaigns/{mixed}", json={"max_concurrent_calls": 3})
     patched = time.time()
     started = await poll(api, f"/campaigns/{later}", lambda c: c["status"] == "active", 15, every=0.1)
-    active_seen = datetime.now(timezone.utc)
+    active_seen = datetime.now(UTC)
     await asyncio.sleep(2.0)
     await api.ok("POST", f"/campaigns/{mixed}/pause")
     paused = time.time()
@@ -115,7 +114,7 @@ async def run_campaigns(api: Api, trunk: CampaignTrunk) -> None:
     assert most_at_once(theirs) <= 1
     # Calls per second, server-wide: starts spaced by 1/CPS (a little jitter allowed).
     starts = sorted(d.start for d in dialogs)
-    assert min(b - a for a, b in zip(starts, starts[1:])) >= 1 / CPS - 0.08
+    assert min(b - a for a, b in zip(starts, starts[1:], strict=False)) >= 1 / CPS - 0.08
     # Pause: calls in flight finished, nothing new was dialled until the resume.
     assert not [d for d in mine if paused + 0.3 < d.start < resumed], (paused, resumed)
     assert in_call <= 3
@@ -128,7 +127,7 @@ async def run_campaigns(api: Api, trunk: CampaignTrunk) -> None:
     for numbers, delay in ((busy, 3.0), (never, 2.0)):
         for number in numbers:
             tries = by_callee[number]
-            for previous, following in zip(tries, tries[1:]):
+            for previous, following in zip(tries, tries[1:], strict=False):
                 assert following.start - previous.end >= delay - 0.25, (number, previous, following)
     assert all(d.answered for n in answer for d in by_callee[n])
     assert not any(d.answered for n in busy + never for d in by_callee[n])

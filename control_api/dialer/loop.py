@@ -139,7 +139,7 @@ class Dialer:
                     claimed = await store.claim_attempts(self.db, plan, min(budget, plan.max_concurrent - live),
                                                          now, self.dialer_id, self.lease)
             mono = self.clock.monotonic()
-            for attempt, at in zip(claimed, self.pacer.take(len(claimed), mono)):
+            for attempt, at in zip(claimed, self.pacer.take(len(claimed), mono), strict=True):
                 self._launch(attempt, max(0.0, at - mono))
             started += len(claimed)
             if not claimed and live == 0:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -37,7 +37,7 @@ def parse_clock(text: str) -> time:
 def _utc(local: datetime) -> datetime:
     """A wall-clock time in its zone as a UTC instant (fold 0: a time in a spring-forward gap lands the gap's
     length later, 02:30 → 03:30; an ambiguous fall-back time is its first occurrence)."""
-    return local.astimezone(timezone.utc)
+    return local.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +66,13 @@ class CallingWindow:
         for day in (today - timedelta(days=1), today):
             if day.weekday() in self.days:
                 opens, closes = self._span(day)
-                if opens <= at.astimezone(timezone.utc) < closes:
+                if opens <= at.astimezone(UTC) < closes:
                     return True
         return False
 
     def next_opening(self, after: datetime) -> datetime | None:
         """`after` itself (in UTC) when the window is open then, else the next instant it opens; None: never."""
-        moment = after.astimezone(timezone.utc)
+        moment = after.astimezone(UTC)
         if self.is_open(moment):
             return moment
         today = moment.astimezone(self.zone).date()
@@ -90,6 +90,6 @@ class CallingWindow:
         for day in (today - timedelta(days=1), today):
             if day.weekday() in self.days:
                 opens, closes = self._span(day)
-                if opens <= at.astimezone(timezone.utc) < closes:
+                if opens <= at.astimezone(UTC) < closes:
                     return closes
         return None

@@ -10,14 +10,14 @@ an active campaign's candidates; `GET /campaigns/{id}/prospects` shows where eac
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from control_api.auth import or_404
-from control_api.errors import ApiError, validation_message
 from control_api.dialer.states import TransitionError, next_campaign_status
+from control_api.errors import ApiError, validation_message
 from control_api.openapi import Ctx, Resource, api_error
 from control_api.schemas.campaign_prospects import CandidateList, CandidateListQuery, CandidateOut
 from control_api.schemas.campaigns import (
@@ -245,7 +245,7 @@ async def schedule_campaign(ctx: Ctx) -> CampaignScheduled:
     if when is None:
         raise api_error("BAD_REQUEST_FORMAT", "scheduled_start_time is required")
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     campaign = await _transition(ctx, "schedule-start", when)
     return CampaignScheduled(**_action_result(campaign, "schedule-start"), scheduled_start_time=when)
 

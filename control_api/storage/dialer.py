@@ -17,9 +17,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, and_, bindparam, func, or_, select, update
+from sqlalchemy import CursorResult, Result, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_api.dialer.placer import Attempt, AttemptResult
@@ -162,7 +162,7 @@ async def claim_attempts(db: Database, plan: DialPlan, wanted: int, now: datetim
         if free <= 0:
             return []
         tokens: dict[str, CallerId] = {}
-        for caller_id, count in zip(plan.caller_ids, _share(plan.caller_ids, in_flight, free)):
+        for caller_id, count in zip(plan.caller_ids, _share(plan.caller_ids, in_flight, free), strict=True):
             if count == 0:
                 continue
             token = str(uuid.uuid4())
@@ -207,11 +207,11 @@ async def note_calls(db: Database, calls: Sequence[tuple[str, str, str]]) -> Non
     (`last_call_id`; it joins `call_ids` when the attempt is recorded, also when it is recorded as lost)."""
     if not calls:
         return
+    table = cast(Table, CampaignProspect.__table__)  # Core: one executemany, no ORM bulk-by-key rules
     async with db.session() as session:
         await session.execute(
-            update(CampaignProspect.__table__)
-            .where(CampaignProspect.__table__.c.id == bindparam("row_id"),
-                   CampaignProspect.__table__.c.claim_token == bindparam("token"))
+            update(table)
+            .where(table.c.id == bindparam("row_id"), table.c.claim_token == bindparam("token"))
             .values(last_call_id=bindparam("call_id")),
             [{"row_id": row_id, "token": token, "call_id": call_id} for row_id, token, call_id in calls])
 
