@@ -13,7 +13,7 @@ from tests.dialer_fakes import ScriptedPlacer, VirtualClock, seed_campaign
 from tests.test_dialer_loop import PHONES, START, campaign, candidates, db, run_for  # noqa: F401  (fixture)
 
 
-async def test_one_refused_write_does_not_stall_the_others(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_one_refused_write_does_not_stall_the_others(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     clock = VirtualClock(START)
     placer = ScriptedPlacer(clock, duration=1.0)
     campaign_id = await seed_campaign(db, PHONES[:3], managed=True, max_concurrent_calls=3)

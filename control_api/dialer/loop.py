@@ -20,6 +20,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -210,7 +211,7 @@ class Dialer:
         try:
             if delay > 0 and not await self._still_due(attempt, delay):
                 return
-            result = await self._place(attempt)
+            result = replace(await self._place(attempt), ended_at=self.clock.now())
             self._ended.append((attempt.campaign_prospect_id, attempt.claim_token, result))  # the next tick writes it
         except asyncio.CancelledError:
             raise

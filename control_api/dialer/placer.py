@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from media.end_reason import EndReason
@@ -32,6 +33,7 @@ class AttemptResult:
     answered: bool
     end_reason: EndReason | None
     call_id: str | None = None
+    ended_at: datetime | None = None  # set by the dialer when the attempt returns (retry delays count from it)
 
 
 # Called by the placer as soon as the call record exists, so the candidate lists the call while it is live.

@@ -296,10 +296,11 @@ async def record_results(db: Database, outcomes: Sequence[tuple[str, str, Attemp
 def _record(row: CampaignProspect, result: AttemptResult, policy: RetryPolicy, window: CallingWindow,
             now: datetime) -> Decision:
     """Move one candidate on after its attempt ended with `result` (the row is changed in place)."""
+    ended = result.ended_at or now  # retry delays count from the end of the attempt, not from this write
     outcome = outcome_of(result.end_reason, result.answered)
     counter = f"retries_{outcome.value}"
     used = int(getattr(row, counter, 0) or 0) if outcome is not Outcome.ANSWERED else 0
-    decision = decide(policy, outcome, used, now, window)
+    decision = decide(policy, outcome, used, ended, window)
     if decision.retry_counted is not None:
         setattr(row, counter, used + 1)
     row.last_call_id = result.call_id or row.last_call_id
@@ -310,7 +311,7 @@ def _record(row: CampaignProspect, result: AttemptResult, policy: RetryPolicy, w
     row.last_outcome = outcome.value
     row.last_reason = (result.end_reason.value if result.end_reason is not None
                        else ("answered" if result.answered else None))
-    row.last_attempt_ended_at = now
+    row.last_attempt_ended_at = ended
     row.claim_token = row.dialer_id = row.lease_until = row.from_number = None
     row.updated_at = now
     return decision
