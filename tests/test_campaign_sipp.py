@@ -44,10 +44,11 @@ def at_clock(moment: datetime) -> str:
     return moment.astimezone(ZONE).strftime("%H:%M:%S")
 
 
-async def test_a_mixed_campaign_keeps_its_window_caps_retries_and_pause(settings, tmp_path):
+async def test_a_mixed_campaign_keeps_its_window_caps_retries_and_pause(settings, database_url, tmp_path):
+    """On SQLite, and on PostgreSQL when TALKWIRE_TEST_POSTGRES_URL is set."""
     trunk = await CampaignTrunk.start(tmp_path / "sipp")
     try:
-        async with serving(settings, dialer_max_cps=CPS) as api:
+        async with serving(settings, dialer_max_cps=CPS, database_url=database_url) as api:
             await run_campaigns(api, trunk)
     finally:
         await trunk.stop()
