@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from control_api.dialer.clock import Clock, SystemClock
-from control_api.dialer.pacer import CallPacer, SendGate
+from control_api.dialer.pacer import CallPacer, SendGate, Ticket
 from control_api.dialer.placer import Attempt, AttemptResult, CallPlacer
 from control_api.storage import Database
 from control_api.storage import dialer as store
@@ -211,7 +211,13 @@ class Dialer:
         try:
             if delay > 0 and not await self._still_due(attempt, delay):
                 return
-            result = replace(await self._place(attempt), ended_at=self.clock.now())
+            ticket = await self.gate.enter()
+            try:
+                if ticket.waited and not await self._still_due(attempt, 0.0):  # paused while it waited its turn
+                    return
+                result = replace(await self._place(attempt, ticket), ended_at=self.clock.now())
+            finally:
+                ticket.leave()
             self._ended.append((attempt.campaign_prospect_id, attempt.claim_token, result))  # the next tick writes it
         except asyncio.CancelledError:
             raise
@@ -248,12 +254,12 @@ class Dialer:
     async def _release(self, attempt: Attempt) -> None:
         await store.release_claim(self.db, attempt.campaign_prospect_id, attempt.claim_token, self.clock.now())
 
-    async def _place(self, attempt: Attempt) -> AttemptResult:
+    async def _place(self, attempt: Attempt, ticket: Ticket) -> AttemptResult:
+        """Place the call; `ticket` (the send gate's) is left as soon as its INVITE is out."""
         async def created(call_id: str) -> None:
             ticket.leave()  # the INVITE is out: the next call may go after the interval
             self._noted.append((attempt.campaign_prospect_id, attempt.claim_token, call_id))  # the next tick writes it
 
-        ticket = await self.gate.enter()
         try:
             return await self.placer.place(attempt, created)
         except asyncio.CancelledError:

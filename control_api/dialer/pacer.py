@@ -52,6 +52,7 @@ class SendGate:
         try:
             wait = self._last + self.interval - self._monotonic()
             if wait > 0:
+                ticket.waited = True
                 await self._sleep(wait)
         except BaseException:
             ticket.leave()
@@ -66,6 +67,7 @@ class SendGate:
 class Ticket:
     def __init__(self, gate: SendGate) -> None:
         self._gate: SendGate | None = gate
+        self.waited = False  # whether the gate held the call back for the interval
 
     def leave(self) -> None:
         if self._gate is not None:
