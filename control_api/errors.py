@@ -6,12 +6,15 @@ field; anything unexpected is logged with its traceback and answered as INTERNAL
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Match, Route
+
+ExceptionHandler = Callable[..., Awaitable[JSONResponse]]  # (request, the exception of its key)
 
 # The order methods are listed in `Allow`.
 _METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -89,7 +92,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "INTERNAL_ERROR", "Unexpected server error")
 
 
-EXCEPTION_HANDLERS = {
+EXCEPTION_HANDLERS: dict[type[Exception], ExceptionHandler] = {
     ApiError: _api_error,
     ValidationError: _validation_error,
     HTTPException: _http_error,

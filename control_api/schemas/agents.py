@@ -227,7 +227,7 @@ def _column_when_stored(store_const: bool, negate: bool) -> dict[str, Any]:
 
 
 # ... and what the handler checks: an enum lists its values.
-_ENUM_HAS_VALUES = {
+_ENUM_HAS_VALUES: dict[str, Any] = {
     "if": {"properties": {"data_type": {"const": "enum"}}, "required": ["data_type"]},
     "then": {"required": ["enum_values"], "properties": {"enum_values": {"type": "array", "minItems": 1}}},
 }

@@ -57,7 +57,7 @@ class CampaignCreate(RequestModel):
     candidates: list[Candidate] = Field(min_length=1, max_length=10_000, json_schema_extra={"maxItems": MAX_CANDIDATES})
     provider: str | None = Field(default=None, max_length=64)
     timezone: str = Field(default="UTC", max_length=64,
-                          json_schema_extra={"enum": sorted(zoneinfo.available_timezones())})
+                          json_schema_extra={"enum": list[Any](sorted(zoneinfo.available_timezones()))})
     call_hours_start: ClockTime = "09:00:00"
     call_hours_end: ClockTime = "18:00:00"
     call_days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS[:5]), min_length=1, max_length=7)
