@@ -70,7 +70,8 @@ class Metrics:
                                 registry=r)
         for reason in REFUSAL_REASONS:
             self.refusals.labels(reason)
-        self.sip_registrations = Gauge("talkwire_sip_registrations", "SIP trunk registrations of this process, by state",
+        self.sip_registrations = Gauge("talkwire_sip_registrations",
+                                       "SIP trunk registrations of this process, by state",
                                        ["state"], registry=r)
         self._probe: asyncio.Task | None = None
 

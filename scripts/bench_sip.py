@@ -106,7 +106,9 @@ def meter_packets(legs: list) -> list[float]:
         if rtp._sendto is None:
             continue
 
-        def sendto(data: bytes, addr: tuple, _send=rtp._sendto, _frame=FrameLagMeter(loop, lags.append).frame) -> int:
+        meter = FrameLagMeter(loop, lags.append)
+
+        def sendto(data: bytes, addr: tuple, _send=rtp._sendto, _frame=meter.frame) -> int:
             sent = _send(data, addr)
             _frame()
             return sent
@@ -192,7 +194,7 @@ async def bench(calls: int, seconds: float, warmup: float, cpu: int | None, peer
         await ua.close()
         try:
             await asyncio.wait_for(sipp.wait(), 30)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             sipp.kill()
             await sipp.wait()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -1,7 +1,7 @@
 """SIP trunks (`/sip-trunks`): the SIP providers a client's numbers live on. Passwords are write-only."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from control_api.auth import or_404
@@ -29,7 +29,7 @@ def registration_out(ctx: Ctx, trunk: SipTrunk) -> RegistrationOut | None:
     status = sip.trunking.registration(trunk.id) if sip is not None and trunk.register else None
     if status is None:
         return None
-    expires = datetime.fromtimestamp(status.expires_at, timezone.utc) if status.expires_at is not None else None
+    expires = datetime.fromtimestamp(status.expires_at, UTC) if status.expires_at is not None else None
     return RegistrationOut(state=status.state, expires_at=expires, last_error=status.last_error)
 
 

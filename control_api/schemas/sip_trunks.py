@@ -65,7 +65,8 @@ class TrunkOut(ResponseModel):
     register: bool = False
     srtp: bool = False
     registration: RegistrationOut | None = Field(
-        default=None, description="This server's registration with the trunk; null when `register` is off or SIP is off")
+        default=None,
+        description="This server's registration with the trunk; null when `register` is off or SIP is off")
     created_at: datetime
     updated_at: datetime
 

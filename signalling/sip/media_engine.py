@@ -129,7 +129,7 @@ class RtpMediaEngine:
             while start < n:
                 i = start
                 try:
-                    for i, (fd, _events) in enumerate(ready[start:] if start else ready, start):
+                    for i, (fd, _events) in enumerate(ready[start:] if start else ready, start):  # noqa: B007 (except)
                         leg = by_fd.get(fd)
                         if leg is not None:
                             leg.rtp.read_one()
@@ -215,7 +215,7 @@ class RtpMediaEngine:
         while start < n:
             i = start
             try:
-                for i, (leg, item) in enumerate(due[start:] if start else due, start):
+                for i, (leg, item) in enumerate(due[start:] if start else due, start):  # noqa: B007 (read in except)
                     jitter = leg.rtp.jitter
                     if item is MISSING:
                         samples = jitter.conceal()

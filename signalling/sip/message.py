@@ -139,7 +139,7 @@ class Headers:
     def items(self) -> list[tuple[str, str]]:
         return list(self._items)
 
-    def copy(self) -> "Headers":
+    def copy(self) -> Headers:
         new = Headers()
         new._items = list(self._items)
         return new

@@ -50,7 +50,7 @@ _monotonic = time.monotonic
 
 
 class _RtcpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, session: "RtpSession") -> None:
+    def __init__(self, session: RtpSession) -> None:
         self.session = session
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
@@ -402,7 +402,8 @@ class RtpSession:
             packet = struct.pack("!BBH", 0x80 | count, 201, (len(body) + 4) // 4 - 1) + body
         if bye:
             packet += struct.pack("!BBHI", 0x81, 203, 1, self.ssrc)
-        self.rtcp_transport.sendto(self.srtp.protect_rtcp(packet) if self.srtp is not None else packet, self.remote_rtcp)
+        protected = self.srtp.protect_rtcp(packet) if self.srtp is not None else packet
+        self.rtcp_transport.sendto(protected, self.remote_rtcp)
 
     def rtcp_received(self, data: bytes, addr: tuple) -> None:
         source = self._source or self._sdp_address

@@ -37,7 +37,7 @@ class Trunk:
         return f"sip:{number}@{self.hostport}"
 
     @classmethod
-    def parse(cls, text: str) -> "Trunk":
+    def parse(cls, text: str) -> Trunk:
         """`sip:alice:secret@127.0.0.1:5070;transport=tcp;register=yes;srtp=sdes` (user, password, port
         optional)."""
         try:

@@ -217,14 +217,14 @@ class SipUserAgent:
                 return
             try:
                 await asyncio.wait_for(asyncio.shield(leg.ended), timeout=self.timers.b)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.calls.end(leg, reason)
             return
         acked = leg.session.acked
         if acked is not None and not acked.is_set():
             try:  # the callee may not send BYE before our 200 was ACKed (RFC 3261 §15)
                 await asyncio.wait_for(acked.wait(), timeout=self.timers.b)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             if leg.ended.done():  # ended meanwhile (their BYE, or Timer H: no ACK): no second BYE
                 return
