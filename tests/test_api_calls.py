@@ -193,7 +193,8 @@ async def test_leads(api: Api):
     assert leads["total"] == 3 and len(leads["leads"]) == 3
     lead = leads["leads"][0]
     assert set(lead) == {"id", "client_id", "name", "phone_number", "email_id", "alternate_phone_number",
-                         "alternate_email_id", "lead_source", "status", "remarks", "created_at", "updated_at"}
+                         "alternate_email_id", "lead_source", "status", "remarks", "prospect_data", "created_at",
+                         "updated_at"}
     assert lead["status"] == "New"
     assert await api.ok("GET", f"/leads/{lead['id']}") == lead
     assert len((await api.ok("GET", "/leads", params={"limit": 1}))["leads"]) == 1

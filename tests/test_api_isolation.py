@@ -92,6 +92,7 @@ def requests_for(ids: dict[str, str]) -> dict[tuple[str, str], tuple[str, dict |
                                                 "candidates": [{"phone": "+14155550199"}]}),
         ("GET", "/campaigns"): ("/campaigns", None),
         ("GET", "/campaigns/{id}"): (f"/campaigns/{c}", None),
+        ("GET", "/campaigns/{id}/prospects"): (f"/campaigns/{c}/prospects", None),
         ("PATCH", "/campaigns/{id}"): (f"/campaigns/{c}", {"name": "taken"}),
         ("POST", "/campaigns/{id}/start"): (f"/campaigns/{c}/start", None),
         ("POST", "/campaigns/{id}/pause"): (f"/campaigns/{c}/pause", None),
