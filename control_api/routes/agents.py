@@ -1,7 +1,8 @@
 """Agents (`/assistant`), each agent's widget, data-collection parameters and media handlers.
 
 `model`, `voice` and `transcription` must name an entry of the active provider catalog (the one the
-discovery endpoints list); omitted, they default to the catalog's defaults (the embedded local stack).
+discovery endpoints list), and so must the `fallback` each may name; omitted, they default to the catalog's
+defaults (the embedded local stack).
 """
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ CHOICES = {
 
 
 def _validate_choices(ctx: Ctx, data: dict[str, Any], *, fill_defaults: bool) -> None:
-    """Check model/voice/transcription against the provider catalog; fill the catalog's defaults if asked."""
+    """Check model/voice/transcription and their fallbacks against the provider catalog; fill the catalog's
+    defaults if asked."""
     registry = ctx.runtime.providers
     for field, (kind, key, endpoint) in CHOICES.items():
         choice = data.get(field)
@@ -66,16 +68,26 @@ def _validate_choices(ctx: Ctx, data: dict[str, Any], *, fill_defaults: bool) ->
             if fill_defaults and default is not None:
                 data[field] = {"provider": default[0], key: default[1]}
             continue
-        if not registry.has(kind, choice["provider"], choice[key]):
-            raise api_error(
-                "VALIDATION_ERROR",
-                f"{field}: {choice['provider']}/{choice[key]} is not an active {field} here; see GET {endpoint}",
-            )
+        for name, named in ((field, choice), (f"{field}.fallback", choice.get("fallback"))):
+            if named is not None and not registry.has(kind, named["provider"], named[key]):
+                raise api_error(
+                    "VALIDATION_ERROR",
+                    f"{name}: {named['provider']}/{named[key]} is not an active {field} here; see GET {endpoint}",
+                )
 
 
 def _columns(body: AgentCreate | AgentUpdate) -> dict[str, Any]:
     data = body.model_dump(exclude_unset=True)
     return {k: v for k, v in data.items() if v is not None or k not in NOT_NULL}
+
+
+def _choice(stored: dict[str, Any], key: str) -> dict[str, Any]:
+    """A stored `{provider, <key>}` choice as returned, with its `fallback` when it names one."""
+    choice: dict[str, Any] = {"provider": stored.get("provider", ""), key: stored.get(key, "")}
+    fallback = stored.get("fallback")
+    if isinstance(fallback, dict):
+        choice["fallback"] = {"provider": fallback.get("provider", ""), key: fallback.get(key, "")}
+    return choice
 
 
 def _summary(agent: Agent) -> dict[str, Any]:
@@ -84,12 +96,9 @@ def _summary(agent: Agent) -> dict[str, Any]:
         "name": agent.name,
         "active": agent.active,
         "language": agent.language,
-        "model": {"provider": agent.model.get("provider", ""), "model": agent.model.get("model", "")},
-        "voice": {"provider": agent.voice.get("provider", ""), "name": agent.voice.get("name", "")},
-        "transcription": {
-            "provider": agent.transcription.get("provider", ""),
-            "model": agent.transcription.get("model", ""),
-        },
+        "model": _choice(agent.model, "model"),
+        "voice": _choice(agent.voice, "name"),
+        "transcription": _choice(agent.transcription, "model"),
         "enable_lid_detection": agent.enable_lid_detection,
         "lid_allowed_languages": list(agent.lid_allowed_languages or []),
         "created_at": agent.created_at,

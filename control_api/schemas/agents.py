@@ -109,14 +109,26 @@ class AgentUpdate(_AgentFields):
     agent_prompt: str | None = Field(default=None, max_length=100_000)
 
 
-class ModelOut(ResponseModel):
+def _absent(value: object) -> bool:
+    return value is None
+
+
+class ModelFallbackOut(ResponseModel):
     provider: str
     model: str
 
 
-class VoiceOut(ResponseModel):
+class ModelOut(ModelFallbackOut):
+    fallback: ModelFallbackOut | None = Field(default=None, exclude_if=_absent)  # when set
+
+
+class VoiceFallbackOut(ResponseModel):
     provider: str
     name: str
+
+
+class VoiceOut(VoiceFallbackOut):
+    fallback: VoiceFallbackOut | None = Field(default=None, exclude_if=_absent)  # when set
 
 
 class AgentSummary(ResponseModel):
