@@ -11,14 +11,13 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Union
 
 DATA_TYPES = ("string", "number", "boolean", "enum", "date")
 # Prospect (lead) columns a parameter may write with `store_to_prospect` + `prospect_column_name`.
 PROSPECT_COLUMNS = frozenset({"name", "email_id", "alternate_phone_number", "alternate_email_id", "status",
                               "remarks"})
 
-JsonValue = Union[str, int, float, bool]
+JsonValue = str | int | float | bool
 JsonSchema = dict[str, object]
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 
 from control_api.dialer.states import ProspectStatus
 from control_api.dialer.window import CallingWindow
 from media.end_reason import EndReason
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     ANSWERED = "answered"
     BUSY = "busy"
     NO_ANSWER = "no_answer"

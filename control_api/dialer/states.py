@@ -21,10 +21,10 @@ lead's status only while it holds one of these values, so a status written by po
 """
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class CampaignStatus(str, Enum):
+class CampaignStatus(StrEnum):
     DRAFT = "draft"
     SCHEDULED = "scheduled"
     ACTIVE = "active"
@@ -32,14 +32,14 @@ class CampaignStatus(str, Enum):
     COMPLETED = "completed"
 
 
-class ProspectStatus(str, Enum):
+class ProspectStatus(StrEnum):
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     FAILED = "failed"
 
 
-class LeadStatus(str, Enum):
+class LeadStatus(StrEnum):
     NEW = "New"
     CONTACTED = "Contacted"
     ATTEMPTED = "Attempted"
