@@ -25,14 +25,13 @@ over 40 ms late" (the load tester's ramp thresholds) are read from bucket counts
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from media.frame_lag import LAG_BUCKETS, FrameLagMeter
+from media.frame_lag import LAG_BUCKETS, FrameLagMeter, LoopLagProbe
 
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 LOOP_PROBE_INTERVAL = 0.05
@@ -73,7 +72,7 @@ class Metrics:
         self.sip_registrations = Gauge("talkwire_sip_registrations",
                                        "SIP trunk registrations of this process, by state",
                                        ["state"], registry=r)
-        self._probe: asyncio.Task | None = None
+        self._probe = LoopLagProbe(self.loop_lag.observe, LOOP_PROBE_INTERVAL)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -119,20 +118,7 @@ class Metrics:
     # ---- event loop -------------------------------------------------------------------------------
 
     def start_loop_probe(self) -> None:
-        if self._probe is None:
-            self._probe = asyncio.get_running_loop().create_task(self._loop_probe(), name="metrics-loop-probe")
+        self._probe.start("metrics-loop-probe")
 
     async def stop_loop_probe(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
-            self._probe = None
-
-    async def _loop_probe(self) -> None:
-        loop = asyncio.get_running_loop()
-        observe = self.loop_lag.observe
-        while True:
-            due = loop.time() + LOOP_PROBE_INTERVAL
-            await asyncio.sleep(LOOP_PROBE_INTERVAL)
-            observe(max(0.0, loop.time() - due))
+        await self._probe.stop()

@@ -7,13 +7,10 @@ names and with the same lag buckets (`media.frame_lag`), so both servers are jud
 """
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from media.frame_lag import LAG_BUCKETS
+from media.frame_lag import LAG_BUCKETS, LoopLagProbe
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 LOOP_PROBE_INTERVAL = 0.05  # as the server's: how late a 50 ms sleep wakes up
@@ -33,7 +30,7 @@ class EchoMetrics:
                                   buckets=LAG_BUCKETS, registry=r)
         self.loop_lag = Histogram("talkwire_event_loop_lag_seconds", "How late a 50 ms sleep on the event loop wakes",
                                   buckets=LAG_BUCKETS, registry=r)
-        self._probe: asyncio.Task[None] | None = None
+        self._probe = LoopLagProbe(self.loop_lag.observe, LOOP_PROBE_INTERVAL)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -46,19 +43,7 @@ class EchoMetrics:
         self.calls.labels(leg, status, reason).inc()
 
     def start_loop_probe(self) -> None:
-        if self._probe is None:
-            self._probe = asyncio.get_running_loop().create_task(self._loop_probe(), name="echo-loop-probe")
+        self._probe.start("echo-loop-probe")
 
     async def stop_loop_probe(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
-            self._probe = None
-
-    async def _loop_probe(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            due = loop.time() + LOOP_PROBE_INTERVAL
-            await asyncio.sleep(LOOP_PROBE_INTERVAL)
-            self.loop_lag.observe(max(0.0, loop.time() - due))
+        await self._probe.stop()

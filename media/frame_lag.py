@@ -8,6 +8,7 @@ load tester's echo baseline both use them, so the two are measured the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
@@ -43,3 +44,31 @@ class FrameLagMeter:
         if lag > 5 * self._period:
             self._anchor, self._count = None, 0  # the next frame starts a new grid
         return lag
+
+
+class LoopLagProbe:
+    """How late a short sleep on the event loop wakes up, every `interval` seconds, handed to `observe`: the
+    loop's own health, whatever the calls are doing. Used by the server's metrics and the load tester's echo."""
+
+    def __init__(self, observe: Callable[[float], None], interval: float = 0.05) -> None:
+        self.observe = observe
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, name: str = "loop-lag-probe") -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.interval
+            await asyncio.sleep(self.interval)
+            self.observe(max(0.0, loop.time() - due))
