@@ -9,7 +9,6 @@ a line or a traceback per datagram. Also the address resolution of the hosts we 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 import traceback
@@ -27,14 +26,6 @@ log = logging.getLogger(__name__)
 
 OnRequest = Callable[[Request, Address], None]
 OnResponse = Callable[[Response], None]
-
-
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
 
 
 def local_ip_for_default_route() -> str:
