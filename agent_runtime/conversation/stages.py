@@ -2,7 +2,8 @@
 agent's fallback (guarded.py), in the call's language (language.py), metered (usage.py).
 
 Built from the agent's config when the call starts and again on agent_transfer. `warm()` at call start and
-`aclose()` at its end reach the providers that have them (a vendor's connection made ahead, a model loaded).
+`aclose()` at its end reach the providers that have them (a vendor's connection made ahead, a model loaded,
+the embedded LLM's system prompt evaluated before the first turn).
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class Stages:
         if leg_rate is not None and leg_rate in getattr(config.tts, "sample_rates", ()):
             self.tts.sample_rate = leg_rate  # a voice that makes the leg's own rate: no resampling hop
         self._leg_rate = leg_rate
+        self._agent_prompt = config.agent_prompt
         self.meter.watch_llms(self.llm.providers)
         self.language = CallLanguage(config, self.stt, self.tts, updates)
         self._turn_start: Totals = {}
@@ -71,7 +73,11 @@ class Stages:
         return [*self.stt.providers, *self.llm.providers, *self.tts.providers]
 
     async def warm(self) -> None:
-        """Call start: connect ahead / load what the STT providers have to (not a stream hearing opens)."""
+        """Call start: connect ahead / load what the STT providers have to (not a stream hearing opens), and
+        let an LLM that evaluates prompts here (the embedded one) evaluate the system prompt now."""
+        await asyncio.gather(self._warm_stt(), self._prefill_llm())
+
+    async def _warm_stt(self) -> None:
         for provider in self.stt.providers:
             warm = getattr(provider, "warm", None)
             if warm is None or provider is self.streaming_stt:
@@ -80,6 +86,16 @@ class Stages:
                 await warm()
             except Exception as exc:  # the first utterance will report it, with its fallback
                 log.warning("warming %s failed: %s", vendor_of(provider), exc)
+
+    async def _prefill_llm(self) -> None:
+        prefill = getattr(self.llm.primary, "prefill", None)
+        if prefill is None:
+            return
+        system = self.language.prompt(self._agent_prompt)
+        try:
+            await prefill([{"role": "system", "content": system}] if system else [])
+        except Exception as exc:  # the first turn evaluates the prompt itself, and reports a real failure
+            log.warning("prefilling %s failed: %s", vendor_of(self.llm.primary), exc)
 
     async def aclose(self) -> None:
         """Call end: release what the providers hold for this call (a connection made ahead)."""

@@ -71,8 +71,11 @@ class _Engine:
             from llama_cpp import Llama
 
             log.info("loading %s with %d thread(s)", self.path.name, self.n_threads)
+            from .llm_states import PromptStates
+
             self._llama = Llama(model_path=str(self.path), n_ctx=CONTEXT_TOKENS, n_threads=self.n_threads,
                                 n_threads_batch=self.n_threads, verbose=False)
+            self._llama.set_cache(PromptStates())
         return self._llama
 
 
@@ -155,6 +158,18 @@ class LocalLLM:
     async def warm(self) -> None:
         """Load the model now (server start) so the first caller does not wait for it."""
         await asyncio.get_running_loop().run_in_executor(self._engine.executor, self._engine.llama)
+
+    async def prefill(self, messages: list[dict[str, Any]]) -> None:
+        """Call start: evaluate the prompt's opening (the system prompt) now, so the first turn evaluates
+        only the caller's words (a 150-token prompt costs ~1 s on one core). The evaluated state is kept in
+        the engine's state cache (llm_states.py), so other calls running in between do not undo it."""
+        history = plain_messages(messages)
+
+        def evaluate() -> None:
+            self._engine.llama().create_chat_completion(messages=history, max_tokens=1)
+
+        if history:
+            await asyncio.get_running_loop().run_in_executor(self._engine.executor, evaluate)
 
     async def stream(
         self,
