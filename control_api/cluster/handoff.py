@@ -79,6 +79,7 @@ class Inbox:
         self.dialer = dialer
         self.block_ms = block_ms
         self.batch = batch
+        self.stopping = False  # set before cancelling run(): it ends at its next turn even if a cancel is lost
 
     @property
     def stream(self) -> str:
@@ -120,9 +121,9 @@ class Inbox:
         await self.redis.xack(self.stream, INBOX_GROUP, entry_id)
 
     async def run(self) -> None:
-        """Handle what a previous run left unacknowledged, then new entries, until cancelled."""
+        """Handle what a previous run left unacknowledged, then new entries, until cancelled (or `stopping`)."""
         recovered = False
-        while True:
+        while not self.stopping:
             try:
                 if not recovered:
                     while await self.read_once(pending=True):

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 REDIS_CONNECT_TIMEOUT = 1.0  # seconds
 REDIS_READ_TIMEOUT = 5.0
+STOP_WAIT = 3.0  # seconds the background loops get to end when the member leaves
 
 
 class ClusterMember:
@@ -49,6 +50,7 @@ class ClusterMember:
         self.directory = CallDirectory(redis, keys)
         self.sweeper = LostMemberSweeper(redis, keys, db, interval=presence.interval, grace=presence.ttl)
         self._tasks: list[asyncio.Task[None]] = []
+        self._inbox: Inbox | None = None
         self._call_ended = asyncio.Event()
 
     @property
@@ -100,13 +102,21 @@ class ClusterMember:
         self._tasks.append(asyncio.create_task(self.presence.run(), name="cluster-heartbeat"))
         self._tasks.append(asyncio.create_task(self.sweeper.run(), name="cluster-sweeper"))
         if dialer is not None:
-            inbox = Inbox(self.redis, self.keys, self.id, dialer)
-            self._tasks.append(asyncio.create_task(inbox.run(), name="cluster-inbox"))
+            self._inbox = Inbox(self.redis, self.keys, self.id, dialer)
+            self._tasks.append(asyncio.create_task(self._inbox.run(), name="cluster-inbox"))
 
     async def _stop(self) -> None:
+        # A cancellation can be lost inside the Redis client (seen, rarely, as tasks stuck "cancelling"): the
+        # loops also stop at their next turn by flag, and the wait for them is bounded.
+        self.presence.stopping = True
+        if self._inbox is not None:
+            self._inbox.stopping = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_WAIT)
+            if stuck:
+                log.warning("cluster: %s did not stop within %.0f s", [t.get_name() for t in stuck], STOP_WAIT)
         self._tasks.clear()
         try:
             await self.presence.leave()

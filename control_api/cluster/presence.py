@@ -41,6 +41,7 @@ class Presence:
         self._load = load
         self._taken: list[str] = []  # reservations taken up since the last heartbeat
         self._poked = asyncio.Event()
+        self.stopping = False  # set before cancelling run(): it ends at its next turn even if a cancel is lost
         self._last_ok = float("-inf")  # monotonic time of the last successful heartbeat
         self._heartbeat = redis.register_script(scripts.HEARTBEAT)
 
@@ -87,8 +88,8 @@ class Presence:
         await self.publish()
 
     async def run(self) -> None:
-        """Heartbeat until cancelled; a Redis failure is logged and retried on the next beat."""
-        while True:
+        """Heartbeat until cancelled (or `stopping`); a Redis failure is logged and retried on the next beat."""
+        while not self.stopping:
             self._poked.clear()
             try:
                 await self.publish()
