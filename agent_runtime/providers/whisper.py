@@ -9,6 +9,8 @@ oversubscribing the cores.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import os
 import threading
@@ -42,6 +44,30 @@ def default_model_path() -> str:
 def model_name(model_path: str | None) -> str:
     """Catalog name: `tiny.en` for the bundled model, else the configured folder's name."""
     return DEFAULT_MODEL_NAME if model_path is None else Path(model_path).name
+
+
+MULTILINGUAL_VOCABULARY = 51865  # English-only Whisper models have 51864 tokens (CTranslate2's own test)
+
+
+@functools.cache
+def is_multilingual(model_path: str | None) -> bool:
+    """Whether a CTranslate2 Whisper folder can identify and hear other languages, from the size of its
+    vocabulary (the folder's name may say nothing: an operator's `whisper-small` or `my-model`); the
+    name's `.en` suffix decides when the vocabulary file is missing. The bundled tiny.en is English-only.
+    Reads a file once per folder: the catalog calls it in a thread at server start."""
+    if model_path is None:
+        return False
+    folder = Path(model_path)
+    try:
+        if (folder / "vocabulary.json").is_file():
+            tokens = json.loads((folder / "vocabulary.json").read_text(encoding="utf-8"))
+            return len(tokens) >= MULTILINGUAL_VOCABULARY
+        if (folder / "vocabulary.txt").is_file():
+            with open(folder / "vocabulary.txt", encoding="utf-8") as vocabulary:
+                return sum(1 for _ in vocabulary) >= MULTILINGUAL_VOCABULARY
+    except (OSError, ValueError):
+        pass
+    return not folder.name.endswith(".en")
 
 
 def _default_workers() -> int:
@@ -95,11 +121,8 @@ class WhisperSTT:
         # the LLM and TTS. Two threads are ~10 % faster on an idle machine (290 vs 330 ms for 2.7 s of
         # speech) but slower as soon as anything else runs (430 vs 365 ms beside a SIP benchmark).
         self.cpu_threads = cpu_threads or (1 if (os.cpu_count() or 1) <= 2 else 2)
-
-    @property
-    def multilingual(self) -> bool:
-        """Whether the model can identify and hear other languages (an `.en` model cannot)."""
-        return not model_name(self.model_path).endswith(".en")
+        # Whether the model can identify and hear other languages (English-only models cannot).
+        self.multilingual = is_multilingual(model_path)
 
     def _model(self) -> Any:
         return _load(self.model_path or default_model_path(), self.compute_type, self.cpu_threads)
