@@ -367,6 +367,7 @@ class Conversation:
         self.spawn(self.stages.aclose(), "close-providers")
         self.config, self.stages = config, self.stages.for_agent(config)
         self._hearing.use_stages()
+        self.spawn(self.stages.warm(), "warm")  # the new agent's prompt evaluated while its welcome plays
         welcome = config.welcome_message
         if welcome:
             self._start_fixed_reply(ReplyKind.WELCOME, welcome)

@@ -1,9 +1,9 @@
 """The call's three provider stages as the conversation uses them: guarded by deadlines, each with the
 agent's fallback (guarded.py), in the call's language (language.py), metered (usage.py).
 
-Built from the agent's config when the call starts and again on agent_transfer. `warm()` at call start and
-`aclose()` at its end reach the providers that have them (a vendor's connection made ahead, a model loaded,
-the embedded LLM's system prompt evaluated before the first turn).
+Built from the agent's config when the call starts and again on agent_transfer. `warm()` when they are
+built and `aclose()` when they are done reach the providers that have them (a vendor's connection made
+ahead, a model loaded, the embedded LLM's system prompt evaluated before the agent's first turn).
 """
 from __future__ import annotations
 
