@@ -11,25 +11,23 @@ from __future__ import annotations
 import copy
 import io
 import wave
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import pytest_asyncio
 from sipp.harness import HAVE_SPEECH_TOOLS, SIPP, start_sipp
 from test_api_agents import SEED_AGENT_CREATE, SEED_AGENT_UPDATE
 from test_e2e_sip_calls import Api, callee_bye, scenario, stream_after
 from vendor_fakes.live import (
     agent_from,
+    api,  # noqa: F401  (a module fixture)
     caller_speech,
     dial_sipp,
     events,
-    module_settings,
     tone_of,
     turns,
-    vendor_server,
+    vendors,  # noqa: F401  (a module fixture)
     web_call,
 )
 from vendor_fakes.stack import VendorStack
@@ -46,20 +44,6 @@ HEARD = "what time does the store open tomorrow"  # what the Deepgram fake trans
 REPLY = "The store opens at nine."  # what the Azure fake answers
 WELCOME = SEED_AGENT_CREATE["welcome_message"]
 USAGE = {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49}
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def vendors() -> AsyncIterator[VendorStack]:
-    async with VendorStack() as stack:
-        yield stack
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def api(vendors: VendorStack, tmp_path_factory: pytest.TempPathFactory,
-              migrated_sqlite_template: Path) -> AsyncIterator[Api]:
-    settings = module_settings(tmp_path_factory.mktemp("vendors") / "data", migrated_sqlite_template)
-    async with vendor_server(settings, vendors) as server:
-        yield server
 
 
 @pytest.fixture

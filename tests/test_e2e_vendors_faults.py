@@ -6,27 +6,24 @@ named on the agent, or the local voice apologises and the next turn is served ag
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import pytest_asyncio
 from sipp.harness import HAVE_SPEECH_TOOLS
 from test_e2e_sip_calls import Api
 from vendor_fakes.live import (
     HeardTurn,
     agent_from,
+    api,  # noqa: F401  (a module fixture)
     caller_speech,
     events,
     loud_seconds,
     metric,
-    module_settings,
     tone_of,
     tone_share,
     turns,
-    vendor_server,
+    vendors,  # noqa: F401  (a module fixture)
     web_call,
 )
 from vendor_fakes.stack import GROQ_MODEL, VendorStack
@@ -42,20 +39,6 @@ REPLY = "The store opens at nine."
 WELCOME = "Hello."
 APOLOGY = "Sorry, I had a problem."  # the agent's error_message (default), in the local voice
 ERRORS = "talkwire_provider_errors_total"
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def vendors() -> AsyncIterator[VendorStack]:
-    async with VendorStack() as stack:
-        yield stack
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def api(vendors: VendorStack, tmp_path_factory: pytest.TempPathFactory,
-              migrated_sqlite_template: Path) -> AsyncIterator[Api]:
-    settings = module_settings(tmp_path_factory.mktemp("vendor-faults") / "data", migrated_sqlite_template)
-    async with vendor_server(settings, vendors) as server:
-        yield server
 
 
 @pytest.fixture

@@ -6,23 +6,21 @@ the start. One server for the module.
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
-import pytest_asyncio
 from sipp.harness import HAVE_SPEECH_TOOLS
 from test_e2e_sip_calls import Api
 from vendor_fakes.live import (
     agent_from,
+    api,  # noqa: F401  (a module fixture)
     caller_speech,
     events,
     loud_seconds,
-    module_settings,
     turns,
-    vendor_server,
+    vendors,  # noqa: F401  (a module fixture)
     web_call,
 )
 from vendor_fakes.stack import VendorStack
@@ -37,20 +35,6 @@ pytestmark = [
 HINDI = "मेरा ऑर्डर कहाँ है"  # what the Deepgram fake hears, reporting the language "hi"
 ANSWER = "आपका ऑर्डर कल आएगा।"  # what the Azure fake answers
 LOCAL_VOICE = {"provider": "ESPEAK", "name": "en-us"}
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def vendors() -> AsyncIterator[VendorStack]:
-    async with VendorStack() as stack:
-        yield stack
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def api(vendors: VendorStack, tmp_path_factory: pytest.TempPathFactory,
-              migrated_sqlite_template: Path) -> AsyncIterator[Api]:
-    settings = module_settings(tmp_path_factory.mktemp("vendor-language") / "data", migrated_sqlite_template)
-    async with vendor_server(settings, vendors) as server:
-        yield server
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
+import pytest_asyncio
 from conftest import make_keys
 from sipp.harness import Sipp, make_speech
 from test_e2e_sip_calls import Api, serving
@@ -40,6 +42,22 @@ async def vendor_server(settings: Settings, vendors: VendorStack, **overrides: A
               "provider_connect_timeout": 2.0, "provider_first_result_timeout": 3.0, **overrides}
     async with serving(settings, **update) as api:
         yield api
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def vendors() -> AsyncIterator[VendorStack]:
+    """Every vendor fake, once per test module (import this fixture into the module)."""
+    async with VendorStack() as stack:
+        yield stack
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def api(vendors: VendorStack, tmp_path_factory: pytest.TempPathFactory,
+              migrated_sqlite_template: Path) -> AsyncIterator[Api]:
+    """The real server on those fakes, once per test module."""
+    settings = module_settings(tmp_path_factory.mktemp("vendor-server") / "data", migrated_sqlite_template)
+    async with vendor_server(settings, vendors) as server:
+        yield server
 
 
 def caller_speech(text: str, workdir: Path) -> np.ndarray:
