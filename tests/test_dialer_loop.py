@@ -248,18 +248,20 @@ async def test_a_live_dialer_keeps_its_claims_past_the_lease(db: Database) -> No
     campaign_id = await seed_campaign(db, PHONES[:1], managed=True)
     live = Dialer(db, placer, dialer_id="host-a", clock=clock, lease_seconds=20)
     other = Dialer(db, placer, dialer_id="host-b", clock=clock, lease_seconds=20)
+    assert await live.tick() == 1  # host-a holds the only claim (ticking both at once, either could win it)
     for _ in range(45):
         await asyncio.gather(live.tick(), other.tick())
         await clock.advance(1.0)
     rows = await candidates(db, campaign_id)
     assert rows[PHONES[0]][0].status == "in_progress"  # a 50 s call outlives the 20 s lease: renewed
     for _ in range(30):  # the call ends at 50 s; its report reaches the database a tick or so later (real I/O)
-        await run_for(live, clock, 1)
+        await asyncio.gather(live.tick(), other.tick())
+        await clock.advance(1.0)
         rows = await candidates(db, campaign_id)
         if rows[PHONES[0]][0].status != "in_progress":
             break
     assert (rows[PHONES[0]][0].status, rows[PHONES[0]][0].last_outcome) == ("completed", "answered")
-    assert len(placer.calls) == 1  # the other dialer never took the claim over
+    assert len(placer.calls) == 1 and not other.live_attempts  # the other dialer never took the claim over
 
 
 async def test_stopping_hands_back_attempts_not_yet_dialled(db: Database) -> None:
