@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from agent_runtime.providers.remote import Timeouts
 from agent_runtime.providers.vendors import VendorConfig
 
+_VENDOR = VendorConfig()  # the vendors' default URLs and models are VendorConfig's, stated once
+
 
 def _json_or_csv(value: Any) -> Any:
     if isinstance(value, str):
@@ -58,25 +60,25 @@ class Settings(BaseSettings):
     piper_voice_path: str | None = None  # a Piper .onnx (its .onnx.json beside it): PIPER voice, the default
     llm_threads: int = 1
 
-    # --- cloud vendors: each is offered only when its key is set (docs/configuration.md)
+    # --- cloud vendors: each is offered only when its key is set (docs/configuration.md); defaults: VendorConfig's
     deepgram_api_key: str | None = None
-    deepgram_base_url: str = "wss://api.deepgram.com"
+    deepgram_base_url: str = _VENDOR.deepgram_base_url
     elevenlabs_api_key: str | None = None
-    elevenlabs_base_url: str = "https://api.elevenlabs.io"
-    elevenlabs_model: str = "eleven_flash_v2_5"
+    elevenlabs_base_url: str = _VENDOR.elevenlabs_base_url
+    elevenlabs_model: str = _VENDOR.elevenlabs_model
     sarvam_api_key: str | None = None
-    sarvam_base_url: str = "https://api.sarvam.ai"
-    sarvam_tts_model: str = "bulbul:v2"
+    sarvam_base_url: str = _VENDOR.sarvam_base_url
+    sarvam_tts_model: str = _VENDOR.sarvam_tts_model
     azure_api_key: str | None = None
     azure_base_url: str | None = None  # the resource's endpoint, https://<resource>.openai.azure.com
-    azure_api_version: str = "2024-10-21"
+    azure_api_version: str = _VENDOR.azure_api_version
     azure_deployments: Annotated[list[str], NoDecode] = Field(default_factory=list)  # "model" or "model=deployment"
     groq_api_key: str | None = None
-    groq_base_url: str = "https://api.groq.com/openai/v1"
+    groq_base_url: str = _VENDOR.groq_base_url
     openai_audio_base_url: str | None = None  # OpenAI-compatible /audio API; default: openai_base_url
     openai_audio_api_key: str | None = None  # default: openai_api_key
     openai_stt_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    openai_tts_model: str = "tts-1"
+    openai_tts_model: str = _VENDOR.openai_tts_model
     openai_tts_voices: Annotated[list[str], NoDecode] = Field(default_factory=list)
     provider_connect_timeout: float = 5.0
     provider_first_result_timeout: float = 10.0
