@@ -181,7 +181,7 @@ class Operation:
 
     async def _parse_body(self, request: Request) -> BaseModel:
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        if declared and declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             _refused(request, "over_quota")
             raise ApiError(413, "PAYLOAD_TOO_LARGE", f"Body is larger than {MAX_BODY_BYTES} bytes")
         raw = bytearray()

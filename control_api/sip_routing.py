@@ -23,7 +23,7 @@ def number_variants(user: str) -> list[str]:
     """The Request-URI user part as stored numbers may spell it: trunks send `+15551234567` or `15551234567`."""
     user = user.strip()
     digits = user.lstrip("+")
-    return list(dict.fromkeys([user, "+" + digits])) if digits.isdigit() else [user]
+    return list(dict.fromkeys([user, "+" + digits])) if digits.isascii() and digits.isdigit() else [user]
 
 
 def dialled_candidates(invite: InboundInvite) -> list[tuple[list[str], str | None]]:

@@ -21,3 +21,6 @@ def test_a_signed_request_names_its_sender_and_nothing_else_passes() -> None:
     assert verify("s3cret", "POST", "/internal/calls/c1/end", b"{}", unsigned, now=now) is None
     forged = {**headers, TIMESTAMP_HEADER: str(int(now) + 1)}
     assert verify("s3cret", "POST", "/internal/calls/c1/end", b"{}", forged, now=now) is None
+    for odd in ("\u00b2", "\u0663" * 10, "1e9", "-1", " 1"):  # "²" passes str.isdigit() but not int()
+        bent = {**headers, TIMESTAMP_HEADER: odd}
+        assert verify("s3cret", "POST", "/internal/calls/c1/end", b"{}", bent, now=now) is None

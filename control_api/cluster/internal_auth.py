@@ -41,7 +41,7 @@ def verify(secret: str, method: str, path: str, body: bytes, headers: Mapping[st
     timestamp = lowered.get(TIMESTAMP_HEADER.lower(), "")
     member_id = lowered.get(MEMBER_HEADER.lower(), "")
     given = lowered.get(SIGNATURE_HEADER.lower(), "")
-    if not (secret and timestamp.isdigit() and member_id and given):
+    if not (secret and timestamp.isascii() and timestamp.isdigit() and member_id and given):
         return None
     if abs((time.time() if now is None else now) - int(timestamp)) > MAX_SKEW_SECONDS:
         return None

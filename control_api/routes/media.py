@@ -92,7 +92,7 @@ async def _upload(request: Request) -> JSONResponse:
     store = store_of(request)
     limit = settings.max_upload_bytes
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
         raise ApiError(413, "PAYLOAD_TOO_LARGE", f"The file is larger than {limit} bytes.")
     refusal = store.over_budget(call_id, 0, budget)  # no files left: refused before the body is read
     if refusal is not None:

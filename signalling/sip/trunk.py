@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from signalling.sip.dns import is_ip
-from signalling.sip.message import SipParseError, parse_uri
+from signalling.sip.message import SipParseError, is_digits, parse_uri
 
 
 class TrunkError(ValueError):
@@ -49,7 +49,7 @@ class Trunk:
         transport = (uri.params.get("transport") or "udp").lower()
         if transport not in ("udp", "tcp", "tls"):
             raise TrunkError(f"unknown SIP transport {transport!r} (udp, tcp or tls)")
-        caller = uri.user if uri.user and uri.user.lstrip("+").isdigit() else None
+        caller = uri.user if uri.user and is_digits(uri.user.lstrip("+")) else None
         register = (uri.params.get("register") or "no").lower() in ("yes", "true", "1")
         locate = uri.port is None and not is_ip(uri.host)
         port = uri.port or (5061 if transport == "tls" else 5060)
