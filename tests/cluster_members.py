@@ -30,7 +30,10 @@ from redis.asyncio import Redis
 from control_api.runtime import Runtime
 from control_api.settings import Settings
 
-REDIS_DB = 9  # the Redis database these tests use (emptied at each start)
+# The Redis database these tests use, emptied at each start: one per pytest-xdist worker, so members of tests
+# running side by side never see each other (scripts/bench_cluster.py uses database 10).
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+REDIS_DB = 11 + int(_WORKER[2:]) % 5 if _WORKER.startswith("gw") else 9
 FAKE_STACK = {
     "model": {"provider": "FAKE", "model": "echo"},
     "transcription": {"provider": "FAKE", "model": "scripted"},
