@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from llama_cpp import LlamaRAMCache, LlamaState
+from llama_cpp import Llama, LlamaRAMCache, LlamaState
 
 CAPACITY_BYTES = 256 << 20  # SmolLM2-135M: ~23 KB of KV per token, so a few hundred call prompts
 
@@ -27,3 +27,27 @@ class PromptStates(LlamaRAMCache):
     def __setitem__(self, key: Sequence[int], value: LlamaState) -> None:
         value.scores = np.zeros((1, value.scores.shape[1]), dtype=np.single)
         super().__setitem__(key, value)
+
+
+class StatefulLlama(Llama):
+    """`Llama` whose saved and restored states leave the logits rows alone.
+
+    llama-cpp-python's `save_state` copies `scores[:n_tokens]` (n_tokens × vocab floats: ~100 MB for a 500-token
+    prompt of SmolLM2) and `load_state` writes and scans every row of that 100 MB buffer, once per completion and
+    once per turn. PromptStates drops those rows anyway (see above), and the copying competed with Whisper for the
+    cores: with identical replies, the state cache made the STT call 150-300 ms slower per turn. Both run here on
+    a one-row view of the buffer instead."""
+
+    def save_state(self) -> LlamaState:
+        scores, self.scores = self.scores, self.scores[:1]
+        try:
+            return super().save_state()
+        finally:
+            self.scores = scores
+
+    def load_state(self, state: LlamaState) -> None:
+        scores, self.scores = self.scores, self.scores[:1]
+        try:
+            super().load_state(state)
+        finally:
+            self.scores = scores

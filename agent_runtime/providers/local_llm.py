@@ -79,13 +79,11 @@ class _Engine:
     def llama(self) -> Any:
         """Load on first use; only ever called on the engine's own thread."""
         if self._llama is None:
-            from llama_cpp import Llama
+            from .llm_states import PromptStates, StatefulLlama
 
             log.info("loading %s with %d thread(s)", self.path.name, self.n_threads)
-            from .llm_states import PromptStates
-
-            self._llama = Llama(model_path=str(self.path), n_ctx=CONTEXT_TOKENS, n_threads=self.n_threads,
-                                n_threads_batch=self.n_threads, verbose=False)
+            self._llama = StatefulLlama(model_path=str(self.path), n_ctx=CONTEXT_TOKENS,
+                                        n_threads=self.n_threads, n_threads_batch=self.n_threads, verbose=False)
             self._llama.set_cache(PromptStates())
         return self._llama
 
