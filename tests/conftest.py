@@ -126,6 +126,16 @@ async def database_url(request: pytest.FixtureRequest, data_dir: Path) -> AsyncI
         yield url
 
 
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """An open Database on `database_url` (once per engine), closed afterwards."""
+    database = await Database.open(database_url)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
 # ---- the app in-process ------------------------------------------------------------------------------
 
 @pytest.fixture

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 
 from agent_runtime.providers.base import LanguageModel, ProviderError
 from agent_runtime.providers.openai_compat import OpenAICompatLLM
@@ -25,15 +23,6 @@ PARAMS = [
 ]
 ANSWER = {"budget": 5000, "interest": "interested", "email": "jo@example.com", "wants_call_back": "maybe",
           "is_call_successful": True}
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(database_url)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def seed_call(db: Database, turns: list[tuple[str, str]], *, metric: dict[str, Any] | None = None,

@@ -2,9 +2,7 @@
 PostgreSQL), only after it has been missing for the grace period, and leave every other call alone."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 
-import pytest
 from redis.asyncio import Redis
 
 from control_api.cluster.directory import CallDirectory
@@ -18,15 +16,6 @@ from control_api.storage import cluster as cluster_store
 from control_api.storage.calls import CallStatus
 from control_api.storage.models import Agent, Client
 from media.end_reason import EndReason
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(database_url)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def seed_calls(db: Database, calls: list[tuple[str | None, CallStatus]]) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 
 import pytest
@@ -30,15 +29,6 @@ class Dialer:
 
     async def dial(self, request: DialRequest) -> None:
         self.requests.append(request)
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(database_url)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 def member_settings(settings: Settings, redis_url: str, member_id: str, **fields: object) -> Settings:

@@ -2,7 +2,6 @@
 process is untouched; a member admits, refuses and dials as the deployment needs."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,15 +29,6 @@ class FakeSip:
 
     async def dial_existing(self, call_id: str, **fields: Any) -> None:
         self.dialed.append((call_id, fields))
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(database_url)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 def services_of(settings: Settings, db: Database) -> CallServices:

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 
-import pytest
 from sqlalchemy import select, update
 
 from control_api.dialer.loop import Dialer
@@ -16,15 +14,6 @@ from tests.dialer_fakes import ScriptedPlacer, VirtualClock, seed_campaign
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday
 PHONES = [f"+1555000{i:04d}" for i in range(10)]
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(database_url)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def run_for(dialer: Dialer, clock: VirtualClock, seconds: int) -> None:
