@@ -6,8 +6,11 @@ import heapq
 import itertools
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
+from sqlalchemy import select
+
+from control_api.dialer.loop import Dialer
 from control_api.dialer.placer import Attempt, AttemptResult, CallCreated
 from control_api.storage import Database
 from control_api.storage.models import (
@@ -146,3 +149,28 @@ async def seed_campaign(db: Database, phones: list[str], *, numbers: dict[str, i
             session.add(CampaignProspect(client_id=client.id, campaign_id=campaign.id, prospect_id=prospect.id,
                                          created_at=datetime(2026, 1, 1) + timedelta(seconds=i)))
     return campaign.id
+
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday
+PHONES = [f"+1555000{i:04d}" for i in range(10)]
+
+
+async def run_for(dialer: Dialer, clock: VirtualClock, seconds: int) -> None:
+    for _ in range(seconds):
+        await dialer.tick()
+        await clock.advance(1.0)
+
+
+async def campaign(db: Database, campaign_id: str) -> Campaign:
+    async with db.session() as session:
+        row = await session.get(Campaign, campaign_id)
+        assert row is not None
+        return row
+
+
+async def candidates(db: Database, campaign_id: str) -> dict[str, tuple[CampaignProspect, Prospect]]:
+    async with db.session() as session:
+        rows = (await session.execute(select(CampaignProspect, Prospect).join(
+            Prospect, Prospect.id == CampaignProspect.prospect_id)
+            .where(CampaignProspect.campaign_id == campaign_id))).all()
+    return {prospect.phone or "": (row, prospect) for row, prospect in rows}

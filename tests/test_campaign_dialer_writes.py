@@ -9,11 +9,10 @@ import pytest
 from control_api.dialer.loop import Dialer
 from control_api.storage import Database
 from control_api.storage import dialer as store
-from tests.dialer_fakes import ScriptedPlacer, VirtualClock, seed_campaign
-from tests.test_dialer_loop import PHONES, START, campaign, candidates, db, run_for  # noqa: F401  (fixture)
+from tests.dialer_fakes import PHONES, START, ScriptedPlacer, VirtualClock, campaign, candidates, run_for, seed_campaign
 
 
-async def test_one_refused_write_does_not_stall_the_others(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+async def test_one_refused_write_does_not_stall_the_others(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = VirtualClock(START)
     placer = ScriptedPlacer(clock, duration=1.0)
     campaign_id = await seed_campaign(db, PHONES[:3], managed=True, max_concurrent_calls=3)

@@ -10,32 +10,7 @@ from control_api.dialer.loop import Dialer
 from control_api.dialer.placer import Attempt
 from control_api.storage import Database
 from control_api.storage.models import Campaign, CampaignProspect, Prospect
-from tests.dialer_fakes import ScriptedPlacer, VirtualClock, seed_campaign
-
-START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday
-PHONES = [f"+1555000{i:04d}" for i in range(10)]
-
-
-async def run_for(dialer: Dialer, clock: VirtualClock, seconds: int) -> None:
-    for _ in range(seconds):
-        await dialer.tick()
-        await clock.advance(1.0)
-
-
-async def campaign(db: Database, campaign_id: str) -> Campaign:
-    async with db.session() as session:
-        row = await session.get(Campaign, campaign_id)
-        assert row is not None
-        return row
-
-
-async def candidates(db: Database, campaign_id: str) -> dict[str, tuple[CampaignProspect, Prospect]]:
-    async with db.session() as session:
-        rows = (await session.execute(select(CampaignProspect, Prospect).join(
-            Prospect, Prospect.id == CampaignProspect.prospect_id)
-            .where(CampaignProspect.campaign_id == campaign_id))).all()
-    return {prospect.phone or "": (row, prospect) for row, prospect in rows}
-
+from tests.dialer_fakes import PHONES, START, ScriptedPlacer, VirtualClock, campaign, candidates, run_for, seed_campaign
 
 async def test_caps_hold_and_calls_spread_over_caller_ids(db: Database) -> None:
     clock = VirtualClock(START)
