@@ -66,6 +66,38 @@ def file_available(path: str) -> bool:
     return Path(path).is_file() and importlib.util.find_spec("llama_cpp") is not None
 
 
+class _KeepStreams:
+    """Stands in for llama-cpp-python's `suppress_stdout_stderr`, which hides the loader's output by pointing
+    the whole process's file descriptors 1 and 2 at /dev/null while a model loads. The model loads in a
+    thread beside the event loop, so whatever other threads wrote in that window vanished: the startup
+    banner (`talkwire serve --json` printed it into /dev/null in about one start of six, and the process
+    waiting for it hung) and log lines of live calls. llama.cpp's own messages already pass through
+    llama-cpp-python's log callback, which keeps only errors when `verbose=False`."""
+
+    def __init__(self, disable: bool = True) -> None:
+        pass
+
+    def __enter__(self) -> _KeepStreams:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+
+def _load_llama(path: Path, n_threads: int) -> Any:
+    import llama_cpp._internals
+    import llama_cpp.llama
+
+    from .llm_states import PromptStates, StatefulLlama
+
+    llama_cpp.llama.suppress_stdout_stderr = _KeepStreams  # type: ignore[assignment, misc]
+    llama_cpp._internals.suppress_stdout_stderr = _KeepStreams  # type: ignore[assignment, misc]
+    llama = StatefulLlama(model_path=str(path), n_ctx=CONTEXT_TOKENS, n_threads=n_threads,
+                          n_threads_batch=n_threads, verbose=False)
+    llama.set_cache(PromptStates())
+    return llama
+
+
 class _Engine:
     """One loaded model and the single thread that runs it."""
 
@@ -79,12 +111,8 @@ class _Engine:
     def llama(self) -> Any:
         """Load on first use; only ever called on the engine's own thread."""
         if self._llama is None:
-            from .llm_states import PromptStates, StatefulLlama
-
             log.info("loading %s with %d thread(s)", self.path.name, self.n_threads)
-            self._llama = StatefulLlama(model_path=str(self.path), n_ctx=CONTEXT_TOKENS,
-                                        n_threads=self.n_threads, n_threads_batch=self.n_threads, verbose=False)
-            self._llama.set_cache(PromptStates())
+            self._llama = _load_llama(self.path, self.n_threads)
         return self._llama
 
 
