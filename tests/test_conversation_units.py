@@ -53,9 +53,41 @@ def test_splitter_may_cut_the_first_clause_shorter() -> None:
     assert splitter.push("Yes, sure. ") == ["Yes, sure."]  # two words: no cut at the comma
 
 
-@given(st.text(alphabet=st.sampled_from(list("abc .,!?;:\n0123")), max_size=80), st.integers(1, 9))
+def first_pieces(text: str, step: int = 3) -> list[str]:
+    splitter = SentenceSplitter(first_comma_words=3, first_join_words=4)
+    pieces = []
+    for i in range(0, len(text), step):
+        pieces += splitter.push(text[i:i + step])
+    tail = splitter.flush()
+    return pieces + ([tail] if tail else [])
+
+
+def test_the_first_piece_may_end_before_a_joining_word() -> None:
+    long = "The return policy is that you can return any item that is not available to you within 24 hours. Yes."
+    assert first_pieces(long) == [
+        "The return policy is", "that you can return any item that is not available to you within 24 hours.", "Yes."]
+    assert first_pieces("The store is open from 9:00 AM to 12:00 PM.") == ["The store is open", "from 9:00 AM to 12:00 PM."]
+    # Not before "of" or "to", not inside a word ("sand", "android"), not with fewer than 4 words before it.
+    assert first_pieces("You can check the standards of your order by visiting the website.") == [
+        "You can check the standards of your order", "by visiting the website."]
+    assert first_pieces("Sand android order: I like to go. And then") == ["Sand android order:", "I like to go.", "And then"]
+    assert first_pieces("Yes and no and maybe and so on.") == ["Yes and no and maybe", "and so on."]
+    # Only the first piece: later ones end at sentence marks and late commas as before.
+    assert first_pieces("Sure. I can help you with that and more if you like.") == [
+        "Sure.", "I can help you with that and more if you like."]
+    # Hindi: the danda ends a sentence, and "कि"/"और" are joining words.
+    assert first_pieces("मुझे ऐसा लगता है कि आप सही हैं। और मैं मदद करूँगा।") == [
+        "मुझे ऐसा लगता है", "कि आप सही हैं।", "और मैं मदद करूँगा।"]
+    splitter = SentenceSplitter()  # without first_join_words, no such cut
+    assert splitter.push("The return policy is that you can return any item ") == []
+
+
+@given(st.lists(st.sampled_from([*"abc .,!?;:\n0123।", " and ", " that "]), max_size=40).map("".join),
+       st.integers(1, 9))
 def test_splitter_never_loses_or_reorders_words(text: str, step: int) -> None:
     pieces = split_stream(text, step)
+    joined = first_pieces(text, step)
+    assert "".join(c for c in "".join(joined) if c.isalnum()) == "".join(c for c in text if c.isalnum())
     assert "".join(c for c in "".join(pieces) if c.isalnum()) == "".join(c for c in text if c.isalnum())
     assert all(p == p.strip() and any(c.isalnum() for c in p) for p in pieces)
 

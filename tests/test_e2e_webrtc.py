@@ -91,7 +91,7 @@ async def test_web_call_end_to_end(settings: Settings, openai_fake, tmp_path: Pa
 
             agent_line = await caller.wait_for_message(
                 lambda m: m.get("type") == "transcription" and m.get("role") == "agent"
-                and "nine" in m.get("text", ""), timeout=60)
+                and m.get("is_final") and "nine" in m.get("text", ""), timeout=60)
             assert words(agent_line["text"]) == words(ANSWER)
             for _ in range(3000):  # the answer is heard: ≥ 0.5 s more non-silent audio than before it
                 if len(caller.nonsilent()) > heard_before + 25:

@@ -1,7 +1,9 @@
 """Generating a reply: the LLM stream cut into sentences for the speaker, tool rounds, context between turns.
 
-A reply's first piece may end at a comma after FIRST_CLAUSE_WORDS words (later ones after 6): the caller
-waits for the first piece's TTS, and a short clause ("I'm sorry for any confusion,") is synthesized sooner.
+A reply's first piece may end at a comma after FIRST_CLAUSE_WORDS words (later ones after 6), or before a
+joining word ("that", "from", "because") after FIRST_JOIN_WORDS: the caller waits for the first piece's
+tokens and TTS, and a short clause ("I'm sorry for any confusion,", "The store is open") is synthesized
+sooner; the rest is synthesized while it plays (see sentences.py).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from agent_runtime.tools_api import (
 log = logging.getLogger(__name__)
 
 FIRST_CLAUSE_WORDS = 3
+FIRST_JOIN_WORDS = 4
 
 
 class Generator:
@@ -71,7 +74,8 @@ class Generator:
                 self.flush_context()
                 message = history.add_assistant("")
                 reply.messages.append(message)
-                splitter = SentenceSplitter(first_comma_words=FIRST_CLAUSE_WORDS if round_no == 0 else None)
+                splitter = (SentenceSplitter(first_comma_words=FIRST_CLAUSE_WORDS, first_join_words=FIRST_JOIN_WORDS)
+                            if round_no == 0 else SentenceSplitter())
                 calls: list[ToolCallRequest] = []
                 started = loop.time()
                 messages = history.messages(language.prompt(config.agent_prompt))
