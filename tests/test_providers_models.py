@@ -83,7 +83,9 @@ async def test_piper_speed_shortens_audio(piper_tts: PiperTTS) -> None:
     text = "This sentence is spoken at two different speeds."
     normal = sum(len(c) for c in [c async for c in piper_tts.synthesize(text)])
     fast = sum(len(c) for c in [c async for c in piper_tts.synthesize(text, speed=2.0)])
-    assert fast < 0.7 * normal
+    # Piper samples its phoneme durations, and its start and end silences do not scale: over 9 pairs the
+    # ratio ranged 0.60-0.70 (one CI run failed at 0.702 against a 0.7 limit), never near 1.
+    assert fast < 0.8 * normal
 
 
 async def test_piper_concurrent_requests_are_multiplexed(piper_tts: PiperTTS) -> None:
