@@ -34,6 +34,7 @@ import httpx
 
 from agent_runtime.conversation.messages import MessageHandler
 from agent_runtime.tools.netguard import BlockedDestination, pin_url, tls_context
+from media.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +150,7 @@ class ClientEvents:
         self.media_handlers = {str(h.get("reason")): dict(h) for h in handlers}
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks))
         await self._http.aclose()
 
     # ---- context, actions, interrupts -------------------------------------------------------------

@@ -11,7 +11,6 @@ late; an offer that comes after the timeout is refused (410 CALL_ENDED) by `web_
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
@@ -19,6 +18,7 @@ from control_api.storage import Database
 from control_api.storage import calls as call_store
 from control_api.storage.call_recovery import unconnected_web_calls
 from control_api.storage.models import utcnow
+from media.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,8 @@ class UnconnectedCallSweeper:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="unconnected-call-sweeper")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -22,6 +22,7 @@ from control_api.settings import Settings
 from control_api.storage import Database
 from control_api.storage.models import SipTrunk
 from control_api.storage.sip_trunks import all_trunks
+from media.tasks import cancel_and_wait
 from signalling.sip import SipUserAgent, Trunk, TrunkError, parse_hostport
 from signalling.sip.admission import Admission, AdmissionPolicy, parse_networks, parse_users
 from signalling.sip.dns import SipLocator
@@ -104,9 +105,7 @@ class Trunking:
         self._task = asyncio.get_running_loop().create_task(self._refresh_loop(), name="sip-trunk-refresh")
 
     async def close(self) -> None:
-        for task in [*self._background, *([self._task] if self._task is not None else [])]:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait([*self._background, self._task])
         await asyncio.gather(*(reg.close() for reg in self.registrations.values()), return_exceptions=True)
         self.registrations.clear()
 

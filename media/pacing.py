@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from media.frames import FRAME_MS
+from media.tasks import cancel_and_wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +36,8 @@ class MediaClock:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="media-clock")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
 
     async def tick(self) -> Tick:
         """Wait for the next tick. Starts the clock on first use."""

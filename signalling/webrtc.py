@@ -38,6 +38,7 @@ from media.end_reason import EndReason
 from media.frames import AudioFrame, samples_per_frame
 from media.leg import Leg
 from media.pacing import MediaClock
+from media.tasks import cancel_and_wait
 from media.token_bucket import TokenBucket
 from signalling.ice import restrict_host_addresses, rtc_configuration
 
@@ -327,10 +328,7 @@ class WebRtcLeg(Leg):
         self._closing = True
         self.track.stop()
         await self.pc.close()
-        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait([t for t in self._tasks if t is not asyncio.current_task()])
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)

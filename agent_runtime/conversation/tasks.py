@@ -10,6 +10,8 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from media.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 
@@ -31,7 +33,4 @@ class Tasks:
             self._on_failure()
 
     async def cancel_all(self) -> None:
-        tasks = list(self._running)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._running))

@@ -20,6 +20,7 @@ from control_api.analysis.fields import fields_from_input_format
 from control_api.analysis.request import success_criteria
 from control_api.storage import Database
 from control_api.storage import analysis as store
+from media.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,7 @@ class PostCallAnalysis:
         if not self._tasks:
             return
         _, late = await asyncio.wait(set(self._tasks), timeout=grace)
-        for task in late:  # left `pending`: resumed on the next start
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+        await cancel_and_wait(late)  # left `pending`: resumed on the next start
 
     async def run(self, call_id: str) -> str:
         """Analyse one ended call; its final state (`done` or `failed`). Never raises."""

@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from control_api.storage import Database
+from media.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,5 @@ async def _lead(conn: AsyncConnection, fn: Callable[[], Awaitable[T]], check: fl
             except Exception as exc:
                 raise LeadershipLost(str(exc) or type(exc).__name__) from exc
     finally:
-        if not job.done():
-            job.cancel()
-            await asyncio.gather(job, return_exceptions=True)
+        await cancel_and_wait([job])
 

@@ -30,6 +30,7 @@ from control_api.dialer.placer import Attempt, AttemptResult, CallPlacer
 from control_api.storage import Database
 from control_api.storage import dialer as store
 from media.end_reason import EndReason
+from media.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 MIN_TICK_GAP = 0.25  # seconds between ticks at least, however often calls end
@@ -98,16 +99,12 @@ class Dialer:
     async def stop(self, grace: float = 5.0) -> None:
         """Stop dialing; wait up to `grace` seconds for live attempts to be recorded, then abandon them (their
         claims stay in the database and are recovered as `worker_lost` on the next start)."""
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
-            self._loop_task = None
+        await cancel_and_wait([self._loop_task])
+        self._loop_task = None
         tasks = [task for _, task in self._live.values()]
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=grace)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+            await cancel_and_wait(late)
         try:
             await self._flush()
         except Exception:  # left to the next start's recovery (worker_lost)

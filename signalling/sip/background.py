@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from media.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 
@@ -45,8 +47,6 @@ class Background:
             await asyncio.wait(list(self.tasks), timeout=within)
 
     async def close(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await cancel_and_wait(list(self.tasks))
         for handle in self._handles:
             handle.cancel()

@@ -29,6 +29,7 @@ from media.frames import AudioFrame
 from media.jitter import MISSING
 from media.log_limit import LimitedLog
 from media.pacing import MediaClock
+from media.tasks import cancel_and_wait
 from signalling.sip.leg import SipLeg
 from signalling.sip.rtp import FRAME_SAMPLES
 from signalling.sip.sdp import Negotiated
@@ -54,12 +55,8 @@ class RtpMediaEngine:
         self._task = asyncio.get_running_loop().create_task(self.run(), name="sip-media")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        for hangup in list(self._hangups):  # (the user agent closes: its calls end anyway)
-            hangup.cancel()
-        await asyncio.gather(*self._hangups, return_exceptions=True)
+        await cancel_and_wait([self._task])
+        await cancel_and_wait(list(self._hangups))  # (the user agent closes: its calls end anyway)
         if hasattr(select, "epoll") and isinstance(self._poller, select.epoll):
             self._poller.close()
 

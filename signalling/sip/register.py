@@ -16,6 +16,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from media.tasks import cancel_and_wait
 from signalling.sip.builder import USER_AGENT, MessageBuilder
 from signalling.sip.dialog import new_call_id, new_tag
 from signalling.sip.digest import DigestError, authorization
@@ -66,10 +67,8 @@ class Registration:
 
     async def close(self, timeout: float = 2.0) -> None:
         """Stop refreshing and remove the binding (Expires: 0) when we had one."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
         if self.status.state == "registered":
             try:
                 await asyncio.wait_for(self._register(0), timeout)

@@ -19,6 +19,8 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from media.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
@@ -193,9 +195,7 @@ class StreamTransport:
             server.close()
         for conn in list(self.connections.values()):
             conn.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks))
         for server in self.servers:
             await server.wait_closed()
 
