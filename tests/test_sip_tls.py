@@ -83,7 +83,7 @@ async def baresip_peer(folder: Path, *, config: str = "", account: str = "", mod
     proc = await asyncio.create_subprocess_exec(BARESIP, "-f", str(folder), stdin=subprocess.DEVNULL,
                                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        await wait_listening(port, proc)
+        await wait_listening(port, proc, tcp_ports=(port + 1,))  # TLS listens on the next port
         yield port, folder / "rec"
     finally:
         if proc.returncode is None:

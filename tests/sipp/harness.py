@@ -81,13 +81,26 @@ def udp_port_in_use(port: int) -> bool:
     return False
 
 
-async def wait_listening(port: int, proc: asyncio.subprocess.Process, timeout: float = 10.0) -> None:
+def tcp_port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+async def wait_listening(port: int, proc: asyncio.subprocess.Process, timeout: float = 10.0, *,
+                         tcp_ports: tuple[int, ...] = ()) -> None:
+    """Until the peer has bound UDP `port` and TCP `tcp_ports` (baresip binds its TLS port after its UDP one:
+    a call dialled in between was refused once on a loaded machine)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not udp_port_in_use(port):
+    while not udp_port_in_use(port) or not all(tcp_port_in_use(tcp) for tcp in tcp_ports):
         if proc.returncode is not None or loop.time() > deadline:
             out = await proc.stdout.read() if proc.returncode is not None and proc.stdout else b""
-            raise RuntimeError(f"peer did not bind UDP port {port}: {out.decode('utf-8', 'replace')[-2000:]}")
+            raise RuntimeError(f"peer did not bind UDP port {port} and TCP {tcp_ports}: "
+                               f"{out.decode('utf-8', 'replace')[-2000:]}")
         await asyncio.sleep(0.05)
 
 
