@@ -70,7 +70,7 @@ class _KeepStreams:
     """Stands in for llama-cpp-python's `suppress_stdout_stderr`, which hides the loader's output by pointing
     the whole process's file descriptors 1 and 2 at /dev/null while a model loads. The model loads in a
     thread beside the event loop, so whatever other threads wrote in that window vanished: the startup
-    banner (`talkwire serve --json` printed it into /dev/null in about one start of six, and the process
+    banner (`talkwire serve --json` printed it into /dev/null in about one start in five, and the process
     waiting for it hung) and log lines of live calls. llama.cpp's own messages already pass through
     llama-cpp-python's log callback, which keeps only errors when `verbose=False`."""
 
