@@ -19,7 +19,7 @@ import pytest
 
 from conftest import LiveServer, make_keys, run_live_server
 from control_api.settings import Settings
-from sipp.harness import SIPP, free_udp_port, start_sipp, udp_port_in_use
+from sipp.harness import SIPP, free_udp_port, port_in_use, start_sipp
 
 KAMAILIO = shutil.which("kamailio") or (
     "/usr/sbin/kamailio" if Path("/usr/sbin/kamailio").exists() else None)
@@ -104,7 +104,7 @@ async def kamailio(workdir: Path, member_ports: list[int], ping_interval: int = 
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     try:
         for _ in range(200):
-            if udp_port_in_use(port) or proc.returncode is not None:
+            if port_in_use(port) or proc.returncode is not None:
                 break
             await asyncio.sleep(0.05)
         assert proc.returncode is None, (workdir / "kamailio.log").read_text()

@@ -15,8 +15,9 @@ from agent_runtime.turn_taking import TurnDetector
 from media.dsp import dbfs
 
 
-def split_stream(text: str, step: int) -> list[str]:
-    splitter = SentenceSplitter()
+def split_stream(text: str, step: int, splitter: SentenceSplitter | None = None) -> list[str]:
+    """`text` pushed `step` characters at a time into `splitter` (default: a plain one), then flushed."""
+    splitter = splitter or SentenceSplitter()
     pieces = []
     for i in range(0, len(text), step):
         pieces += splitter.push(text[i:i + step])
@@ -54,12 +55,7 @@ def test_splitter_may_cut_the_first_clause_shorter() -> None:
 
 
 def first_pieces(text: str, step: int = 3) -> list[str]:
-    splitter = SentenceSplitter(first_comma_words=3, first_join_words=4)
-    pieces = []
-    for i in range(0, len(text), step):
-        pieces += splitter.push(text[i:i + step])
-    tail = splitter.flush()
-    return pieces + ([tail] if tail else [])
+    return split_stream(text, step, SentenceSplitter(first_comma_words=3, first_join_words=4))
 
 
 def test_the_first_piece_may_end_before_a_joining_word() -> None:

@@ -72,17 +72,9 @@ def free_sip_listen_port() -> int:
     raise RuntimeError("no free UDP+TCP port pair for baresip")
 
 
-def udp_port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
-
-
-def tcp_port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+def port_in_use(port: int, kind: socket.SocketKind = socket.SOCK_DGRAM) -> bool:
+    """Whether something holds 127.0.0.1:`port` for UDP (`SOCK_DGRAM`) or TCP (`SOCK_STREAM`)."""
+    with socket.socket(socket.AF_INET, kind) as s:
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -96,7 +88,7 @@ async def wait_listening(port: int, proc: asyncio.subprocess.Process, timeout: f
     a call dialled in between was refused once on a loaded machine)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not udp_port_in_use(port) or not all(tcp_port_in_use(tcp) for tcp in tcp_ports):
+    while not port_in_use(port) or not all(port_in_use(tcp, socket.SOCK_STREAM) for tcp in tcp_ports):
         if proc.returncode is not None or loop.time() > deadline:
             out = await proc.stdout.read() if proc.returncode is not None and proc.stdout else b""
             raise RuntimeError(f"peer did not bind UDP port {port} and TCP {tcp_ports}: "
