@@ -47,19 +47,17 @@ async def test_a_restored_state_answers_exactly_as_a_fresh_evaluation() -> None:
     (another call ran in between) must still answer word for word as a model that evaluated it all afresh."""
     from llama_cpp import Llama
 
-    from agent_runtime.providers.llm_states import PromptStates, StatefulLlama
-    from agent_runtime.providers.local_llm import CONTEXT_TOKENS, model_file
+    from agent_runtime.providers.local_llm import CONTEXT_TOKENS, load_llama, model_file
 
-    path = str(model_file("smollm2-135m-instruct"))
+    path = model_file("smollm2-135m-instruct")
     messages = [system("Ravi"), QUESTION]
 
     def reply(llama: Llama) -> str:
         result = llama.create_chat_completion(messages=messages, max_tokens=24, temperature=0)
         return result["choices"][0]["message"]["content"]  # type: ignore[index]
 
-    fresh = reply(Llama(model_path=path, n_ctx=CONTEXT_TOKENS, n_threads=1, verbose=False))
-    cached = StatefulLlama(model_path=path, n_ctx=CONTEXT_TOKENS, n_threads=1, verbose=False)
-    cached.set_cache(PromptStates())
+    fresh = reply(Llama(model_path=str(path), n_ctx=CONTEXT_TOKENS, n_threads=1, verbose=False))
+    cached = load_llama(path, 1)  # what the engines run: StatefulLlama with the prompt-state cache
     cached.create_chat_completion(messages=[system("Ravi")], max_tokens=1, temperature=0)  # Ravi's prefill
     cached.create_chat_completion(messages=[system("Anna"), QUESTION], max_tokens=8, temperature=0)  # another call
     assert reply(cached) == fresh and fresh

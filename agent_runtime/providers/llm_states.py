@@ -34,9 +34,9 @@ class StatefulLlama(Llama):
 
     llama-cpp-python's `save_state` copies `scores[:n_tokens]` (n_tokens × vocab floats: ~100 MB for a 500-token
     prompt of SmolLM2) and `load_state` writes and scans every row of that 100 MB buffer, once per completion and
-    once per turn. PromptStates drops those rows anyway (see above), and the copying competed with Whisper for the
-    cores: with identical replies, the state cache made the STT call 150-300 ms slower per turn. Both run here on
-    a one-row view of the buffer instead."""
+    once per turn. PromptStates drops those rows anyway (see above), so both run here on a one-row view of the
+    buffer instead (bench_local_stack at temperature 0, alternated runs: caller p50 1164 and 1300 ms with this
+    against 1351 and 1407 ms without; docs/performance.md)."""
 
     def save_state(self) -> LlamaState:
         scores, self.scores = self.scores, self.scores[:1]

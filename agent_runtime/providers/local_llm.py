@@ -84,7 +84,8 @@ class _KeepStreams:
         pass
 
 
-def _load_llama(path: Path, n_threads: int) -> Any:
+def load_llama(path: Path, n_threads: int) -> Any:
+    """The GGUF at `path` on llama.cpp, as every engine runs it: a StatefulLlama with the prompt-state cache."""
     import llama_cpp._internals
     import llama_cpp.llama
 
@@ -112,7 +113,7 @@ class _Engine:
         """Load on first use; only ever called on the engine's own thread."""
         if self._llama is None:
             log.info("loading %s with %d thread(s)", self.path.name, self.n_threads)
-            self._llama = _load_llama(self.path, self.n_threads)
+            self._llama = load_llama(self.path, self.n_threads)
         return self._llama
 
 
