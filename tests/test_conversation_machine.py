@@ -121,6 +121,19 @@ async def test_a_spoken_turn_is_transcribed_and_answered() -> None:
 
 
 @virtual
+async def test_the_first_piece_of_an_answer_ends_before_a_joining_word() -> None:
+    """The reply's first piece is spoken (and announced) before the rest of its first sentence: the caller waits
+    only for "I heard the store opens" to be synthesized, not for the whole sentence."""
+    h = Harness(stt=FakeSTT("the store opens at nine"), llm=FakeLLM(prefix="I heard "))
+    await h.leg.feed(np.concatenate((speech(1.0), silence(0.8))))
+    await h.wait_final("agent")
+    pieces = [e["text"] for e in h.leg.events_of("transcription") if e["role"] == "agent" and not e["is_final"]]
+    assert pieces == ["I heard the store opens", "I heard the store opens at nine."]
+    assert h.finals("agent") == ["I heard the store opens at nine."]
+    await h.finish()
+
+
+@virtual
 async def test_barge_in_keeps_exactly_the_played_text_in_history() -> None:
     first, second = "First sentence here.", "The second sentence is a good deal longer than the first."
     h = Harness(welcome_message=f"{first} {second}", stt=FakeSTT("stop please"))
